@@ -1,0 +1,159 @@
+"""Whole-epoch kernels: the Python layer calls one of these per epoch, never per tuple.
+
+Every kernel returns (loss_sum, n_correct) over the tuples it passed forward: the sum of
+the per-tuple errors E (float64) and how many were classified right.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .config import ACT, JIT, N_STATE
+from .tuple_steps import (accumulate, apply_case_update, apply_mean_update, forward,
+                          hidden_errors, is_correct, output_error, tuple_loss, unit_offsets)
+
+# Gradient rows are summed in blocks of this many parameters, one block per task.
+_REDUCE_BLOCK = 4096
+
+
+@njit(**JIT)
+def _load_input(act, X, t):
+    for i in range(X.shape[1]):
+        act[i] = X[t, i]
+
+
+@njit(**JIT)
+def case_epoch(params, layout, X, Y, order, loss_code, opt, hyper, state):
+    """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params."""
+    units = unit_offsets(layout)
+    n_layers = layout.shape[0]
+    out, out_code = units[n_layers], layout[n_layers - 1, ACT]
+    act = np.empty(units[-1], dtype=params.dtype)
+    delta = np.empty(units[-1], dtype=params.dtype)
+    loss_sum, n_correct = 0.0, 0
+    for p in range(order.shape[0]):
+        t = order[p]
+        _load_input(act, X, t)
+        forward(params, layout, units, act)
+        loss_sum += tuple_loss(act, out, Y, t, loss_code, out_code)
+        n_correct += is_correct(act, out, Y, t, out_code)
+        output_error(act, delta, out, Y, t, loss_code, out_code)
+        hidden_errors(params, layout, units, act, delta)
+        apply_case_update(params, state, layout, units, act, delta, opt, hyper)
+    return loss_sum, n_correct
+
+
+@njit(parallel=True, **JIT)
+def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
+    """grad = sum of dE/dw over the tuples X[order[start:stop]] (not yet divided by their number).
+
+    The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
+    `rows` in parallel; the rows are then added in a fixed order, so the result depends on
+    the data and the chunk count only, never on the number of threads.
+    """
+    n_chunks = rows.shape[0]
+    n_params = rows.shape[1]
+    n = stop - start
+    units = unit_offsets(layout)
+    n_layers = layout.shape[0]
+    out, out_code = units[n_layers], layout[n_layers - 1, ACT]
+    losses = np.zeros(n_chunks)
+    corrects = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        act = np.empty(units[-1], dtype=params.dtype)
+        delta = np.empty(units[-1], dtype=params.dtype)
+        row = rows[c]
+        row[:] = 0
+        loss_c, correct_c = 0.0, 0
+        for p in range(start + n * c // n_chunks, start + n * (c + 1) // n_chunks):
+            t = order[p]
+            _load_input(act, X, t)
+            forward(params, layout, units, act)
+            loss_c += tuple_loss(act, out, Y, t, loss_code, out_code)
+            correct_c += is_correct(act, out, Y, t, out_code)
+            output_error(act, delta, out, Y, t, loss_code, out_code)
+            hidden_errors(params, layout, units, act, delta)
+            accumulate(row, layout, units, act, delta)
+        losses[c] = loss_c
+        corrects[c] = correct_c
+    n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
+    for b in prange(n_blocks):
+        lo = b * _REDUCE_BLOCK
+        hi = min(lo + _REDUCE_BLOCK, n_params)
+        for k in range(lo, hi):
+            grad[k] = rows[0, k]
+        for c in range(1, n_chunks):
+            for k in range(lo, hi):
+                grad[k] += rows[c, k]
+    loss_sum, n_correct = 0.0, 0
+    for c in range(n_chunks):
+        loss_sum += losses[c]
+        n_correct += corrects[c]
+    return loss_sum, n_correct
+
+
+@njit(**JIT)
+def mean_update(params, grad, state, layout, n_tuples, opt, hyper):
+    """One epoch-updating step with a gradient summed over n_tuples tuples."""
+    apply_mean_update(params, grad, state, layout, n_tuples, opt, hyper)
+
+
+@njit(**JIT)
+def minibatch_epoch(params, layout, X, Y, order, batch_size, loss_code, opt, hyper, state,
+                    rows, grad):
+    """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one update."""
+    n = order.shape[0]
+    loss_sum, n_correct = 0.0, 0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        loss_b, correct_b = batch_gradient(params, layout, X, Y, order, start, stop, loss_code,
+                                           rows, grad)
+        loss_sum += loss_b
+        n_correct += correct_b
+        apply_mean_update(params, grad, state, layout, stop - start, opt, hyper)
+    return loss_sum, n_correct
+
+
+@njit(parallel=True, **JIT)
+def evaluate(params, layout, X, Y, loss_code, n_chunks):
+    """Forward pass only over all of X: (loss_sum, n_correct) at the current weights."""
+    n = X.shape[0]
+    units = unit_offsets(layout)
+    n_layers = layout.shape[0]
+    out, out_code = units[n_layers], layout[n_layers - 1, ACT]
+    losses = np.zeros(n_chunks)
+    corrects = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        act = np.empty(units[-1], dtype=params.dtype)
+        loss_c, correct_c = 0.0, 0
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            _load_input(act, X, t)
+            forward(params, layout, units, act)
+            loss_c += tuple_loss(act, out, Y, t, loss_code, out_code)
+            correct_c += is_correct(act, out, Y, t, out_code)
+        losses[c] = loss_c
+        corrects[c] = correct_c
+    loss_sum, n_correct = 0.0, 0
+    for c in range(n_chunks):
+        loss_sum += losses[c]
+        n_correct += corrects[c]
+    return loss_sum, n_correct
+
+
+@njit(parallel=True, **JIT)
+def predict(params, layout, X, result, n_chunks):
+    """result[t] = output activations of the network for X[t]."""
+    n = X.shape[0]
+    units = unit_offsets(layout)
+    out = units[layout.shape[0]]
+    n_out = result.shape[1]
+    for c in prange(n_chunks):
+        act = np.empty(units[-1], dtype=params.dtype)
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            _load_input(act, X, t)
+            forward(params, layout, units, act)
+            for k in range(n_out):
+                result[t, k] = act[out + k]
+
+
+def new_state(n_params, dtype):
+    """Zeroed optimizer state in the params layout: (N_STATE, n_params)."""
+    return np.zeros((N_STATE, n_params), dtype=dtype)

@@ -1,0 +1,67 @@
+"""Input checks, done once in Python before any kernel runs.
+
+Every failure is a ValueError or TypeError whose message names the parameter and what
+was wrong, so that a user never meets a Numba typing error or silent garbage.
+"""
+import numbers
+
+import numpy as np
+
+
+def check_choice(value, name, choices, aliases=None):
+    """Return the canonical spelling of a name-valued option, or raise ValueError listing the choices."""
+    if aliases and isinstance(value, str) and value in aliases:
+        value = aliases[value]
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def check_int(value, name, minimum=1):
+    """An integer >= minimum (bool is refused: True is not a size)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_float(value, name, minimum=None, maximum=None, strict_min=False, strict_max=False):
+    """A finite real number within the given bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and (value < minimum or (strict_min and value == minimum)):
+        raise ValueError(f"{name} must be {'>' if strict_min else '>='} {minimum}, got {value}")
+    if maximum is not None and (value > maximum or (strict_max and value == maximum)):
+        raise ValueError(f"{name} must be {'<' if strict_max else '<='} {maximum}, got {value}")
+    return value
+
+
+def as_matrix(X, name, dtype, n_columns=None, allow_1d=False):
+    """X as a C-contiguous 2-D array of `dtype`, converted once; refuses what cannot be trained on.
+
+    A 1-D array is read as one column when allow_1d (targets of a one-output network).
+    The returned array may be X itself when it already has the right dtype and layout.
+    """
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):
+        raise TypeError(f"{name} is a sparse matrix; pass a dense array (e.g. {name}.toarray())")
+    arr = np.asarray(X)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim == 1 and allow_1d:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got {arr.ndim}-D with shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 rows")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} is empty: it has 0 columns")
+    if n_columns is not None and arr.shape[1] != n_columns:
+        raise ValueError(f"{name} has {arr.shape[1]} columns, the network expects {n_columns}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return arr

@@ -1,0 +1,226 @@
+"""Network: layer sizes -> layout table -> ONE contiguous params buffer, with views into it."""
+import numbers
+
+import numpy as np
+
+from . import _kernels
+from ._kernels import config as K
+from ._validation import as_matrix, check_choice, check_float, check_int
+
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
+ACTIVATION_ALIASES = {"sigmoid": "logistic"}
+# The output activations each loss is defined for.
+LOSS_OUTPUTS = {"squared_error": ("identity", "logistic", "softmax", "exp"),
+                "log_loss": ("logistic", "softmax"),
+                "poisson": ("exp",)}
+INITS = ("uniform", "glorot")
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# Tuples per parallel chunk and the most chunks a pass is cut into. The chunk count depends
+# on the number of tuples only, never on the thread count, so results do not either.
+MIN_CHUNK_TUPLES = 24
+MAX_CHUNKS = 32
+
+
+def n_chunks_for(n_tuples):
+    """How many fixed chunks a pass over n_tuples tuples is cut into."""
+    return int(max(1, min(MAX_CHUNKS, n_tuples // MIN_CHUNK_TUPLES)))
+
+
+def check_random_state(seed):
+    """A np.random.RandomState from None, an int or a RandomState (scikit-learn's convention)."""
+    if seed is None:
+        return np.random.RandomState()
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return np.random.RandomState(int(seed))
+    raise TypeError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
+
+
+class Network:
+    """A multilayer feed-forward network whose weights and biases live in one buffer.
+
+    Layer l (0-based) maps sizes[l] inputs to sizes[l+1] units. In `params` it owns its
+    weight matrix W_l (fan_in x fan_out, row-major: w_ij at w_off + i*fan_out + j) followed by
+    its bias vector theta_l. `coefs[l]` and `intercepts[l]` are views of those slices:
+    writing them writes `params`.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer sizes, input first, e.g. ``[3, 2, 1]``.
+    activation : {"identity", "logistic", "tanh", "relu"}
+        Activation of the hidden units ("sigmoid" is accepted for "logistic").
+    output_activation : {"identity", "logistic", "softmax", "exp"}
+    loss : {"squared_error", "log_loss", "poisson"}
+        squared_error is 1/2 sum_k (T_k - O_k)^2 per tuple; log_loss is the binary
+        cross-entropy summed over logistic outputs, or the categorical one with softmax.
+    dtype : float32 or float64
+        The dtype of params and of every computation on them; inputs are converted once.
+    init : {"uniform", "glorot"}
+        "uniform": every weight and bias uniform in [-init_range, init_range] (the
+        textbook's choice); "glorot": scikit-learn's rule, bound sqrt(6/(fan_in+fan_out)),
+        sqrt(2/(fan_in+fan_out)) for logistic units.
+    random_state : None, int or numpy RandomState
+        Seeds initialisation; `train` continues drawing shuffles from the same generator.
+    """
+
+    def __init__(self, sizes, activation="logistic", output_activation="logistic",
+                 loss="squared_error", dtype=np.float64, init="uniform", init_range=0.5,
+                 random_state=None):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+            raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
+        if len(sizes) < 2:
+            raise ValueError(f"sizes needs at least an input and an output layer, got {list(sizes)}")
+        self.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1) for i, s in enumerate(sizes))
+        self.activation = check_choice(activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
+        self.output_activation = check_choice(output_activation, "output_activation",
+                                              OUTPUT_ACTIVATIONS, ACTIVATION_ALIASES)
+        self.loss = check_choice(loss, "loss", tuple(LOSS_OUTPUTS))
+        if self.output_activation not in LOSS_OUTPUTS[self.loss]:
+            raise ValueError(f"loss={self.loss!r} needs output_activation in {LOSS_OUTPUTS[self.loss]}, "
+                             f"got {self.output_activation!r}")
+        if self.output_activation == "softmax" and self.sizes[-1] < 2:
+            raise ValueError("output_activation='softmax' needs at least 2 output units")
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+        if self.dtype not in DTYPES:
+            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+        init = check_choice(init, "init", INITS)
+        init_range = check_float(init_range, "init_range", minimum=0.0, strict_min=True)
+        self.random_state_ = check_random_state(random_state)
+
+        self.layout = self._make_layout()
+        last = self.layout[-1]
+        self.params = np.zeros(int(last[K.B_OFF] + last[K.FAN_OUT]), dtype=self.dtype)
+        self._make_views()
+        self.initialize(init, init_range)
+
+    # -- layout --------------------------------------------------------------------------------
+    def _make_layout(self):
+        n_layers = len(self.sizes) - 1
+        layout = np.zeros((n_layers, K.LAYOUT_COLUMNS), dtype=np.int64)
+        offset = 0
+        for l in range(n_layers):
+            fan_in, fan_out = self.sizes[l], self.sizes[l + 1]
+            act = self.output_activation if l == n_layers - 1 else self.activation
+            layout[l] = (fan_in, fan_out, offset, offset + fan_in * fan_out, K.ACTIVATIONS[act])
+            offset += fan_in * fan_out + fan_out
+        return layout
+
+    def _make_views(self):
+        self.coefs = [self.params[w:b].reshape(fi, fo) for fi, fo, w, b, _ in self.layout]
+        self.intercepts = [self.params[b:b + fo] for _, fo, _, b, _ in self.layout]
+
+    @property
+    def n_layers(self):
+        """Number of weight layers (len(sizes) - 1)."""
+        return len(self.sizes) - 1
+
+    @property
+    def n_params(self):
+        return self.params.shape[0]
+
+    @property
+    def n_inputs(self):
+        return self.sizes[0]
+
+    @property
+    def n_outputs(self):
+        return self.sizes[-1]
+
+    @property
+    def is_classifier(self):
+        """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
+        return self.output_activation in ("logistic", "softmax")
+
+    def set_params(self, values):
+        """Copy `values` (n_params numbers) into the buffer; views stay valid."""
+        values = np.asarray(values)
+        if values.shape != self.params.shape:
+            raise ValueError(f"params must have shape {self.params.shape}, got {values.shape}")
+        if values.dtype.kind not in "biuf" or not np.isfinite(values).all():
+            raise ValueError("params must be finite real numbers")
+        self.params[:] = values
+
+    def initialize(self, init="uniform", init_range=0.5):
+        """Draw fresh weights and biases from the network's generator, layer by layer (coefs, then intercepts)."""
+        rng = self.random_state_
+        for l, (fan_in, fan_out, _, _, _) in enumerate(self.layout):
+            if init == "glorot":
+                factor = 2.0 if self.activation == "logistic" else 6.0
+                bound = np.sqrt(factor / (fan_in + fan_out))
+            else:
+                bound = init_range
+            self.coefs[l][:] = rng.uniform(-bound, bound, (fan_in, fan_out))
+            self.intercepts[l][:] = rng.uniform(-bound, bound, fan_out)
+
+    def copy(self):
+        """An independent network with the same architecture, weights and generator state."""
+        new = object.__new__(Network)
+        new.__dict__.update(self.__dict__)
+        new.params = self.params.copy()
+        new.layout = self.layout.copy()
+        new.random_state_ = np.random.RandomState()
+        new.random_state_.set_state(self.random_state_.get_state())
+        new._make_views()
+        return new
+
+    def __repr__(self):
+        return (f"Network({list(self.sizes)}, activation={self.activation!r}, "
+                f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
+                f"dtype={self.dtype.name})")
+
+    # -- data ----------------------------------------------------------------------------------
+    def check_X(self, X, name="X"):
+        return as_matrix(X, name, self.dtype, n_columns=self.n_inputs)
+
+    def check_XY(self, X, Y):
+        """X and targets Y converted once to the network's dtype and checked against each other."""
+        X = self.check_X(X)
+        Y = as_matrix(Y, "Y", self.dtype, n_columns=self.n_outputs, allow_1d=self.n_outputs == 1)
+        if Y.shape[0] != X.shape[0]:
+            raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} and {Y.shape[0]}")
+        return X, Y
+
+    # -- computation ---------------------------------------------------------------------------
+    def predict(self, X):
+        """Output activations for each row of X: shape (n_samples, n_outputs), the network's dtype."""
+        X = self.check_X(X)
+        result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
+        _kernels.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
+        return result
+
+    def evaluate(self, X, Y):
+        """(mean loss, accuracy) of the network on (X, Y); accuracy is None for non-class outputs."""
+        X, Y = self.check_XY(X, Y)
+        loss_sum, n_correct = _kernels.evaluate(self.params, self.layout, X, Y,
+                                                K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
+        n = X.shape[0]
+        return loss_sum / n, (n_correct / n if self.is_classifier else None)
+
+    def loss_gradient(self, X, Y, alpha=0.0):
+        """(loss, grad) of the mean loss over (X, Y) plus alpha/(2n) * sum of squared weights.
+
+        grad is a new flat array in the params layout (biases are not penalised).
+        """
+        X, Y = self.check_XY(X, Y)
+        alpha = check_float(alpha, "alpha", minimum=0.0)
+        n = X.shape[0]
+        rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
+        grad = np.empty(self.n_params, dtype=self.dtype)
+        order = np.arange(n, dtype=np.int64)
+        loss_sum, _ = _kernels.batch_gradient(self.params, self.layout, X, Y, order, 0, n,
+                                              K.LOSSES[self.loss], rows, grad)
+        grad /= self.dtype.type(n)
+        loss = loss_sum / n
+        if alpha:
+            for (_, _, w, b, _) in self.layout:
+                weights = self.params[w:b]
+                grad[w:b] += self.dtype.type(alpha / n) * weights
+                loss += 0.5 * alpha / n * float(np.dot(weights.astype(np.float64), weights))
+        return loss, grad

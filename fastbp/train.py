@@ -1,0 +1,255 @@
+"""train(): the epoch driver. One kernel call per epoch; between epochs only the cheap
+things: learning-rate schedule, termination rules, history, callback, progress bar."""
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+
+from . import _kernels
+from ._kernels import config as K
+from ._validation import check_choice, check_float, check_int
+from .network import Network, check_random_state, n_chunks_for
+
+MODES = ("case", "epoch", "minibatch")
+SCHEDULES = ("constant", "1/t", "invscaling")
+TRACKS = ("end", "pass")
+
+
+@dataclass
+class History:
+    """What happened in each epoch of a train() call.
+
+    loss[k]     mean loss over the training tuples after epoch k+1 (track="end"), or as they
+                were passed during it (track="pass")
+    accuracy[k] fraction classified right, likewise (empty for regression outputs)
+    seconds[k]  wall time of the epoch, learning_rate[k] the rate it used,
+    weight_change[k]  the largest |change| of any weight or bias over the epoch
+    stopped_by  the rule that ended training: "epochs", "misclassified", "weight_change",
+                "no_improvement" or "callback"
+    """
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    learning_rate: list = field(default_factory=list)
+    weight_change: list = field(default_factory=list)
+    n_samples: int = 0
+    stopped_by: str = ""
+
+    @property
+    def n_epochs(self):
+        return len(self.loss)
+
+    @property
+    def tuples_per_second(self):
+        """Training throughput over all epochs."""
+        total = sum(self.seconds)
+        return self.n_samples * self.n_epochs / total if total > 0 else float("nan")
+
+
+@contextmanager
+def numba_threads(n_jobs):
+    """Run with n_jobs Numba threads (None: leave as is; -1: all); restore the old count after, also on error."""
+    if n_jobs is None:
+        yield
+        return
+    limit = numba.config.NUMBA_NUM_THREADS
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
+        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+    wanted = limit if n_jobs == -1 else min(int(n_jobs), limit)
+    before = numba.get_num_threads()
+    numba.set_num_threads(wanted)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+class Trainer:
+    """The kernel-facing state of one training run: mode, optimizer scalars and state arrays.
+
+    Kept between epochs (and between calls, by the estimators' partial_fit) so momentum
+    and Adam's moments carry over.
+    """
+
+    def __init__(self, net, mode="case", batch_size=None, momentum=0.0, nesterov=False, alpha=0.0,
+                 optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8):
+        if not isinstance(net, Network):
+            raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
+        self.net = net
+        self.mode = check_choice(mode, "mode", MODES)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", minimum=1)
+        elif self.mode == "minibatch":
+            raise ValueError("batch_size is required in mode='minibatch'")
+        self.batch_size = batch_size
+        self.optimizer = check_choice(optimizer, "optimizer", tuple(K.OPTIMIZERS))
+        self.hyper = np.zeros(K.N_HYPER)
+        self.hyper[K.MOMENTUM] = check_float(momentum, "momentum", 0.0, 1.0, strict_max=True)
+        self.hyper[K.NESTEROV] = float(bool(nesterov))
+        self.hyper[K.ALPHA] = check_float(alpha, "alpha", minimum=0.0)
+        self.hyper[K.BETA_1] = check_float(beta_1, "beta_1", 0.0, 1.0, strict_max=True)
+        self.hyper[K.BETA_2] = check_float(beta_2, "beta_2", 0.0, 1.0, strict_max=True)
+        self.hyper[K.EPSILON] = check_float(epsilon, "epsilon", minimum=0.0, strict_min=True)
+        self.state = _kernels.new_state(net.n_params, net.dtype)
+        self._buffers = {}
+
+    def _gradient_buffers(self, n_tuples):
+        """Per-chunk gradient rows and the summed gradient, allocated once per pass size."""
+        n_chunks = n_chunks_for(n_tuples)
+        if n_chunks not in self._buffers:
+            self._buffers[n_chunks] = (np.empty((n_chunks, self.net.n_params), self.net.dtype),
+                                       np.empty(self.net.n_params, self.net.dtype))
+        return self._buffers[n_chunks]
+
+    def pass_data(self, X, Y, order, learning_rate):
+        """One epoch of case or minibatch updating over X[order]: returns (loss_sum, n_correct) as passed."""
+        net = self.net
+        self.hyper[K.LR] = learning_rate
+        loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
+        if self.mode == "case":
+            return _kernels.case_epoch(net.params, net.layout, X, Y, order, loss_code, opt,
+                                       self.hyper, self.state)
+        batch = min(self.batch_size, order.shape[0])
+        rows, grad = self._gradient_buffers(batch)
+        return _kernels.minibatch_epoch(net.params, net.layout, X, Y, order, batch, loss_code,
+                                        opt, self.hyper, self.state, rows, grad)
+
+    def gradient(self, X, Y, order):
+        """Summed gradient over X[order] into the trainer's buffer: returns (loss_sum, n_correct)."""
+        rows, grad = self._gradient_buffers(order.shape[0])
+        return _kernels.batch_gradient(self.net.params, self.net.layout, X, Y, order, 0,
+                                       order.shape[0], K.LOSSES[self.net.loss], rows, grad)
+
+    def apply_gradient(self, n_tuples, learning_rate):
+        """One epoch-updating step with the gradient left by `gradient`."""
+        self.hyper[K.LR] = learning_rate
+        _, grad = self._gradient_buffers(n_tuples)
+        _kernels.mean_update(self.net.params, grad, self.state, self.net.layout, n_tuples,
+                             K.OPTIMIZERS[self.optimizer], self.hyper)
+
+
+def _schedule(schedule, learning_rate, power_t):
+    """epoch (1-based) -> learning rate."""
+    if callable(schedule):
+        def rate(epoch):
+            return check_float(schedule(epoch), "schedule(epoch)", minimum=0.0)
+        return rate
+    schedule = check_choice(schedule, "schedule", SCHEDULES)
+    if schedule == "1/t":
+        return lambda epoch: learning_rate / epoch
+    if schedule == "invscaling":
+        return lambda epoch: learning_rate / epoch ** power_t
+    return lambda epoch: learning_rate
+
+
+def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100, shuffle=True,
+          random_state=None, n_jobs=None, *, schedule="constant", power_t=0.5, momentum=0.0,
+          nesterov=False, alpha=0.0, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+          tol=None, n_iter_no_change=10, max_misclassified=None, min_weight_change=None,
+          callback=None, progress=False, track="end"):
+    """Train `net` on (X, Y) with backpropagation; returns a History.
+
+    mode "case" updates after every tuple (the order a permutation drawn per epoch when
+    shuffle, else 0..n-1); "epoch" once per pass with the mean gradient over all tuples;
+    "minibatch" once per run of batch_size tuples of the epoch's order. Each update over B
+    tuples moves params against g = mean gradient + alpha * w / B on weights, with plain
+    SGD, momentum/Nesterov momentum, or optimizer="adam", as scikit-learn does.
+
+    Training stops after `epochs` epochs, or earlier by any rule that is set:
+    max_misclassified (fraction of tuples misclassified <= it), min_weight_change (every
+    weight moved less than it over the epoch), tol with n_iter_no_change (scikit-learn's
+    no-improvement rule on the loss), or callback(net, history) returning True.
+    History.stopped_by says which.
+
+    random_state None continues the network's own generator; n_jobs sets Numba's thread
+    count for the parallel kernels, restored on return.
+    """
+    trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
+                      beta_2, epsilon)
+    learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0, strict_min=True)
+    power_t = check_float(power_t, "power_t", minimum=0.0)
+    rate = _schedule(schedule, learning_rate, power_t)
+    epochs = check_int(epochs, "epochs", minimum=1)
+    track = check_choice(track, "track", TRACKS)
+    if tol is not None:
+        tol = check_float(tol, "tol", minimum=0.0)
+        n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", minimum=1)
+    if max_misclassified is not None:
+        max_misclassified = check_float(max_misclassified, "max_misclassified", 0.0, 1.0)
+        if not net.is_classifier:
+            raise ValueError("max_misclassified needs a classifying output (logistic or softmax)")
+    if min_weight_change is not None:
+        min_weight_change = check_float(min_weight_change, "min_weight_change", minimum=0.0)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable, got {callback!r}")
+    rng = net.random_state_ if random_state is None else check_random_state(random_state)
+    X, Y = net.check_XY(X, Y)
+
+    n = X.shape[0]
+    history = History(n_samples=n)
+    natural = np.arange(n, dtype=np.int64)
+    bar = _progress_bar(epochs, progress)
+    best_loss, no_improvement = np.inf, 0
+    with numba_threads(n_jobs):
+        if trainer.mode == "epoch":
+            pending = trainer.gradient(X, Y, natural)
+        for epoch in range(1, epochs + 1):
+            lr = rate(epoch)
+            before = net.params.copy()
+            start = time.perf_counter()
+            if trainer.mode == "epoch":
+                # The gradient pass after the update gives the loss after this epoch and the
+                # next epoch's gradient at once.
+                trainer.apply_gradient(n, lr)
+                loss_sum, n_correct = pending = trainer.gradient(X, Y, natural)
+            else:
+                order = rng.permutation(n) if shuffle else natural
+                loss_sum, n_correct = trainer.pass_data(X, Y, order, lr)
+                if track == "end":
+                    loss_sum, n_correct = _kernels.evaluate(net.params, net.layout, X, Y,
+                                                            K.LOSSES[net.loss], n_chunks_for(n))
+            history.seconds.append(time.perf_counter() - start)
+            history.learning_rate.append(lr)
+            history.loss.append(loss_sum / n)
+            history.weight_change.append(float(np.max(np.abs(net.params - before))))
+            if net.is_classifier:
+                history.accuracy.append(n_correct / n)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(_postfix(history), refresh=False)
+
+            stop = None
+            if tol is not None:
+                loss = history.loss[-1]
+                no_improvement = no_improvement + 1 if loss > best_loss - tol else 0
+                best_loss = min(best_loss, loss)
+                if no_improvement > n_iter_no_change:
+                    stop = "no_improvement"
+            if min_weight_change is not None and history.weight_change[-1] < min_weight_change:
+                stop = "weight_change"
+            if max_misclassified is not None and 1.0 - history.accuracy[-1] <= max_misclassified:
+                stop = "misclassified"
+            if callback is not None and callback(net, history):
+                stop = "callback"
+            if stop is not None or epoch == epochs:
+                history.stopped_by = stop or "epochs"
+                break
+    if bar is not None:
+        bar.close()
+    return history
+
+
+def _postfix(history):
+    post = {"loss": f"{history.loss[-1]:.4g}"}
+    if history.accuracy:
+        post["acc"] = f"{history.accuracy[-1]:.3f}"
+    return post
+
+
+def _progress_bar(epochs, progress):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=epochs, unit="epoch", desc="training", leave=True)
