@@ -1,0 +1,62 @@
+"""What every fastbp benchmark shares: the timing policy, the workload data and the JIT warm-up.
+
+The workloads are those of BENCHMARKS.md, read from `fastbp.datasets` (the one list of
+them): float32 teacher data, networks of logistic units with squared error.
+"""
+import timeit
+from contextlib import ExitStack
+
+import numba
+import numpy as np
+
+from fastbp import Network
+from fastbp.datasets import WORKLOADS, load_workload
+from fastbp.network import MAX_CHUNKS, MIN_CHUNK_TUPLES
+from fastbp.train import numba_threads
+
+# The workloads the suites run on ("wide" takes seconds per epoch: a later, slower suite).
+BENCH_WORKLOADS = ("tiny", "mid")
+DTYPE = np.float32
+SEED = 0
+LEARNING_RATE = 0.1
+# The warm-up call passes this many tuples: the fewest that are cut into as many parallel
+# chunks as a full workload, so it compiles (or loads) the very kernel and allocates the
+# very gradient buffers the timed call uses.
+WARMUP_TUPLES = MAX_CHUNKS * MIN_CHUNK_TUPLES
+
+
+class Benchmark:
+    """Base of every fastbp suite, as scikit-learn's asv suite has it.
+
+    One sample is one call of the benchmark (`number = 1`): one epoch, or one predict.
+    The suites warm the JIT themselves in `setup`, so asv's own warm-up would only run
+    extra epochs; it is off.
+    """
+    timer = timeit.default_timer  # wall time: the parallel kernels run on several cores
+    processes = 1
+    timeout = 300
+    number = 1
+    warmup_time = 0
+    repeat = (3, 10, 20.0)  # at least 3 samples, at most 10 or 20 s
+
+    def setup_cache(self):
+        """The data of every benchmarked workload, built once per `asv run` and shared by all suites."""
+        return {name: load_workload(name, dtype=DTYPE, seed=SEED) for name in BENCH_WORKLOADS}
+
+    def use_threads(self, n_jobs):
+        """Run the timed calls with n_jobs Numba threads; `teardown` restores the count."""
+        if n_jobs > numba.config.NUMBA_NUM_THREADS:
+            raise NotImplementedError(f"only {numba.config.NUMBA_NUM_THREADS} Numba threads here")
+        self._threads = ExitStack()
+        self._threads.enter_context(numba_threads(n_jobs))
+
+    def teardown(self, *args):
+        if hasattr(self, "_threads"):
+            self._threads.close()
+
+
+def make_network(workload):
+    """The network a workload trains: its layer sizes, logistic units, squared error, float32."""
+    return Network(WORKLOADS[workload].sizes, activation="logistic",
+                   output_activation="logistic", loss="squared_error", dtype=DTYPE,
+                   random_state=SEED)
