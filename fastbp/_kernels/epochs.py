@@ -6,37 +6,26 @@ the per-tuple errors E (float64) and how many were classified right.
 import numpy as np
 from numba import njit, prange
 
-from .config import ACT, JIT, N_STATE
-from .tuple_steps import (accumulate, apply_case_update, apply_mean_update, forward,
-                          hidden_errors, is_correct, output_error, tuple_loss, unit_offsets)
+from .config import JIT, N_STATE
+from .tuple_steps import (accumulate, apply_case_update, apply_mean_update, backpropagate,
+                          forward, forward_tuple, unit_offsets)
 
 # Gradient rows are summed in blocks of this many parameters, one block per task.
 _REDUCE_BLOCK = 4096
 
 
 @njit(**JIT)
-def _load_input(act, X, t):
-    for i in range(X.shape[1]):
-        act[i] = X[t, i]
-
-
-@njit(**JIT)
 def case_epoch(params, layout, X, Y, order, loss_code, opt, hyper, state):
     """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params."""
     units = unit_offsets(layout)
-    n_layers = layout.shape[0]
-    out, out_code = units[n_layers], layout[n_layers - 1, ACT]
     act = np.empty(units[-1], dtype=params.dtype)
     delta = np.empty(units[-1], dtype=params.dtype)
     loss_sum, n_correct = 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
-        _load_input(act, X, t)
-        forward(params, layout, units, act)
-        loss_sum += tuple_loss(act, out, Y, t, loss_code, out_code)
-        n_correct += is_correct(act, out, Y, t, out_code)
-        output_error(act, delta, out, Y, t, loss_code, out_code)
-        hidden_errors(params, layout, units, act, delta)
+        loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], loss_code)
+        loss_sum += loss
+        n_correct += correct
         apply_case_update(params, state, layout, units, act, delta, opt, hyper)
     return loss_sum, n_correct
 
@@ -53,8 +42,6 @@ def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, gr
     n_params = rows.shape[1]
     n = stop - start
     units = unit_offsets(layout)
-    n_layers = layout.shape[0]
-    out, out_code = units[n_layers], layout[n_layers - 1, ACT]
     losses = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
@@ -65,12 +52,9 @@ def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, gr
         loss_c, correct_c = 0.0, 0
         for p in range(start + n * c // n_chunks, start + n * (c + 1) // n_chunks):
             t = order[p]
-            _load_input(act, X, t)
-            forward(params, layout, units, act)
-            loss_c += tuple_loss(act, out, Y, t, loss_code, out_code)
-            correct_c += is_correct(act, out, Y, t, out_code)
-            output_error(act, delta, out, Y, t, loss_code, out_code)
-            hidden_errors(params, layout, units, act, delta)
+            loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], loss_code)
+            loss_c += loss
+            correct_c += correct
             accumulate(row, layout, units, act, delta)
         losses[c] = loss_c
         corrects[c] = correct_c
@@ -117,18 +101,15 @@ def evaluate(params, layout, X, Y, loss_code, n_chunks):
     """Forward pass only over all of X: (loss_sum, n_correct) at the current weights."""
     n = X.shape[0]
     units = unit_offsets(layout)
-    n_layers = layout.shape[0]
-    out, out_code = units[n_layers], layout[n_layers - 1, ACT]
     losses = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         act = np.empty(units[-1], dtype=params.dtype)
         loss_c, correct_c = 0.0, 0
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
-            _load_input(act, X, t)
-            forward(params, layout, units, act)
-            loss_c += tuple_loss(act, out, Y, t, loss_code, out_code)
-            correct_c += is_correct(act, out, Y, t, out_code)
+            loss, correct = forward_tuple(params, layout, units, act, X[t], Y[t], loss_code)
+            loss_c += loss
+            correct_c += correct
         losses[c] = loss_c
         corrects[c] = correct_c
     loss_sum, n_correct = 0.0, 0
@@ -144,14 +125,12 @@ def predict(params, layout, X, result, n_chunks):
     n = X.shape[0]
     units = unit_offsets(layout)
     out = units[layout.shape[0]]
-    n_out = result.shape[1]
     for c in prange(n_chunks):
         act = np.empty(units[-1], dtype=params.dtype)
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
-            _load_input(act, X, t)
+            act[:X.shape[1]] = X[t]
             forward(params, layout, units, act)
-            for k in range(n_out):
-                result[t, k] = act[out + k]
+            result[t] = act[out:]
 
 
 def new_state(n_params, dtype):

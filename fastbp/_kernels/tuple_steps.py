@@ -5,6 +5,10 @@ first (`units[l]` is where layer l starts, `units[-1]` its length); `delta` has 
 layout and holds dE/dI, the gradient of the tuple's error with respect to each unit's net
 input I (the textbook's Err_j is -delta_j). Weights live in `params` as described by the
 layout table (see `config`).
+
+Inner loops index 1-D views with the bare loop counter (`out[j]`, never `act[a_out + j]`):
+Numba must allow for a negative `a_out + j` and wrap it, and that check alone stops LLVM
+from vectorising the loop (10x slower on a 64-wide row).
 """
 import numpy as np
 from numba import njit
@@ -27,54 +31,50 @@ def unit_offsets(layout):
 
 
 @njit(**JIT)
-def activate(v, start, n, code):
-    """O_j = f(I_j), in place on v[start:start+n]."""
+def activate(v, code):
+    """O_j = f(I_j), in place on the layer's units v."""
     one = v.dtype.type(1)
     zero = v.dtype.type(0)
-    stop = start + n
     if code == LOGISTIC:
-        for j in range(start, stop):
+        for j in range(v.shape[0]):
             v[j] = one / (one + np.exp(-v[j]))
     elif code == TANH:
-        for j in range(start, stop):
+        for j in range(v.shape[0]):
             v[j] = np.tanh(v[j])
     elif code == RELU:
-        for j in range(start, stop):
+        for j in range(v.shape[0]):
             v[j] = max(v[j], zero)
     elif code == EXP:
-        for j in range(start, stop):
+        for j in range(v.shape[0]):
             v[j] = np.exp(v[j])
     elif code == SOFTMAX:
-        top = v[start]
-        for j in range(start + 1, stop):
-            top = max(top, v[j])
+        top = v.max()
         total = zero
-        for j in range(start, stop):
+        for j in range(v.shape[0]):
             v[j] = np.exp(v[j] - top)
             total += v[j]
         inv = one / total
-        for j in range(start, stop):
+        for j in range(v.shape[0]):
             v[j] *= inv
 
 
 @njit(**JIT)
-def times_derivative(delta, act, start, n, code):
+def times_derivative(delta, out, code):
     """delta_j *= f'(I_j), written from the unit's output O_j as the textbook does."""
-    one = act.dtype.type(1)
-    zero = act.dtype.type(0)
-    stop = start + n
+    one = out.dtype.type(1)
+    zero = out.dtype.type(0)
     if code == LOGISTIC:
-        for j in range(start, stop):
-            delta[j] *= act[j] * (one - act[j])
+        for j in range(delta.shape[0]):
+            delta[j] *= out[j] * (one - out[j])
     elif code == TANH:
-        for j in range(start, stop):
-            delta[j] *= one - act[j] * act[j]
+        for j in range(delta.shape[0]):
+            delta[j] *= one - out[j] * out[j]
     elif code == RELU:
-        for j in range(start, stop):
-            delta[j] = delta[j] if act[j] > zero else zero
+        for j in range(delta.shape[0]):
+            delta[j] = delta[j] if out[j] > zero else zero
     elif code == EXP:
-        for j in range(start, stop):
-            delta[j] *= act[j]
+        for j in range(delta.shape[0]):
+            delta[j] *= out[j]
 
 
 @njit(**JIT)
@@ -83,15 +83,15 @@ def forward(params, layout, units, act):
     for l in range(layout.shape[0]):
         fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
         w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
-        a_in, a_out = units[l], units[l + 1]
-        for j in range(fan_out):
-            act[a_out + j] = params[b_off + j]
+        inp = act[units[l]:units[l] + fan_in]
+        out = act[units[l + 1]:units[l + 1] + fan_out]
+        out[:] = params[b_off:b_off + fan_out]
         for i in range(fan_in):
-            o_i = act[a_in + i]
-            row = w_off + i * fan_out
+            o_i = inp[i]
+            w_row = params[w_off + i * fan_out:w_off + (i + 1) * fan_out]
             for j in range(fan_out):
-                act[a_out + j] += o_i * params[row + j]
-        activate(act, a_out, fan_out, layout[l, ACT])
+                out[j] += o_i * w_row[j]
+        activate(out, layout[l, ACT])
 
 
 @njit(**JIT)
@@ -100,32 +100,31 @@ def xlogy(x, y):
 
 
 @njit(**JIT)
-def tuple_loss(act, start, Y, t, loss_code, code):
+def tuple_loss(out, target, loss_code, code):
     """The tuple's error E, in float64 (outputs are few; the sum over an epoch stays accurate)."""
-    n_out = Y.shape[1]
     loss = 0.0
     if loss_code == SQUARED_ERROR:
-        for k in range(n_out):
-            d = np.float64(Y[t, k]) - np.float64(act[start + k])
+        for k in range(out.shape[0]):
+            d = np.float64(target[k]) - np.float64(out[k])
             loss += 0.5 * d * d
     elif loss_code == LOG_LOSS:
-        eps = np.float64(np.finfo(act.dtype).eps)
-        for k in range(n_out):
-            o = min(max(np.float64(act[start + k]), eps), 1.0 - eps)
-            y = np.float64(Y[t, k])
+        eps = np.float64(np.finfo(out.dtype).eps)
+        for k in range(out.shape[0]):
+            o = min(max(np.float64(out[k]), eps), 1.0 - eps)
+            y = np.float64(target[k])
             loss -= xlogy(y, o)
             if code != SOFTMAX:
                 loss -= xlogy(1.0 - y, 1.0 - o)
     elif loss_code == POISSON:
-        for k in range(n_out):
-            o = np.float64(act[start + k])
-            y = np.float64(Y[t, k])
+        for k in range(out.shape[0]):
+            o = np.float64(out[k])
+            y = np.float64(target[k])
             loss += xlogy(y, y / o) - y + o
     return loss
 
 
 @njit(**JIT)
-def output_error(act, delta, start, Y, t, loss_code, code):
+def output_error(out, delta, target, loss_code, code):
     """Output layer's delta = dE/dI.
 
     For the matched pairs (squared error + identity, log loss + logistic or softmax,
@@ -133,36 +132,28 @@ def output_error(act, delta, start, Y, t, loss_code, code):
     O(1-O), so that -delta is the textbook's Err_j = O_j(1-O_j)(T_j-O_j); through softmax
     it takes the full Jacobian.
     """
-    n_out = Y.shape[1]
-    for k in range(n_out):
-        delta[start + k] = act[start + k] - Y[t, k]
+    for k in range(out.shape[0]):
+        delta[k] = out[k] - target[k]
     if loss_code == SQUARED_ERROR:
         if code == SOFTMAX:
-            s = act.dtype.type(0)
-            for k in range(n_out):
-                s += delta[start + k] * act[start + k]
-            for k in range(n_out):
-                delta[start + k] = act[start + k] * (delta[start + k] - s)
+            s = out.dtype.type(0)
+            for k in range(out.shape[0]):
+                s += delta[k] * out[k]
+            for k in range(out.shape[0]):
+                delta[k] = out[k] * (delta[k] - s)
         else:
-            times_derivative(delta, act, start, n_out, code)
+            times_derivative(delta, out, code)
 
 
 @njit(**JIT)
-def is_correct(act, start, Y, t, code):
+def is_correct(out, target, code):
     """1 if the tuple is classified right: argmax for softmax, every output's side of 0.5 for logistic."""
-    n_out = Y.shape[1]
     if code == SOFTMAX:
-        best_o, best_t = 0, 0
-        for k in range(1, n_out):
-            if act[start + k] > act[start + best_o]:
-                best_o = k
-            if Y[t, k] > Y[t, best_t]:
-                best_t = k
-        return 1 if best_o == best_t else 0
+        return 1 if np.argmax(out) == np.argmax(target) else 0
     if code == LOGISTIC:
-        half = act.dtype.type(0.5)
-        for k in range(n_out):
-            if (act[start + k] >= half) != (Y[t, k] >= half):
+        half = out.dtype.type(0.5)
+        for k in range(out.shape[0]):
+            if (out[k] >= half) != (target[k] >= half):
                 return 0
         return 1
     return 0
@@ -173,14 +164,15 @@ def hidden_errors(params, layout, units, act, delta):
     """Propagate delta back: delta_i = f'(I_i) * sum_j w_ij delta_j, last hidden layer first."""
     for l in range(layout.shape[0] - 1, 0, -1):
         fan_in, fan_out, w_off = layout[l, FAN_IN], layout[l, FAN_OUT], layout[l, W_OFF]
-        a_in, a_out = units[l], units[l + 1]
+        d_in = delta[units[l]:units[l] + fan_in]
+        d_out = delta[units[l + 1]:units[l + 1] + fan_out]
         for i in range(fan_in):
-            row = w_off + i * fan_out
+            w_row = params[w_off + i * fan_out:w_off + (i + 1) * fan_out]
             s = act.dtype.type(0)
             for j in range(fan_out):
-                s += params[row + j] * delta[a_out + j]
-            delta[a_in + i] = s
-        times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+                s += w_row[j] * d_out[j]
+            d_in[i] = s
+        times_derivative(d_in, act[units[l]:units[l] + fan_in], layout[l - 1, ACT])
 
 
 @njit(**JIT)
@@ -189,14 +181,16 @@ def accumulate(grad, layout, units, act, delta):
     for l in range(layout.shape[0]):
         fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
         w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
-        a_in, a_out = units[l], units[l + 1]
+        inp = act[units[l]:units[l] + fan_in]
+        d_out = delta[units[l + 1]:units[l + 1] + fan_out]
         for i in range(fan_in):
-            o_i = act[a_in + i]
-            row = w_off + i * fan_out
+            o_i = inp[i]
+            g_row = grad[w_off + i * fan_out:w_off + (i + 1) * fan_out]
             for j in range(fan_out):
-                grad[row + j] += o_i * delta[a_out + j]
+                g_row[j] += o_i * d_out[j]
+        g_bias = grad[b_off:b_off + fan_out]
         for j in range(fan_out):
-            grad[b_off + j] += delta[a_out + j]
+            g_bias[j] += d_out[j]
 
 
 @njit(**JIT)
@@ -209,43 +203,43 @@ def begin_update(hyper, opt):
 
 
 @njit(**JIT)
-def update_span(params, state, start, n, vec, v_off, coef, decay, opt, hyper):
-    """Move params[start:start+n] against g_k = coef * vec[v_off+k] + decay * params[start+k].
+def update_span(params, state, start, vec, coef, decay, opt, hyper):
+    """Move w = params[start:start+len(vec)] against g_k = coef * vec[k] + decay * w_k.
 
     SGD: w -= lr g; with momentum v = mu v - lr g, w += v (Nesterov: w += mu v - lr g).
     Adam: m = b1 m + (1-b1) g, s = b2 s + (1-b2) g^2, w -= lr_t m / (sqrt(s) + eps).
     """
     dt = params.dtype.type
     one = dt(1)
-    vel = state[0]
+    n = vec.shape[0]
+    w = params[start:start + n]
     if opt == ADAM:
-        sq = state[1]
+        m = state[0, start:start + n]
+        s = state[1, start:start + n]
         b1, b2 = dt(hyper[BETA_1]), dt(hyper[BETA_2])
         lr_t, eps = dt(hyper[LR_T]), dt(hyper[EPSILON])
         for k in range(n):
-            p = start + k
-            g = coef * vec[v_off + k] + decay * params[p]
-            vel[p] = b1 * vel[p] + (one - b1) * g
-            sq[p] = b2 * sq[p] + (one - b2) * g * g
-            params[p] -= lr_t * vel[p] / (np.sqrt(sq[p]) + eps)
+            g = coef * vec[k] + decay * w[k]
+            m[k] = b1 * m[k] + (one - b1) * g
+            s[k] = b2 * s[k] + (one - b2) * g * g
+            w[k] -= lr_t * m[k] / (np.sqrt(s[k]) + eps)
         return
     lr, mu = dt(hyper[LR]), dt(hyper[MOMENTUM])
     if hyper[MOMENTUM] == 0.0:
         for k in range(n):
-            p = start + k
-            params[p] -= lr * (coef * vec[v_off + k] + decay * params[p])
-    elif hyper[NESTEROV] != 0.0:
+            w[k] -= lr * (coef * vec[k] + decay * w[k])
+        return
+    v = state[0, start:start + n]
+    if hyper[NESTEROV] != 0.0:
         for k in range(n):
-            p = start + k
-            g = coef * vec[v_off + k] + decay * params[p]
-            vel[p] = mu * vel[p] - lr * g
-            params[p] += mu * vel[p] - lr * g
+            g = coef * vec[k] + decay * w[k]
+            v[k] = mu * v[k] - lr * g
+            w[k] += mu * v[k] - lr * g
     else:
         for k in range(n):
-            p = start + k
-            g = coef * vec[v_off + k] + decay * params[p]
-            vel[p] = mu * vel[p] - lr * g
-            params[p] += vel[p]
+            g = coef * vec[k] + decay * w[k]
+            v[k] = mu * v[k] - lr * g
+            w[k] += v[k]
 
 
 @njit(**JIT)
@@ -257,11 +251,11 @@ def apply_case_update(params, state, layout, units, act, delta, opt, hyper):
     for l in range(layout.shape[0]):
         fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
         w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
-        a_in, a_out = units[l], units[l + 1]
+        d_out = delta[units[l + 1]:units[l + 1] + fan_out]
         for i in range(fan_in):
-            update_span(params, state, w_off + i * fan_out, fan_out, delta, a_out,
-                        act[a_in + i], alpha, opt, hyper)
-        update_span(params, state, b_off, fan_out, delta, a_out, dt(1), dt(0), opt, hyper)
+            update_span(params, state, w_off + i * fan_out, d_out, act[units[l] + i], alpha,
+                        opt, hyper)
+        update_span(params, state, b_off, d_out, dt(1), dt(0), opt, hyper)
 
 
 @njit(**JIT)
@@ -273,5 +267,27 @@ def apply_mean_update(params, grad, state, layout, n_tuples, opt, hyper):
     begin_update(hyper, opt)
     for l in range(layout.shape[0]):
         w_off, b_off, fan_out = layout[l, W_OFF], layout[l, B_OFF], layout[l, FAN_OUT]
-        update_span(params, state, w_off, b_off - w_off, grad, w_off, scale, decay, opt, hyper)
-        update_span(params, state, b_off, fan_out, grad, b_off, scale, dt(0), opt, hyper)
+        update_span(params, state, w_off, grad[w_off:b_off], scale, decay, opt, hyper)
+        update_span(params, state, b_off, grad[b_off:b_off + fan_out], scale, dt(0), opt, hyper)
+
+
+@njit(**JIT)
+def forward_tuple(params, layout, units, act, x, target, loss_code):
+    """Forward pass for input x: returns (E, 1 if classified right) against `target`."""
+    n_layers = layout.shape[0]
+    act[:x.shape[0]] = x
+    forward(params, layout, units, act)
+    out = act[units[n_layers]:units[n_layers + 1]]
+    code = layout[n_layers - 1, ACT]
+    return tuple_loss(out, target, loss_code, code), is_correct(out, target, code)
+
+
+@njit(**JIT)
+def backpropagate(params, layout, units, act, delta, x, target, loss_code):
+    """Forward pass, output error, hidden errors for one tuple: returns (E, correct)."""
+    loss, correct = forward_tuple(params, layout, units, act, x, target, loss_code)
+    n_layers = layout.shape[0]
+    out = slice(units[n_layers], units[n_layers + 1])
+    output_error(act[out], delta[out], target, loss_code, layout[n_layers - 1, ACT])
+    hidden_errors(params, layout, units, act, delta)
+    return loss, correct
