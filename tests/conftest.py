@@ -1,0 +1,27 @@
+"""Shared test setup: import the working tree's fastbp, and make small data sets."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+# test the working tree (not some installed copy), and let tests `import naive`
+HERE = os.path.dirname(os.path.abspath(__file__))
+for path in (os.path.dirname(HERE), HERE):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import naive  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def make_xy():
+    """make_xy(sizes, output_activation, loss, n, seed) -> (X, Y), float64, X standard normal."""
+
+    def make(sizes, output_activation, loss, n, seed=0):
+        rng = np.random.RandomState(seed)
+        X = rng.normal(size=(n, sizes[0]))
+        return X, naive.targets_for(output_activation, loss, n, sizes[-1], rng)
+
+    return make

@@ -1,0 +1,120 @@
+"""Same seed, same bits; the thread count changes nothing but speed, and is put back."""
+
+import copy
+
+import numba
+import numpy as np
+import pytest
+
+import fastbp
+
+SIZES = [6, 9, 4]
+N = 500  # enough tuples for the epoch kernel to cut the pass into several chunks
+MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+TWO = min(2, MAX_THREADS)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(N, SIZES[0]))
+    Y = np.eye(SIZES[-1])[rng.randint(0, SIZES[-1], N)]
+    return X, Y
+
+
+def network(dtype=np.float64):
+    return fastbp.Network(
+        SIZES, activation="tanh", output_activation="softmax", loss="log_loss", dtype=dtype, random_state=1
+    )
+
+
+def fit(data, dtype=np.float64, **kwargs):
+    X, Y = data
+    net = network(dtype)
+    kwargs = {"learning_rate": 0.05, "epochs": 3, "random_state": 2, **kwargs}
+    hist = fastbp.train(net, X, Y, **kwargs)
+    return net, hist
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "mode, batch_size, extra",
+    [
+        ("case", None, {}),
+        ("case", None, {"momentum": 0.9, "nesterov": True}),
+        ("epoch", None, {}),
+        ("minibatch", 32, {}),
+        ("minibatch", 32, {"optimizer": "adam"}),
+    ],
+)
+def test_same_seed_same_bits(data, mode, batch_size, extra, dtype):
+    a, hist_a = fit(data, dtype, mode=mode, batch_size=batch_size, **extra)
+    b, hist_b = fit(data, dtype, mode=mode, batch_size=batch_size, **extra)
+    assert np.array_equal(a.params, b.params)
+    assert hist_a.loss == hist_b.loss and hist_a.accuracy == hist_b.accuracy
+    # and training did move the weights, so equality is not trivial
+    assert not np.array_equal(a.params, network(dtype).params)
+
+
+@pytest.mark.parametrize("mode", ["case", "minibatch"])
+def test_other_seed_other_result(data, mode):
+    a, _ = fit(data, mode=mode, batch_size=32, random_state=2)
+    b, _ = fit(data, mode=mode, batch_size=32, random_state=3)
+    assert not np.array_equal(a.params, b.params)
+
+
+def test_network_generator_continues(data):
+    """random_state=None draws the shuffles from net.random_state_, continuing it call after call."""
+    X, Y = data
+    a, _ = fit(data, mode="case", random_state=None)
+    b, _ = fit(data, mode="case", random_state=None)
+    assert np.array_equal(a.params, b.params)  # reproducible through the network's seed
+    c, d, e = a.copy(), a.copy(), a.copy()
+    stream = copy.deepcopy(a.random_state_)
+    for _ in range(2):
+        fastbp.train(c, X, Y, learning_rate=0.05, epochs=1, random_state=None)
+        fastbp.train(d, X, Y, learning_rate=0.05, epochs=1, random_state=stream)
+    assert np.array_equal(c.params, d.params)
+    # restarting the generator each call repeats the first permutation: a different result
+    for _ in range(2):
+        fastbp.train(e, X, Y, learning_rate=0.05, epochs=1, random_state=copy.deepcopy(a.random_state_))
+    assert not np.array_equal(c.params, e.params)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_epoch_mode_thread_count(data, dtype):
+    one, _ = fit(data, dtype, mode="epoch", n_jobs=1, epochs=5, learning_rate=0.5)
+    two, _ = fit(data, dtype, mode="epoch", n_jobs=TWO, epochs=5, learning_rate=0.5)
+    again, _ = fit(data, dtype, mode="epoch", n_jobs=TWO, epochs=5, learning_rate=0.5)
+    np.testing.assert_allclose(one.params, two.params, rtol=1e-6 if dtype == np.float64 else 1e-4, atol=1e-7)
+    # fixed chunk boundaries: the same thread count gives the same bits
+    assert np.array_equal(two.params, again.params)
+
+
+@pytest.mark.parametrize("mode, batch_size", [("case", None), ("epoch", None), ("minibatch", 32)])
+def test_thread_count_restored(data, mode, batch_size):
+    numba.set_num_threads(MAX_THREADS)
+    fit(data, mode=mode, batch_size=batch_size, n_jobs=1, epochs=1)
+    assert numba.get_num_threads() == MAX_THREADS
+    fit(data, mode=mode, batch_size=batch_size, n_jobs=None, epochs=1)
+    assert numba.get_num_threads() == MAX_THREADS
+
+
+def test_thread_count_restored_after_an_error(data):
+    numba.set_num_threads(MAX_THREADS)
+    seen = []
+
+    def explode(net, history):
+        seen.append(numba.get_num_threads())  # inside train, the requested count is in force
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        fit(data, mode="epoch", n_jobs=1, callback=explode)
+    assert seen == [1]
+    assert numba.get_num_threads() == MAX_THREADS
+    # and after an input error
+    X, Y = data
+    net = fastbp.Network(SIZES, output_activation="softmax", loss="log_loss", random_state=0)
+    with pytest.raises(ValueError):
+        fastbp.train(net, X[:, :3], Y, n_jobs=1)
+    assert numba.get_num_threads() == MAX_THREADS
