@@ -30,13 +30,18 @@ def case_epoch(params, layout, X, Y, order, loss_code, opt, hyper, state):
     return loss_sum, n_correct
 
 
-@njit(parallel=True, **JIT)
-def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
+@njit(inline="always", **JIT)
+def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
     """grad = sum of dE/dw over the tuples X[order[start:stop]] (not yet divided by their number).
 
     The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
     `rows` in parallel; the rows are then added in a fixed order, so the result depends on
-    the data and the chunk count only, never on the number of threads.
+    the data and the chunk count only, never on the number of threads. Returns
+    (loss_sum, n_correct).
+
+    Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
+    caller's own): a cached kernel must never call another cached parallel kernel, which
+    crashes when both are loaded from the disk cache (numba issue 8578).
     """
     n_chunks = rows.shape[0]
     n_params = rows.shape[1]
@@ -62,16 +67,20 @@ def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, gr
     for b in prange(n_blocks):
         lo = b * _REDUCE_BLOCK
         hi = min(lo + _REDUCE_BLOCK, n_params)
-        for k in range(lo, hi):
-            grad[k] = rows[0, k]
+        grad[lo:hi] = rows[0, lo:hi]
         for c in range(1, n_chunks):
-            for k in range(lo, hi):
-                grad[k] += rows[c, k]
+            grad[lo:hi] += rows[c, lo:hi]
     loss_sum, n_correct = 0.0, 0
     for c in range(n_chunks):
         loss_sum += losses[c]
         n_correct += corrects[c]
     return loss_sum, n_correct
+
+
+@njit(parallel=True, **JIT)
+def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
+    """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
+    return gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad)
 
 
 @njit(**JIT)
@@ -80,7 +89,7 @@ def mean_update(params, grad, state, layout, n_tuples, opt, hyper):
     apply_mean_update(params, grad, state, layout, n_tuples, opt, hyper)
 
 
-@njit(**JIT)
+@njit(parallel=True, **JIT)
 def minibatch_epoch(params, layout, X, Y, order, batch_size, loss_code, opt, hyper, state,
                     rows, grad):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one update."""
@@ -88,8 +97,8 @@ def minibatch_epoch(params, layout, X, Y, order, batch_size, loss_code, opt, hyp
     loss_sum, n_correct = 0.0, 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        loss_b, correct_b = batch_gradient(params, layout, X, Y, order, start, stop, loss_code,
-                                           rows, grad)
+        loss_b, correct_b = gradient_pass(params, layout, X, Y, order, start, stop, loss_code,
+                                          rows, grad)
         loss_sum += loss_b
         n_correct += correct_b
         apply_mean_update(params, grad, state, layout, stop - start, opt, hyper)
