@@ -4,8 +4,9 @@ Multilayer feed-forward networks trained with the classic backpropagation algori
 (Han & Kamber, Data Mining, ch. 9) in Numba-compiled kernels, over one contiguous
 weight buffer per network: case updating, epoch updating and minibatches between them.
 """
+from . import datasets
 from .network import Network
 from .train import History, train
 
 __version__ = "0.1.0"
-__all__ = ["Network", "History", "train", "__version__"]
+__all__ = ["Network", "History", "train", "datasets", "__version__"]

@@ -40,11 +40,12 @@ def check_float(value, name, minimum=None, maximum=None, strict_min=False, stric
     return value
 
 
-def as_matrix(X, name, dtype, n_columns=None, allow_1d=False):
+def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns"):
     """X as a C-contiguous 2-D array of `dtype`, converted once; refuses what cannot be trained on.
 
     A 1-D array is read as one column when allow_1d (targets of a one-output network).
     The returned array may be X itself when it already has the right dtype and layout.
+    `columns` names what a column is in messages ("features", "outputs").
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array (e.g. {name}.toarray())")
@@ -60,8 +61,9 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False):
     if arr.shape[1] == 0:
         raise ValueError(f"{name} is empty: it has 0 columns")
     if n_columns is not None and arr.shape[1] != n_columns:
-        raise ValueError(f"{name} has {arr.shape[1]} columns, the network expects {n_columns}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+        raise ValueError(f"{name} has {arr.shape[1]} {columns}, the network expects {n_columns}")
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
+        arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN or infinity")
     return arr

@@ -177,12 +177,13 @@ class Network:
 
     # -- data ----------------------------------------------------------------------------------
     def check_X(self, X, name="X"):
-        return as_matrix(X, name, self.dtype, n_columns=self.n_inputs)
+        return as_matrix(X, name, self.dtype, n_columns=self.n_inputs, columns="features")
 
     def check_XY(self, X, Y):
         """X and targets Y converted once to the network's dtype and checked against each other."""
         X = self.check_X(X)
-        Y = as_matrix(Y, "Y", self.dtype, n_columns=self.n_outputs, allow_1d=self.n_outputs == 1)
+        Y = as_matrix(Y, "Y", self.dtype, n_columns=self.n_outputs, allow_1d=self.n_outputs == 1,
+                      columns="outputs")
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} and {Y.shape[0]}")
         return X, Y

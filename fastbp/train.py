@@ -79,11 +79,8 @@ class Trainer:
             raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
         self.net = net
         self.mode = check_choice(mode, "mode", MODES)
-        if batch_size is not None:
-            batch_size = check_int(batch_size, "batch_size", minimum=1)
-        elif self.mode == "minibatch":
-            raise ValueError("batch_size is required in mode='minibatch'")
-        self.batch_size = batch_size
+        # None in minibatch mode: scikit-learn's "auto", min(200, n_samples).
+        self.batch_size = 200 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         self.optimizer = check_choice(optimizer, "optimizer", tuple(K.OPTIMIZERS))
         self.hyper = np.zeros(K.N_HYPER)
         self.hyper[K.MOMENTUM] = check_float(momentum, "momentum", 0.0, 1.0, strict_max=True)
@@ -153,7 +150,8 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
     shuffle, else 0..n-1); "epoch" once per pass with the mean gradient over all tuples;
-    "minibatch" once per run of batch_size tuples of the epoch's order. Each update over B
+    "minibatch" once per run of batch_size tuples of the epoch's order (default min(200, n),
+    scikit-learn's "auto"). Each update over B
     tuples moves params against g = mean gradient + alpha * w / B on weights, with plain
     SGD, momentum/Nesterov momentum, or optimizer="adam", as scikit-learn does.
 
@@ -201,9 +199,11 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
             start = time.perf_counter()
             if trainer.mode == "epoch":
                 # The gradient pass after the update gives the loss after this epoch and the
-                # next epoch's gradient at once.
+                # next epoch's gradient at once; `passed` is the pass this update came from.
+                passed = pending
                 trainer.apply_gradient(n, lr)
-                loss_sum, n_correct = pending = trainer.gradient(X, Y, natural)
+                pending = trainer.gradient(X, Y, natural)
+                loss_sum, n_correct = pending if track == "end" else passed
             else:
                 order = rng.permutation(n) if shuffle else natural
                 loss_sum, n_correct = trainer.pass_data(X, Y, order, lr)
