@@ -61,34 +61,23 @@ def _layer_sizes(text):
     return tuple(sizes)
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
+def _int_at_least(minimum, also=()):
+    """An int type for argparse: >= minimum, or one of the special values `also` (e.g. -1)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum and value not in also:
+            extra = "".join(f"{v} or " for v in also)
+            raise argparse.ArgumentTypeError(f"must be {extra}>= {minimum}, got {value}")
+        return value
+    return parse
 
 
-def _seed(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def _n_jobs(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value == 0 or value < -1:
-        raise argparse.ArgumentTypeError(f"must be -1 (all threads) or >= 1, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_seed = _int_at_least(0)
+_n_jobs = _int_at_least(1, also=(-1,))  # -1: all threads
 
 
 def _float_in(low, high, low_open=False, high_open=False):

@@ -30,6 +30,16 @@ def case_epoch(params, layout, X, Y, order, loss_code, opt, hyper, state):
     return loss_sum, n_correct
 
 
+@njit(**JIT)
+def add_chunks(losses, corrects):
+    """(loss_sum, n_correct) over the chunks, added in chunk order."""
+    loss_sum, n_correct = 0.0, 0
+    for c in range(losses.shape[0]):
+        loss_sum += losses[c]
+        n_correct += corrects[c]
+    return loss_sum, n_correct
+
+
 @njit(inline="always", **JIT)
 def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
     """grad = sum of dE/dw over the tuples X[order[start:stop]] (not yet divided by their number).
@@ -70,11 +80,7 @@ def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, gra
         grad[lo:hi] = rows[0, lo:hi]
         for c in range(1, n_chunks):
             grad[lo:hi] += rows[c, lo:hi]
-    loss_sum, n_correct = 0.0, 0
-    for c in range(n_chunks):
-        loss_sum += losses[c]
-        n_correct += corrects[c]
-    return loss_sum, n_correct
+    return add_chunks(losses, corrects)
 
 
 @njit(parallel=True, **JIT)
@@ -121,11 +127,7 @@ def evaluate(params, layout, X, Y, loss_code, n_chunks):
             correct_c += correct
         losses[c] = loss_c
         corrects[c] = correct_c
-    loss_sum, n_correct = 0.0, 0
-    for c in range(n_chunks):
-        loss_sum += losses[c]
-        n_correct += corrects[c]
-    return loss_sum, n_correct
+    return add_chunks(losses, corrects)
 
 
 @njit(parallel=True, **JIT)
