@@ -3,8 +3,8 @@ import numbers
 
 import numpy as np
 
-from . import _kernels
-from ._kernels import config as K
+
+from ._kernels import backprop as K
 from ._validation import as_matrix, check_choice, check_float, check_int
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -193,13 +193,13 @@ class Network:
         """Output activations for each row of X: shape (n_samples, n_outputs), the network's dtype."""
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        _kernels.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
+        K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
         return result
 
     def evaluate(self, X, Y):
         """(mean loss, accuracy) of the network on (X, Y); accuracy is None for non-class outputs."""
         X, Y = self.check_XY(X, Y)
-        loss_sum, n_correct = _kernels.evaluate(self.params, self.layout, X, Y,
+        loss_sum, n_correct = K.evaluate(self.params, self.layout, X, Y,
                                                 K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
         n = X.shape[0]
         return loss_sum / n, (n_correct / n if self.is_classifier else None)
@@ -215,7 +215,7 @@ class Network:
         rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)
-        loss_sum, _ = _kernels.batch_gradient(self.params, self.layout, X, Y, order, 0, n,
+        loss_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, order, 0, n,
                                               K.LOSSES[self.loss], rows, grad)
         grad /= self.dtype.type(n)
         loss = loss_sum / n

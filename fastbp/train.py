@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from . import _kernels
-from ._kernels import config as K
+
+from ._kernels import backprop as K
 from ._validation import check_choice, check_float, check_int
 from .network import Network, check_random_state, n_chunks_for
 
@@ -89,7 +89,8 @@ class Trainer:
         self.hyper[K.BETA_1] = check_float(beta_1, "beta_1", 0.0, 1.0, strict_max=True)
         self.hyper[K.BETA_2] = check_float(beta_2, "beta_2", 0.0, 1.0, strict_max=True)
         self.hyper[K.EPSILON] = check_float(epsilon, "epsilon", minimum=0.0, strict_min=True)
-        self.state = _kernels.new_state(net.n_params, net.dtype)
+        # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's second.
+        self.state = np.zeros((K.N_STATE, net.n_params), dtype=net.dtype)
         self._buffers = {}
 
     def _gradient_buffers(self, n_tuples):
@@ -106,24 +107,24 @@ class Trainer:
         self.hyper[K.LR] = learning_rate
         loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
         if self.mode == "case":
-            return _kernels.case_epoch(net.params, net.layout, X, Y, order, loss_code, opt,
+            return K.case_epoch(net.params, net.layout, X, Y, order, loss_code, opt,
                                        self.hyper, self.state)
         batch = min(self.batch_size, order.shape[0])
         rows, grad = self._gradient_buffers(batch)
-        return _kernels.minibatch_epoch(net.params, net.layout, X, Y, order, batch, loss_code,
+        return K.minibatch_epoch(net.params, net.layout, X, Y, order, batch, loss_code,
                                         opt, self.hyper, self.state, rows, grad)
 
     def gradient(self, X, Y, order):
         """Summed gradient over X[order] into the trainer's buffer: returns (loss_sum, n_correct)."""
         rows, grad = self._gradient_buffers(order.shape[0])
-        return _kernels.batch_gradient(self.net.params, self.net.layout, X, Y, order, 0,
+        return K.batch_gradient(self.net.params, self.net.layout, X, Y, order, 0,
                                        order.shape[0], K.LOSSES[self.net.loss], rows, grad)
 
     def apply_gradient(self, n_tuples, learning_rate):
         """One epoch-updating step with the gradient left by `gradient`."""
         self.hyper[K.LR] = learning_rate
         _, grad = self._gradient_buffers(n_tuples)
-        _kernels.mean_update(self.net.params, grad, self.state, self.net.layout, n_tuples,
+        K.mean_update(self.net.params, grad, self.state, self.net.layout, n_tuples,
                              K.OPTIMIZERS[self.optimizer], self.hyper)
 
 
@@ -208,7 +209,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                 order = rng.permutation(n) if shuffle else natural
                 loss_sum, n_correct = trainer.pass_data(X, Y, order, lr)
                 if track == "end":
-                    loss_sum, n_correct = _kernels.evaluate(net.params, net.layout, X, Y,
+                    loss_sum, n_correct = K.evaluate(net.params, net.layout, X, Y,
                                                             K.LOSSES[net.loss], n_chunks_for(n))
             history.seconds.append(time.perf_counter() - start)
             history.learning_rate.append(lr)

@@ -1,23 +1,64 @@
-"""The steps of backpropagation for one training tuple (Han & Kamber, ch. 9).
+"""Every @njit function of fastbp, and the codes and flags they freeze in: ONE module.
+
+Numba stamps a cached kernel with a hash of the file that defines it, not of the files its
+callees or constants come from. With helpers or codes in a second file, editing that file
+would leave stale machine code in the disk cache, used without a warning. So everything
+that is compiled lives here (tests/test_kernels_module.py keeps it so).
+
+Kernels take plain arrays and integer codes, never Python objects; the Python layer
+(`fastbp.network`, `fastbp.train`) translates names into these codes once and validates
+all input before calling in.
+
+The steps of backpropagation for one tuple (Han & Kamber, ch. 9) come first, then the
+whole-epoch kernels the Python layer calls, one per epoch.
 
 All arrays are flat. `act` holds the outputs O of every unit, layer after layer, input
 first (`units[l]` is where layer l starts, `units[-1]` its length); `delta` has the same
 layout and holds dE/dI, the gradient of the tuple's error with respect to each unit's net
 input I (the textbook's Err_j is -delta_j). Weights live in `params` as described by the
-layout table (see `config`).
+layout table below.
 
 Inner loops index 1-D views with the bare loop counter (`out[j]`, never `act[a_out + j]`):
 Numba must allow for a negative `a_out + j` and wrap it, and that check alone stops LLVM
 from vectorising the loop (10x slower on a 64-wide row).
 """
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
-from .config import (ACT, ADAM, ALPHA, B_OFF, BETA_1, BETA_2, EPSILON, EXP, FAN_IN, FAN_OUT,
-                     JIT, LOG_LOSS, LOGISTIC, LR, LR_T, MOMENTUM, NESTEROV, POISSON, RELU,
-                     SOFTMAX, SQUARED_ERROR, STEP, TANH, W_OFF)
+# Columns of the layout table: one row per weight layer, int64.
+FAN_IN, FAN_OUT, W_OFF, B_OFF, ACT = 0, 1, 2, 3, 4
+LAYOUT_COLUMNS = 5
+
+# Activation codes (hidden layers: identity, logistic, tanh, relu; output: identity, logistic, softmax, exp).
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
+               "relu": RELU, "softmax": SOFTMAX, "exp": EXP}
+
+# Loss codes.
+SQUARED_ERROR, LOG_LOSS, POISSON = 0, 1, 2
+LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "poisson": POISSON}
+
+# Optimizer codes.
+SGD, ADAM = 0, 1
+OPTIMIZERS = {"sgd": SGD, "adam": ADAM}
+
+# Slots of the float64 `hyper` array that carries an optimizer's scalars into a kernel.
+# STEP (Adam's t) and LR_T (Adam's bias-corrected rate) are written by the kernels.
+LR, MOMENTUM, NESTEROV, ALPHA, BETA_1, BETA_2, EPSILON, STEP, LR_T = range(9)
+N_HYPER = 9
+
+# Rows of the optimizer state array (2, n_params): SGD velocity / Adam first moment, Adam second moment.
+N_STATE = 2
+
+# fastmath without nnan/ninf, so NaN and inf checks keep working; reassoc lets reductions vectorise.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+# Options of every kernel. error_model="numpy" drops Python's ZeroDivisionError checks from hot loops;
+# nogil lets several fits run at once in Python threads.
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 
+# -- one tuple ------------------------------------------------------------------------------
 @njit(**JIT)
 def unit_offsets(layout):
     """Where each layer's units start in `act`/`delta`; the last entry is the total."""
@@ -291,3 +332,138 @@ def backpropagate(params, layout, units, act, delta, x, target, loss_code):
     output_error(act[out], delta[out], target, loss_code, layout[n_layers - 1, ACT])
     hidden_errors(params, layout, units, act, delta)
     return loss, correct
+
+
+# -- whole epochs --------------------------------------------------------------------------
+# Gradient rows are summed in blocks of this many parameters, one block per task.
+_REDUCE_BLOCK = 4096
+
+
+@njit(**JIT)
+def case_epoch(params, layout, X, Y, order, loss_code, opt, hyper, state):
+    """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params."""
+    units = unit_offsets(layout)
+    act = np.empty(units[-1], dtype=params.dtype)
+    delta = np.empty(units[-1], dtype=params.dtype)
+    loss_sum, n_correct = 0.0, 0
+    for p in range(order.shape[0]):
+        t = order[p]
+        loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], loss_code)
+        loss_sum += loss
+        n_correct += correct
+        apply_case_update(params, state, layout, units, act, delta, opt, hyper)
+    return loss_sum, n_correct
+
+
+@njit(**JIT)
+def add_chunks(losses, corrects):
+    """(loss_sum, n_correct) over the chunks, added in chunk order."""
+    loss_sum, n_correct = 0.0, 0
+    for c in range(losses.shape[0]):
+        loss_sum += losses[c]
+        n_correct += corrects[c]
+    return loss_sum, n_correct
+
+
+@njit(inline="always", **JIT)
+def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
+    """grad = sum of dE/dw over the tuples X[order[start:stop]] (not yet divided by their number).
+
+    The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
+    `rows` in parallel; the rows are then added in a fixed order, so the result depends on
+    the data and the chunk count only, never on the number of threads. Returns
+    (loss_sum, n_correct).
+
+    Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
+    caller's own): a cached kernel must never call another cached parallel kernel, which
+    crashes when both are loaded from the disk cache (numba issue 8578).
+    """
+    n_chunks = rows.shape[0]
+    n_params = rows.shape[1]
+    n = stop - start
+    units = unit_offsets(layout)
+    losses = np.zeros(n_chunks)
+    corrects = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        act = np.empty(units[-1], dtype=params.dtype)
+        delta = np.empty(units[-1], dtype=params.dtype)
+        row = rows[c]
+        row[:] = 0
+        loss_c, correct_c = 0.0, 0
+        for p in range(start + n * c // n_chunks, start + n * (c + 1) // n_chunks):
+            t = order[p]
+            loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], loss_code)
+            loss_c += loss
+            correct_c += correct
+            accumulate(row, layout, units, act, delta)
+        losses[c] = loss_c
+        corrects[c] = correct_c
+    n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
+    for b in prange(n_blocks):
+        lo = b * _REDUCE_BLOCK
+        hi = min(lo + _REDUCE_BLOCK, n_params)
+        grad[lo:hi] = rows[0, lo:hi]
+        for c in range(1, n_chunks):
+            grad[lo:hi] += rows[c, lo:hi]
+    return add_chunks(losses, corrects)
+
+
+@njit(parallel=True, **JIT)
+def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
+    """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
+    return gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad)
+
+
+@njit(**JIT)
+def mean_update(params, grad, state, layout, n_tuples, opt, hyper):
+    """One epoch-updating step with a gradient summed over n_tuples tuples."""
+    apply_mean_update(params, grad, state, layout, n_tuples, opt, hyper)
+
+
+@njit(parallel=True, **JIT)
+def minibatch_epoch(params, layout, X, Y, order, batch_size, loss_code, opt, hyper, state,
+                    rows, grad):
+    """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one update."""
+    n = order.shape[0]
+    loss_sum, n_correct = 0.0, 0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        loss_b, correct_b = gradient_pass(params, layout, X, Y, order, start, stop, loss_code,
+                                          rows, grad)
+        loss_sum += loss_b
+        n_correct += correct_b
+        apply_mean_update(params, grad, state, layout, stop - start, opt, hyper)
+    return loss_sum, n_correct
+
+
+@njit(parallel=True, **JIT)
+def evaluate(params, layout, X, Y, loss_code, n_chunks):
+    """Forward pass only over all of X: (loss_sum, n_correct) at the current weights."""
+    n = X.shape[0]
+    units = unit_offsets(layout)
+    losses = np.zeros(n_chunks)
+    corrects = np.zeros(n_chunks, dtype=np.int64)
+    for c in prange(n_chunks):
+        act = np.empty(units[-1], dtype=params.dtype)
+        loss_c, correct_c = 0.0, 0
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            loss, correct = forward_tuple(params, layout, units, act, X[t], Y[t], loss_code)
+            loss_c += loss
+            correct_c += correct
+        losses[c] = loss_c
+        corrects[c] = correct_c
+    return add_chunks(losses, corrects)
+
+
+@njit(parallel=True, **JIT)
+def predict(params, layout, X, result, n_chunks):
+    """result[t] = output activations of the network for X[t]."""
+    n = X.shape[0]
+    units = unit_offsets(layout)
+    out = units[layout.shape[0]]
+    for c in prange(n_chunks):
+        act = np.empty(units[-1], dtype=params.dtype)
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            act[:X.shape[1]] = X[t]
+            forward(params, layout, units, act)
+            result[t] = act[out:]
