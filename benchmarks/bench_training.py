@@ -34,11 +34,7 @@ class EpochSuite(Benchmark):
 
     def run_epoch(self, order):
         """What train() does per epoch, for the tuples X[order]."""
-        if self.trainer.mode == "case":
-            self.trainer.pass_data(self.X, self.Y, order, LEARNING_RATE)
-        else:
-            self.trainer.gradient(self.X, self.Y, order)
-            self.trainer.apply_gradient(order.shape[0], LEARNING_RATE)
+        self.trainer.run_epoch(self.X, self.Y, order, LEARNING_RATE)
 
     def time_epoch(self, data, workload, mode, n_jobs):
         self.run_epoch(self.order)

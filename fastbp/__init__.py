@@ -6,7 +6,7 @@ weight buffer per network: case updating, epoch updating and minibatches between
 """
 from . import datasets
 from .network import Network
-from .train import History, train
+from .train import DivergenceWarning, History, train
 
 __version__ = "0.1.0"
-__all__ = ["Network", "History", "train", "datasets", "__version__"]
+__all__ = ["Network", "History", "DivergenceWarning", "train", "datasets", "__version__"]

@@ -17,6 +17,13 @@ def check_choice(value, name, choices, aliases=None):
     return value
 
 
+def check_bool(value, name):
+    """A real bool (numpy's too); strings like "no" are refused rather than read as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_int(value, name, minimum=1):
     """An integer >= minimum (bool is refused: True is not a size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -65,5 +72,7 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns")
     with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
         arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+        too_big = np.dtype(dtype) == np.float32 and np.isfinite(np.asarray(X, dtype=np.float64)).all()
+        raise ValueError(f"{name} contains NaN or infinity" if not too_big else
+                         f"{name} holds values too large for float32 (they would become inf)")
     return arr

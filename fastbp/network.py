@@ -1,4 +1,5 @@
 """Network: layer sizes -> layout table -> ONE contiguous params buffer, with views into it."""
+import copy
 import numbers
 
 import numpy as np
@@ -29,14 +30,15 @@ def n_chunks_for(n_tuples):
 
 
 def check_random_state(seed):
-    """A np.random.RandomState from None, an int or a RandomState (scikit-learn's convention)."""
+    """A numpy generator from None, an int (a new RandomState, scikit-learn's convention),
+    a RandomState or a Generator (used as they are)."""
     if seed is None:
         return np.random.RandomState()
-    if isinstance(seed, np.random.RandomState):
+    if isinstance(seed, (np.random.RandomState, np.random.Generator)):
         return seed
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
         return np.random.RandomState(int(seed))
-    raise TypeError(f"random_state must be None, an int or a numpy RandomState, got {seed!r}")
+    raise TypeError(f"random_state must be None, an int, a numpy RandomState or Generator, got {seed!r}")
 
 
 class Network:
@@ -63,13 +65,13 @@ class Network:
         "uniform": every weight and bias uniform in [-init_range, init_range] (the
         textbook's choice); "glorot": scikit-learn's rule, bound sqrt(6/(fan_in+fan_out)),
         sqrt(2/(fan_in+fan_out)) for logistic units.
-    random_state : None, int or numpy RandomState
+    random_state : None, int, numpy RandomState or Generator
         Seeds initialisation; `train` continues drawing shuffles from the same generator.
     """
 
     def __init__(self, sizes, activation="logistic", output_activation="logistic",
-                 loss="squared_error", dtype=np.float64, init="uniform", init_range=0.5,
-                 random_state=None):
+                 loss="squared_error", dtype=np.float64, random_state=None, *, init="uniform",
+                 init_range=0.5):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
             raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
         if len(sizes) < 2:
@@ -87,9 +89,9 @@ class Network:
         try:
             self.dtype = np.dtype(dtype)
         except TypeError:
-            raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in DTYPES:
-            raise TypeError(f"dtype must be float32 or float64, got {self.dtype}")
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         init = check_choice(init, "init", INITS)
         init_range = check_float(init_range, "init_range", minimum=0.0, strict_min=True)
         self.random_state_ = check_random_state(random_state)
@@ -165,8 +167,7 @@ class Network:
         new.__dict__.update(self.__dict__)
         new.params = self.params.copy()
         new.layout = self.layout.copy()
-        new.random_state_ = np.random.RandomState()
-        new.random_state_.set_state(self.random_state_.get_state())
+        new.random_state_ = copy.deepcopy(self.random_state_)
         new._make_views()
         return new
 
@@ -186,7 +187,19 @@ class Network:
                       columns="outputs")
         if Y.shape[0] != X.shape[0]:
             raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} and {Y.shape[0]}")
+        self._check_target_range(Y)
         return X, Y
+
+    def _check_target_range(self, Y):
+        """Targets the loss is defined for: probabilities for log loss, counts for Poisson."""
+        if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
+            raise ValueError("Y must lie in [0, 1] for loss='log_loss' (class probabilities or 0/1 labels)")
+        if self.loss == "log_loss" and self.output_activation == "softmax" and \
+                not np.allclose(Y.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError("Y rows must sum to 1 for softmax with loss='log_loss' (one-hot labels "
+                             "or class probabilities)")
+        if self.loss == "poisson" and Y.min() < 0:
+            raise ValueError("Y must be >= 0 for loss='poisson'")
 
     # -- computation ---------------------------------------------------------------------------
     def predict(self, X):

@@ -1,6 +1,7 @@
 """train(): the epoch driver. One kernel call per epoch; between epochs only the cheap
 things: learning-rate schedule, termination rules, history, callback, progress bar."""
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -9,12 +10,16 @@ import numpy as np
 
 
 from ._kernels import backprop as K
-from ._validation import check_choice, check_float, check_int
+from ._validation import check_bool, check_choice, check_float, check_int
 from .network import Network, check_random_state, n_chunks_for
 
 MODES = ("case", "epoch", "minibatch")
 SCHEDULES = ("constant", "1/t", "invscaling")
 TRACKS = ("end", "pass")
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training produced a non-finite loss or weight and was stopped."""
 
 
 @dataclass
@@ -24,10 +29,13 @@ class History:
     loss[k]     mean loss over the training tuples after epoch k+1 (track="end"), or as they
                 were passed during it (track="pass")
     accuracy[k] fraction classified right, likewise (empty for regression outputs)
-    seconds[k]  wall time of the epoch, learning_rate[k] the rate it used,
+    seconds[k]  wall time of the epoch's training (the kernel call; not the extra forward
+                pass of track="end"), learning_rate[k] the rate it used,
     weight_change[k]  the largest |change| of any weight or bias over the epoch
     stopped_by  the rule that ended training: "epochs", "misclassified", "weight_change",
-                "no_improvement" or "callback"
+                "no_improvement", "callback", or "diverged" (a non-finite loss or weight: the
+                network keeps the weights of the last finite epoch, and a DivergenceWarning
+                is issued)
     """
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
@@ -84,7 +92,7 @@ class Trainer:
         self.optimizer = check_choice(optimizer, "optimizer", tuple(K.OPTIMIZERS))
         self.hyper = np.zeros(K.N_HYPER)
         self.hyper[K.MOMENTUM] = check_float(momentum, "momentum", 0.0, 1.0, strict_max=True)
-        self.hyper[K.NESTEROV] = float(bool(nesterov))
+        self.hyper[K.NESTEROV] = float(check_bool(nesterov, "nesterov"))
         self.hyper[K.ALPHA] = check_float(alpha, "alpha", minimum=0.0)
         self.hyper[K.BETA_1] = check_float(beta_1, "beta_1", 0.0, 1.0, strict_max=True)
         self.hyper[K.BETA_2] = check_float(beta_2, "beta_2", 0.0, 1.0, strict_max=True)
@@ -92,6 +100,7 @@ class Trainer:
         # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's second.
         self.state = np.zeros((K.N_STATE, net.n_params), dtype=net.dtype)
         self._buffers = {}
+        self._pending = None  # epoch mode: (loss_sum, n_correct) of the pass whose gradient is in the buffer
 
     def _gradient_buffers(self, n_tuples):
         """Per-chunk gradient rows and the summed gradient, allocated once per pass size."""
@@ -101,31 +110,36 @@ class Trainer:
                                        np.empty(self.net.n_params, self.net.dtype))
         return self._buffers[n_chunks]
 
-    def pass_data(self, X, Y, order, learning_rate):
-        """One epoch of case or minibatch updating over X[order]: returns (loss_sum, n_correct) as passed."""
+    def run_epoch(self, X, Y, order, learning_rate):
+        """One epoch over X[order] in the trainer's mode: ONE kernel call.
+
+        Returns (passed, after): the (loss_sum, n_correct) of the pass the updates came from,
+        and in epoch mode those at the new weights, which the same call computes with the
+        next epoch's gradient (None in the other modes).
+        """
         net = self.net
         self.hyper[K.LR] = learning_rate
         loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
         if self.mode == "case":
             return K.case_epoch(net.params, net.layout, X, Y, order, loss_code, opt,
-                                       self.hyper, self.state)
-        batch = min(self.batch_size, order.shape[0])
-        rows, grad = self._gradient_buffers(batch)
-        return K.minibatch_epoch(net.params, net.layout, X, Y, order, batch, loss_code,
-                                        opt, self.hyper, self.state, rows, grad)
-
-    def gradient(self, X, Y, order):
-        """Summed gradient over X[order] into the trainer's buffer: returns (loss_sum, n_correct)."""
+                                self.hyper, self.state), None
+        if self.mode == "minibatch":
+            rows, grad = self._gradient_buffers(min(self.batch_size, order.shape[0]))
+            return K.minibatch_epoch(net.params, net.layout, X, Y, order, self.batch_size,
+                                     loss_code, opt, self.hyper, self.state, rows, grad), None
         rows, grad = self._gradient_buffers(order.shape[0])
-        return K.batch_gradient(self.net.params, self.net.layout, X, Y, order, 0,
-                                       order.shape[0], K.LOSSES[self.net.loss], rows, grad)
+        if self._pending is None:  # first epoch, or the weights changed since the last pass
+            self._pending = K.batch_gradient(net.params, net.layout, X, Y, order, 0,
+                                             order.shape[0], loss_code, rows, grad)
+        passed = self._pending
+        self._pending = K.epoch_step(net.params, net.layout, X, Y, order, loss_code, opt,
+                                     self.hyper, self.state, rows, grad)
+        return passed, self._pending
 
-    def apply_gradient(self, n_tuples, learning_rate):
-        """One epoch-updating step with the gradient left by `gradient`."""
-        self.hyper[K.LR] = learning_rate
-        _, grad = self._gradient_buffers(n_tuples)
-        K.mean_update(self.net.params, grad, self.state, self.net.layout, n_tuples,
-                             K.OPTIMIZERS[self.optimizer], self.hyper)
+    def weights_changed(self):
+        """Say the weights were changed from outside (or the data will be): epoch mode's
+        gradient left from the last pass no longer holds."""
+        self._pending = None
 
 
 def _schedule(schedule, learning_rate, power_t):
@@ -160,7 +174,8 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     max_misclassified (fraction of tuples misclassified <= it), min_weight_change (every
     weight moved less than it over the epoch), tol with n_iter_no_change (scikit-learn's
     no-improvement rule on the loss), or callback(net, history) returning True.
-    History.stopped_by says which.
+    History.stopped_by says which. A non-finite loss or weight stops training at once with
+    the weights of the last finite epoch (stopped_by="diverged", a DivergenceWarning).
 
     random_state None continues the network's own generator; n_jobs sets Numba's thread
     count for the parallel kernels, restored on return.
@@ -183,62 +198,72 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
         min_weight_change = check_float(min_weight_change, "min_weight_change", minimum=0.0)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {callback!r}")
+    shuffle = check_bool(shuffle, "shuffle")
     rng = net.random_state_ if random_state is None else check_random_state(random_state)
     X, Y = net.check_XY(X, Y)
 
     n = X.shape[0]
     history = History(n_samples=n)
     natural = np.arange(n, dtype=np.int64)
-    bar = _progress_bar(epochs, progress)
     best_loss, no_improvement = np.inf, 0
-    with numba_threads(n_jobs):
-        if trainer.mode == "epoch":
-            pending = trainer.gradient(X, Y, natural)
-        for epoch in range(1, epochs + 1):
-            lr = rate(epoch)
-            before = net.params.copy()
-            start = time.perf_counter()
-            if trainer.mode == "epoch":
-                # The gradient pass after the update gives the loss after this epoch and the
-                # next epoch's gradient at once; `passed` is the pass this update came from.
-                passed = pending
-                trainer.apply_gradient(n, lr)
-                pending = trainer.gradient(X, Y, natural)
-                loss_sum, n_correct = pending if track == "end" else passed
-            else:
-                order = rng.permutation(n) if shuffle else natural
-                loss_sum, n_correct = trainer.pass_data(X, Y, order, lr)
-                if track == "end":
+    bar = _progress_bar(epochs, progress)
+    try:
+        with numba_threads(n_jobs):
+            for epoch in range(1, epochs + 1):
+                lr = rate(epoch)
+                before = net.params.copy()
+                order = rng.permutation(n) if shuffle and trainer.mode != "epoch" else natural
+                start = time.perf_counter()
+                passed, after = trainer.run_epoch(X, Y, order, lr)
+                history.seconds.append(time.perf_counter() - start)
+                if track == "pass":
+                    loss_sum, n_correct = passed
+                elif after is not None:
+                    loss_sum, n_correct = after
+                else:
                     loss_sum, n_correct = K.evaluate(net.params, net.layout, X, Y,
-                                                            K.LOSSES[net.loss], n_chunks_for(n))
-            history.seconds.append(time.perf_counter() - start)
-            history.learning_rate.append(lr)
-            history.loss.append(loss_sum / n)
-            history.weight_change.append(float(np.max(np.abs(net.params - before))))
-            if net.is_classifier:
-                history.accuracy.append(n_correct / n)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(_postfix(history), refresh=False)
+                                                     K.LOSSES[net.loss], n_chunks_for(n))
+                loss = loss_sum / n
+                if not (np.isfinite(loss) and np.isfinite(net.params).all()):
+                    # Go back to the last finite epoch rather than return a model predicting NaN.
+                    history.seconds.pop()
+                    net.params[:] = before
+                    history.stopped_by = "diverged"
+                    warnings.warn(f"training diverged in epoch {epoch} (loss {loss}); the network "
+                                  f"keeps its weights after epoch {epoch - 1}. Lower learning_rate "
+                                  "or scale the data.", DivergenceWarning, stacklevel=2)
+                    break
+                history.learning_rate.append(lr)
+                history.loss.append(loss)
+                history.weight_change.append(float(np.max(np.abs(net.params - before))))
+                if net.is_classifier:
+                    history.accuracy.append(n_correct / n)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(_postfix(history), refresh=False)
 
-            stop = None
-            if tol is not None:
-                loss = history.loss[-1]
-                no_improvement = no_improvement + 1 if loss > best_loss - tol else 0
-                best_loss = min(best_loss, loss)
-                if no_improvement > n_iter_no_change:
-                    stop = "no_improvement"
-            if min_weight_change is not None and history.weight_change[-1] < min_weight_change:
-                stop = "weight_change"
-            if max_misclassified is not None and 1.0 - history.accuracy[-1] <= max_misclassified:
-                stop = "misclassified"
-            if callback is not None and callback(net, history):
-                stop = "callback"
-            if stop is not None or epoch == epochs:
-                history.stopped_by = stop or "epochs"
-                break
-    if bar is not None:
-        bar.close()
+                stop = None
+                if tol is not None:
+                    no_improvement = no_improvement + 1 if loss > best_loss - tol else 0
+                    best_loss = min(best_loss, loss)
+                    if no_improvement > n_iter_no_change:
+                        stop = "no_improvement"
+                if min_weight_change is not None and history.weight_change[-1] < min_weight_change:
+                    stop = "weight_change"
+                if max_misclassified is not None and 1.0 - history.accuracy[-1] <= max_misclassified:
+                    stop = "misclassified"
+                if callback is not None:
+                    trained = net.params.copy()
+                    if callback(net, history):
+                        stop = "callback"
+                    if not np.array_equal(trained, net.params):
+                        trainer.weights_changed()
+                if stop is not None or epoch == epochs:
+                    history.stopped_by = stop or "epochs"
+                    break
+    finally:
+        if bar is not None:
+            bar.close()
     return history
 
 

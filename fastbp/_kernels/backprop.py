@@ -414,10 +414,12 @@ def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, gr
     return gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad)
 
 
-@njit(**JIT)
-def mean_update(params, grad, state, layout, n_tuples, opt, hyper):
-    """One epoch-updating step with a gradient summed over n_tuples tuples."""
-    apply_mean_update(params, grad, state, layout, n_tuples, opt, hyper)
+@njit(parallel=True, **JIT)
+def epoch_step(params, layout, X, Y, order, loss_code, opt, hyper, state, rows, grad):
+    """Epoch updating, one epoch: the update with the gradient the previous pass left in grad,
+    then the pass at the new weights, which gives this epoch's loss and the next gradient."""
+    apply_mean_update(params, grad, state, layout, order.shape[0], opt, hyper)
+    return gradient_pass(params, layout, X, Y, order, 0, order.shape[0], loss_code, rows, grad)
 
 
 @njit(parallel=True, **JIT)
