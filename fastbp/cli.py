@@ -5,20 +5,26 @@
     fastbp predict model.npz data.csv    predictions of a saved model, as CSV
 
 `main(argv)` returns the exit code: 0 on success, 2 on bad input (one line on stderr
-naming the problem, never a traceback), 130 when interrupted.
+naming the problem, never a traceback), 130 when interrupted, 141 when standard output
+is a pipe closed early (as by `| head`).
 """
 import argparse
 import csv
 import json
+import math
+import os
+import reprlib
 import sys
 import time
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, datasets
 from .network import Network
-from .train import train
+from .train import numba_threads, train
 
 # -- defaults, one place ----------------------------------------------------------------------
 MODE_DEFAULTS = {  # learning rate and momentum per updating mode, when not given
@@ -222,6 +228,12 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away, e.g. `fastbp predict ... | head`
+        try:  # point stdout at /dev/null, so flushing it at exit does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -270,9 +282,8 @@ DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
 def run_demo(args):
     import numba
     total = time.perf_counter()
-    threads = numba.get_num_threads() if args.n_jobs is None else \
-        min(numba.config.NUMBA_NUM_THREADS if args.n_jobs == -1 else args.n_jobs,
-            numba.config.NUMBA_NUM_THREADS)
+    with numba_threads(args.n_jobs):  # what train() will run with: -1 and too many are clipped there
+        threads = numba.get_num_threads()
     print(f"fastbp {__version__} demo: seed {args.seed}, {threads} Numba thread(s)")
 
     # The seeds' XOR problem: 4 tuples, not linearly separable, so it needs the hidden layer.
@@ -703,7 +714,10 @@ def run_predict(args):
     X, _, _, _, _ = _load_table(args.file, None, for_prediction=True,
                                 feature_names=meta["feature_names"],
                                 target_index=meta.get("target_index"))
-    predictions, outputs = _predict_outputs(net, meta, X)
+    try:
+        predictions, outputs = _predict_outputs(net, meta, X)
+    except (ValueError, TypeError) as error:  # e.g. features that overflow once standardized
+        raise UsageError(f"cannot predict with {args.model}: {error}") from None
     if meta["task"] == "classification":
         classes = meta["classes"]
         if outputs.shape[1] == 1:  # one logistic unit: its output is the second class's score
@@ -744,7 +758,11 @@ def _save_model(path, net, meta):
 
 
 def _load_model(path):
-    """(Network, header dict) from a file written by _save_model; never unpickles."""
+    """(Network, header dict) from a file written by _save_model; never unpickles.
+
+    Any file that is not such a model (a tampered or truncated one included) is a UsageError
+    naming what is wrong: the header is checked field by field before anything is built from it.
+    """
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such model file")
@@ -756,18 +774,120 @@ def _load_model(path):
             missing = {"params", "layout", "sizes", "header"} - set(data.files)
             if missing:
                 raise UsageError(f"{path} is not a fastbp model: it lacks {', '.join(sorted(missing))}")
-            params, layout, header = data["params"], data["layout"], json.loads(str(data["header"][()]))
-    except (ValueError, OSError, EOFError, AttributeError) as error:
+            params, layout, sizes, header = (data[key] for key in ("params", "layout", "sizes", "header"))
+    except (ValueError, OSError, EOFError, AttributeError, zipfile.BadZipFile, zlib.error) as error:
         raise UsageError(f"{path} is not a fastbp model ({error})") from None
+    if header.shape != () or header.dtype.kind != "U":
+        raise UsageError(f"{path} is not a fastbp model (its header is not one string)")
+    try:
+        header = json.loads(str(header[()]))
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
+        raise UsageError(f"{path} is not a fastbp model (its header is not JSON)") from None
     if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
         raise UsageError(f"{path} is not a fastbp model (no fastbp header)")
-    if header.get("format_version", 0) > MODEL_VERSION:
-        raise UsageError(f"{path} was written in model format {header['format_version']}; "
+
+    def bad(problem):
+        return UsageError(f"{path}: invalid model header: {problem}")
+
+    version = header.get("format_version")
+    if not _is_int(version) or version < 1:
+        raise bad(f"format_version must be an integer >= 1, got {_short(version)}")
+    if version > MODEL_VERSION:
+        raise UsageError(f"{path} was written in model format {version}; "
                          f"this fastbp {__version__} reads format {MODEL_VERSION} and older")
-    net = Network(header["sizes"], activation=header["activation"],
-                  output_activation=header["output_activation"], loss=header["loss"],
-                  dtype=header["dtype"], random_state=0)
-    if not np.array_equal(net.layout, layout) or params.dtype != net.dtype:
-        raise UsageError(f"{path}: params/layout do not match the header's network {net!r}")
-    net.set_params(params)
+    absent = [key for key in _HEADER_KEYS if key not in header]
+    if absent:
+        raise bad(f"it lacks {', '.join(map(repr, absent))}")
+    net = _header_network(header, params, layout, sizes, bad)
+    _check_header_meta(header, net, bad)
     return net, header
+
+
+_HEADER_KEYS = ("sizes", "activation", "output_activation", "loss", "dtype", "task", "feature_names")
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    """A finite JSON number (an integer too large for a float is not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _short(value):
+    """repr of a header value, cut short: a tampered list may be long."""
+    return reprlib.repr(value)
+
+
+def _header_network(header, params, layout, sizes, bad):
+    """The Network a model header describes, holding the file's params; bad(problem) otherwise."""
+    n_layers = header["sizes"]
+    if not isinstance(n_layers, list) or len(n_layers) < 2 \
+            or not all(_is_int(size) and size >= 1 for size in n_layers):
+        raise bad(f"'sizes' must be a list of at least 2 integers >= 1, got {_short(n_layers)}")
+    if header["dtype"] not in ("float32", "float64"):
+        raise bad(f"'dtype' must be 'float32' or 'float64', got {_short(header['dtype'])}")
+    # compare sizes before building the network, so a tampered size cannot ask for a huge buffer
+    n_params = sum((a + 1) * b for a, b in zip(n_layers[:-1], n_layers[1:]))
+    if params.ndim != 1 or params.size != n_params:
+        raise bad(f"'sizes' {_short(n_layers)} need {n_params} params, the file holds an array of shape "
+                  f"{params.shape}")
+    if not np.array_equal(sizes, n_layers):
+        raise bad(f"'sizes' {_short(n_layers)} differ from the file's sizes array {_short(sizes.tolist())}")
+    try:
+        net = Network(n_layers, activation=header["activation"],
+                      output_activation=header["output_activation"], loss=header["loss"],
+                      dtype=header["dtype"], random_state=0)
+    except (ValueError, TypeError) as error:
+        raise bad(error) from None
+    if not np.array_equal(net.layout, layout) or params.dtype != net.dtype:
+        raise bad(f"params/layout do not match the header's network {net!r}")
+    try:
+        net.set_params(params)
+    except ValueError as error:
+        raise bad(error) from None
+    return net
+
+
+def _check_header_meta(header, net, bad):
+    """Check the fields 'fastbp predict' reads, against the network; bad(problem) otherwise."""
+    n_features, n_outputs = net.n_inputs, net.n_outputs
+    names = header["feature_names"]
+    if not isinstance(names, list) or len(names) != n_features \
+            or not all(isinstance(name, str) for name in names):
+        raise bad(f"'feature_names' must be a list of {n_features} strings, got {_short(names)}")
+    index = header.get("target_index")
+    if index is not None and not (_is_int(index) and 0 <= index <= n_features):
+        raise bad(f"'target_index' must be null or an integer in 0..{n_features}, got {_short(index)}")
+
+    def numbers(key, length, positive=False):
+        values = header.get(key)
+        if not isinstance(values, list) or len(values) != length \
+                or not all(_is_number(v) and (v > 0 or not positive) for v in values):
+            raise bad(f"'{key}' must be a list of {length} finite{' positive' if positive else ''} "
+                      f"numbers, got {_short(values)}")
+
+    if (header.get("x_mean") is None) != (header.get("x_std") is None):
+        raise bad("'x_mean' and 'x_std' must both be given or both be null")
+    if header.get("x_mean") is not None:
+        numbers("x_mean", n_features)
+        numbers("x_std", n_features, positive=True)
+    task = header["task"]
+    if task == "regression":
+        numbers("y_mean", n_outputs)
+        numbers("y_std", n_outputs, positive=True)
+    elif task == "classification":
+        classes = header.get("classes")
+        n_classes = 2 if n_outputs == 1 else n_outputs
+        if not isinstance(classes, list) or len(classes) != n_classes \
+                or not (all(isinstance(c, str) for c in classes) or all(_is_number(c) for c in classes)):
+            raise bad(f"'classes' must be a list of {n_classes} labels (all strings or all numbers) "
+                      f"for {n_outputs} output unit(s), got {_short(classes)}")
+    else:
+        raise bad(f"'task' must be 'classification' or 'regression', got {_short(task)}")

@@ -24,12 +24,13 @@ Random streams of :func:`teacher` (all derived from ``seed``):
 
 from __future__ import annotations
 
-import numbers
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ._validation import check_float, check_int
 
 __all__ = [
     "DIABETES_FEATURES",
@@ -55,21 +56,16 @@ DIABETES_FEATURES = ("age", "bmi", "glucose")
 # --------------------------------------------------------------------------- checks
 
 
-def _check_int(name, value, minimum):
-    """Return ``value`` as an int, or raise ValueError naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _check_float_dtype(dtype):
-    """Return ``np.dtype(dtype)`` if it is float32 or float64 (the dtypes fastbp trains in)."""
+    """Return ``np.dtype(dtype)`` if it is float32 or float64 (the dtypes fastbp trains in).
+
+    Anything else, a dtype NumPy does not know included, is a ValueError with the wording
+    of :class:`fastbp.Network`'s: "dtype must be float32 or float64, got ...".
+    """
     try:
         dt = np.dtype(dtype)
-    except TypeError as exc:
-        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    except (TypeError, ValueError):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dt}")
     return dt
@@ -122,7 +118,7 @@ def one_hot(y, n_classes=None, dtype=np.float64):
         if y.size == 0:
             raise ValueError("n_classes must be given when y is empty")
         n_classes = int(y.max()) + 1
-    n_classes = _check_int("n_classes", n_classes, 1)
+    n_classes = check_int(n_classes, "n_classes", minimum=1)
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(
             f"labels must lie in 0..{n_classes - 1}, got values in {y.min()}..{y.max()}"
@@ -203,8 +199,8 @@ def diabetes_example(n_samples=768, seed=0, dtype=np.float64):
     X : ndarray of shape (n_samples, 3), dtype ``dtype``
     y : ndarray of shape (n_samples,), int64, 1 = diabetic
     """
-    n = _check_int("n_samples", n_samples, 1)
-    seed = _check_int("seed", seed, 0)
+    n = check_int(n_samples, "n_samples", minimum=1)
+    seed = check_int(seed, "seed", minimum=0)
     dt = _check_float_dtype(dtype)
     rng = np.random.default_rng(seed)
     age = np.floor(np.minimum(21 + rng.gamma(2.0, 6.2, n), 81))
@@ -222,25 +218,24 @@ def diabetes_example(n_samples=768, seed=0, dtype=np.float64):
 
 def _check_teacher_args(n_samples, n_features, n_classes, n_outputs, hidden, noise, seed, dtype):
     """Validate :func:`teacher`'s arguments once; return them normalised."""
-    n_samples = _check_int("n_samples", n_samples, 1)
-    n_features = _check_int("n_features", n_features, 1)
-    n_classes = _check_int("n_classes", n_classes, 0)
+    n_samples = check_int(n_samples, "n_samples", minimum=1)
+    n_features = check_int(n_features, "n_features", minimum=1)
+    n_classes = check_int(n_classes, "n_classes", minimum=0)
     if n_classes == 1:
         raise ValueError("n_classes must be 0 (regression) or >= 2, got 1")
-    n_outputs = _check_int("n_outputs", n_outputs, 1)
+    n_outputs = check_int(n_outputs, "n_outputs", minimum=1)
     if n_classes != 0 and n_outputs != 1:
         raise ValueError(
             f"n_outputs is for regression (n_classes=0) only, got n_outputs={n_outputs} "
             f"with n_classes={n_classes}"
         )
-    hidden = _check_int("hidden", hidden, 1)
-    if not isinstance(noise, numbers.Real) or not np.isfinite(noise) or noise < 0:
-        raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
+    hidden = check_int(hidden, "hidden", minimum=1)
+    noise = check_float(noise, "noise", minimum=0.0)
     if n_classes != 0 and noise > 1:
         raise ValueError(f"noise is the fraction of labels flipped, must be <= 1, got {noise!r}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int(seed, "seed", minimum=0)
     dt = _check_float_dtype(dtype)
-    return n_samples, n_features, n_classes, n_outputs, hidden, float(noise), seed, dt
+    return n_samples, n_features, n_classes, n_outputs, hidden, noise, seed, dt
 
 
 def _fill_teacher(X, n_classes, n_outputs, hidden, noise, seed, chunk_size):
@@ -348,7 +343,7 @@ def teacher(n_samples, n_features, n_classes=2, n_outputs=1, hidden=16, noise=0.
     """
     n_samples, n_features, n_classes, n_outputs, hidden, noise, seed, dt = _check_teacher_args(
         n_samples, n_features, n_classes, n_outputs, hidden, noise, seed, dtype)
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     X = np.empty((n_samples, n_features), dtype=dt)
     y = _fill_teacher(X, n_classes, n_outputs, hidden, noise, seed, chunk_size)
     return X, y
@@ -382,7 +377,7 @@ def write_teacher_npy(path, n_samples, n_features, n_classes=2, seed=0,
     """
     n_samples, n_features, n_classes, n_outputs, hidden, noise, seed, dt = _check_teacher_args(
         n_samples, n_features, n_classes, n_outputs, hidden, noise, seed, dtype)
-    chunk_size = _check_int("chunk_size", chunk_size, 1)
+    chunk_size = check_int(chunk_size, "chunk_size", minimum=1)
     base = os.fspath(path)
     if base.endswith(".npy"):
         base = base[: -len(".npy")]

@@ -216,3 +216,167 @@ def test_main_returns_exit_codes(capsys):
     assert "demo" in capsys.readouterr().out
     assert cli.main([]) == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+# -- tampered model files: every one is a one-line error with exit code 2, never a traceback ----
+def _model_arrays(tmp_path):
+    """The arrays of a good saved model (4 features, 2 classes), and a .npz of rows to predict."""
+    net = Network([4, 3, 2], activation="tanh", output_activation="softmax", loss="log_loss",
+                  dtype=np.float64, random_state=0)
+    meta = {"task": "classification", "classes": ["no", "yes"], "feature_names": list("abcd"),
+            "target": "y", "target_index": None, "x_mean": [0.5] * 4, "x_std": [2.0] * 4,
+            "y_mean": None, "y_std": None}
+    good = cli._save_model(tmp_path / "good.npz", net, meta)
+    with np.load(good, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
+    rows = tmp_path / "rows.npz"
+    np.savez(rows, X=np.random.RandomState(0).normal(size=(5, 4)))
+    return arrays, json.loads(str(arrays["header"])), str(rows)
+
+
+def _write_model(path, arrays, header=None, **replace):
+    """np.savez the model arrays with `replace`d ones and, if given, the header dict as JSON
+    (or a header string/array as is)."""
+    arrays = dict(arrays, **replace)
+    if header is not None:
+        arrays["header"] = np.array(header if isinstance(header, (str, np.ndarray)) else json.dumps(header))
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def _predict_fails(capsys, model, rows, problem):
+    assert cli.main(["predict", model, rows]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err
+    assert problem in err and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert err.startswith("fastbp predict: error: ")
+
+
+def test_untampered_model_predicts(tmp_path, capsys):
+    arrays, header, rows = _model_arrays(tmp_path)
+    model = _write_model(tmp_path / "same.npz", arrays, header)
+    assert cli.main(["predict", model, rows]) == 0
+    out_header, out_rows = read_csv_text(capsys.readouterr().out)
+    assert out_header == ["prediction", "p_no", "p_yes"] and len(out_rows) == 5
+
+
+def _without(header, key):
+    return {k: v for k, v in header.items() if k != key}
+
+
+TAMPERED_HEADERS = [  # (id, change to the header, what the message says)
+    ("no sizes", lambda h: _without(h, "sizes"), "it lacks 'sizes'"),
+    ("no activation", lambda h: _without(h, "activation"), "it lacks 'activation'"),
+    ("no feature names", lambda h: _without(h, "feature_names"), "it lacks 'feature_names'"),
+    ("string version", lambda h: dict(h, format_version="1"), "format_version must be an integer >= 1, got '1'"),
+    ("bool version", lambda h: dict(h, format_version=True), "format_version must be an integer"),
+    ("no version", lambda h: _without(h, "format_version"), "format_version must be an integer"),
+    ("future version", lambda h: dict(h, format_version=99), "was written in model format 99"),
+    ("unknown activation", lambda h: dict(h, activation="swish"), "activation must be one of"),
+    ("activation not a string", lambda h: dict(h, activation=3), "activation must be one of"),
+    ("unknown output", lambda h: dict(h, output_activation="softplus"), "output_activation must be one of"),
+    ("unknown loss", lambda h: dict(h, loss="hinge"), "loss must be one of"),
+    ("loss and output disagree", lambda h: dict(h, output_activation="identity"), "loss='log_loss' needs"),
+    ("unknown dtype", lambda h: dict(h, dtype="int32"), "'dtype' must be 'float32' or 'float64', got 'int32'"),
+    ("sizes a string", lambda h: dict(h, sizes="4,3,2"), "'sizes' must be a list"),
+    ("sizes of floats", lambda h: dict(h, sizes=[4.0, 3, 2]), "'sizes' must be a list"),
+    ("one layer", lambda h: dict(h, sizes=[4]), "'sizes' must be a list of at least 2"),
+    ("zero size", lambda h: dict(h, sizes=[4, 0, 2]), "'sizes' must be a list"),
+    ("wrong params length", lambda h: dict(h, sizes=[4, 5, 2]), "need 37 params, the file holds an array of shape (23,)"),
+    ("huge sizes", lambda h: dict(h, sizes=[10**9, 10**9]), "need 1000000001000000000 params"),
+    ("feature names short", lambda h: dict(h, feature_names=["a"]), "'feature_names' must be a list of 4 strings"),
+    ("feature names numbers", lambda h: dict(h, feature_names=[1, 2, 3, 4]), "'feature_names' must be"),
+    ("target index out of range", lambda h: dict(h, target_index=9), "'target_index' must be null or an integer in 0..4"),
+    ("unknown task", lambda h: dict(h, task="clustering"), "'task' must be 'classification' or 'regression'"),
+    ("no task", lambda h: _without(h, "task"), "it lacks 'task'"),
+    ("too few classes", lambda h: dict(h, classes=["no"]), "'classes' must be a list of 2 labels"),
+    ("classes a dict", lambda h: dict(h, classes={"no": 0}), "'classes' must be a list"),
+    ("mixed classes", lambda h: dict(h, classes=["no", 1]), "all strings or all numbers"),
+    ("zero x_std", lambda h: dict(h, x_std=[2.0, 0.0, 2.0, 2.0]), "'x_std' must be a list of 4 finite positive"),
+    ("short x_mean", lambda h: dict(h, x_mean=[0.5]), "'x_mean' must be a list of 4 finite numbers"),
+    ("x_mean without x_std", lambda h: dict(h, x_std=None), "'x_mean' and 'x_std' must both"),
+    ("regression without y scale", lambda h: dict(h, task="regression"), "'y_mean' must be a list of 2"),
+    ("not a fastbp header", lambda h: dict(h, format="other"), "not a fastbp model (no fastbp header)"),
+    ("header a list", lambda h: [h], "not a fastbp model (no fastbp header)"),
+]
+
+
+@pytest.mark.parametrize("change, problem", [case[1:] for case in TAMPERED_HEADERS],
+                         ids=[case[0] for case in TAMPERED_HEADERS])
+def test_tampered_model_header_is_a_usage_error(tmp_path, capsys, change, problem):
+    arrays, header, rows = _model_arrays(tmp_path)
+    model = _write_model(tmp_path / "tampered.npz", arrays, change(header))
+    _predict_fails(capsys, model, rows, problem)
+
+
+@pytest.mark.parametrize("header, problem", [
+    ("{not json", "its header is not JSON"),
+    ("", "its header is not JSON"),
+    ("[" * 100_000, "its header is not JSON"),  # nested deeper than the parser recurses
+    (np.array(["{}", "{}"]), "its header is not one string"),
+    (np.array(7), "its header is not one string"),
+], ids=["broken", "empty", "too deep", "two strings", "a number"])
+def test_model_header_that_is_not_json_is_a_usage_error(tmp_path, capsys, header, problem):
+    arrays, _, rows = _model_arrays(tmp_path)
+    model = _write_model(tmp_path / "tampered.npz", arrays, header)
+    _predict_fails(capsys, model, rows, problem)
+
+
+def test_tampered_model_arrays_are_usage_errors(tmp_path, capsys):
+    arrays, header, rows = _model_arrays(tmp_path)
+    params = arrays["params"]
+    cases = [
+        (dict(params=np.full_like(params, np.nan)), "params must be finite"),
+        (dict(params=params.astype(np.float32)), "params/layout do not match"),
+        (dict(params=params.reshape(1, -1)), "the file holds an array of shape (1, 23)"),
+        (dict(layout=arrays["layout"][:1]), "params/layout do not match"),
+        (dict(sizes=np.array([4, 5, 2])), "differ from the file's sizes array [4, 5, 2]"),
+        (dict(params=np.array(["x"] * params.size)), "params/layout do not match"),
+    ]
+    for replace, problem in cases:
+        model = _write_model(tmp_path / "tampered.npz", arrays, header, **replace)
+        _predict_fails(capsys, model, rows, problem)
+    model = str(tmp_path / "no_params.npz")
+    np.savez(model, **{k: v for k, v in arrays.items() if k != "params"})
+    _predict_fails(capsys, model, rows, "not a fastbp model: it lacks params")
+    model = str(tmp_path / "pickled.npz")
+    np.savez(model, **dict(arrays, params=np.array([object()], dtype=object)))
+    _predict_fails(capsys, model, rows, "not a fastbp model")
+
+
+def test_truncated_model_file_is_a_usage_error(tmp_path, capsys):
+    arrays, header, rows = _model_arrays(tmp_path)
+    whole = (tmp_path / "good.npz").read_bytes()
+    for size in (10, len(whole) // 2, len(whole) - 10):
+        model = tmp_path / "truncated.npz"
+        model.write_bytes(whole[:size])
+        _predict_fails(capsys, str(model), rows, "not a fastbp model")
+
+
+def test_corrupted_model_file_is_a_usage_error(tmp_path, capsys):
+    arrays, header, rows = _model_arrays(tmp_path)
+    whole = (tmp_path / "good.npz").read_bytes()
+    # a str array is stored as UTF-32: change a byte inside the header member, so its CRC fails
+    start = whole.index("fastbp-model".encode("utf-32-le"))
+    model = tmp_path / "corrupted.npz"
+    model.write_bytes(whole[:start] + b"F" + whole[start + 1:])
+    _predict_fails(capsys, str(model), rows, "not a fastbp model")
+
+
+def test_predict_into_a_closed_pipe_ends_quietly(tmp_path):
+    """`fastbp predict ... | head -1`: the reader leaves early; no traceback, exit code 141."""
+    arrays, header, _ = _model_arrays(tmp_path)
+    model = _write_model(tmp_path / "model.npz", arrays, header)
+    rows = tmp_path / "many.npz"
+    np.savez(rows, X=np.random.RandomState(1).normal(size=(20_000, 4)))  # far more than a pipe holds
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    reader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"],
+                              stdin=subprocess.PIPE)
+    done = subprocess.run([sys.executable, "-m", "fastbp", "predict", model, str(rows)],
+                          stdout=reader.stdin, stderr=subprocess.PIPE, text=True, env=env, timeout=300)
+    reader.stdin.close()
+    reader.wait(timeout=60)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

@@ -258,7 +258,6 @@ def test_standardize():
     [
         (dict(n_samples=0), "n_samples"),
         (dict(n_samples=-5), "n_samples"),
-        (dict(n_samples=2.5), "n_samples"),
         (dict(n_features=0), "n_features"),
         (dict(n_classes=1), "n_classes"),
         (dict(n_outputs=2), "n_outputs"),
@@ -266,7 +265,9 @@ def test_standardize():
         (dict(noise=-0.1), "noise"),
         (dict(noise=1.5), "noise"),
         (dict(seed=-1), "seed"),
+        (dict(noise=float("nan")), "noise"),
         (dict(dtype=np.int32), "dtype"),
+        (dict(dtype="no-such-dtype"), "dtype must be float32 or float64"),
         (dict(chunk_size=0), "chunk_size"),
     ],
 )
@@ -274,6 +275,38 @@ def test_teacher_rejects_bad_arguments(kwargs, match):
     args = dict(n_samples=10, n_features=3) | kwargs
     with pytest.raises(ValueError, match=match):
         ds.teacher(**args)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        # not integers: a TypeError, as for every integer argument in fastbp
+        (dict(n_samples=2.5), "n_samples must be an integer"),
+        (dict(n_features="3"), "n_features must be an integer"),
+        (dict(hidden=True), "hidden must be an integer"),
+        (dict(seed=1.0), "seed must be an integer"),
+        (dict(chunk_size=None), "chunk_size must be an integer"),
+        (dict(noise="0.1"), "noise must be a real number"),
+    ],
+)
+def test_teacher_rejects_arguments_of_the_wrong_type(kwargs, match):
+    args = dict(n_samples=10, n_features=3) | kwargs
+    with pytest.raises(TypeError, match=match):
+        ds.teacher(**args)
+
+
+def test_numpy_integers_are_integers():
+    X, y = ds.teacher(np.int64(10), np.int32(3), seed=np.uint8(1))
+    assert X.shape == (10, 3)
+    np.testing.assert_array_equal(X, ds.teacher(10, 3, seed=1)[0])
+
+
+@pytest.mark.parametrize("function", [ds.xor, ds.one_hot, ds.diabetes_example, ds.load_workload])
+def test_unsupported_dtype_is_a_value_error(function):
+    args = {ds.one_hot: ([0, 1],), ds.load_workload: ("tiny", 10)}.get(function, ())
+    for dtype in (np.int64, np.float16, "no-such-dtype"):
+        with pytest.raises(ValueError, match="dtype must be float32 or float64"):
+            function(*args, dtype=dtype)
 
 
 def test_bad_workload_and_sizes_name_the_problem(tmp_path):
@@ -285,5 +318,9 @@ def test_bad_workload_and_sizes_name_the_problem(tmp_path):
         ds.diabetes_example(0)
     with pytest.raises(ValueError, match="n_samples"):
         ds.write_teacher_npy(tmp_path / "d", 0, 3)
+    with pytest.raises(TypeError, match="n_samples must be an integer"):
+        ds.diabetes_example(10.0)
+    with pytest.raises(ValueError, match="n_classes must be >= 1"):
+        ds.one_hot([0], n_classes=0)
     with pytest.raises(ValueError, match="does not exist"):
         ds.write_teacher_npy(tmp_path / "missing" / "d", 10, 3)

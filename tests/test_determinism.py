@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp.network import n_chunks_for
+from fastbp.train import numba_threads
 
 SIZES = [6, 9, 4]
-N = 500  # enough tuples for the epoch kernel to cut the pass into several chunks
+N = 500  # enough tuples for a parallel pass to be cut into several chunks (20)
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 TWO = min(2, MAX_THREADS)
 
@@ -81,14 +83,45 @@ def test_network_generator_continues(data):
     assert not np.array_equal(c.params, e.params)
 
 
+# The chunk count of every parallel pass depends on the number of tuples only (n_chunks_for),
+# never on the thread count, and the per-chunk sums are added in chunk order: so the thread
+# count changes no bit of the result, not merely "close".
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_epoch_mode_thread_count(data, dtype):
-    one, _ = fit(data, dtype, mode="epoch", n_jobs=1, epochs=5, learning_rate=0.5)
-    two, _ = fit(data, dtype, mode="epoch", n_jobs=TWO, epochs=5, learning_rate=0.5)
-    again, _ = fit(data, dtype, mode="epoch", n_jobs=TWO, epochs=5, learning_rate=0.5)
-    np.testing.assert_allclose(one.params, two.params, rtol=1e-6 if dtype == np.float64 else 1e-4, atol=1e-7)
-    # fixed chunk boundaries: the same thread count gives the same bits
-    assert np.array_equal(two.params, again.params)
+@pytest.mark.parametrize(
+    "mode, batch_size, extra",
+    [
+        ("epoch", None, {"learning_rate": 0.5}),
+        ("epoch", None, {"learning_rate": 0.5, "momentum": 0.9}),
+        ("minibatch", 100, {}),  # 100-tuple batches: each gradient is summed over 4 chunks
+        ("minibatch", 100, {"optimizer": "adam"}),
+        ("minibatch", 32, {}),
+        ("case", None, {}),  # sequential updates; the per-epoch evaluation pass is parallel
+    ],
+)
+def test_thread_count_changes_no_bit(data, mode, batch_size, extra, dtype):
+    assert n_chunks_for(N) > 1 and (batch_size is None or batch_size < N)
+    runs = [fit(data, dtype, mode=mode, batch_size=batch_size, n_jobs=n_jobs, epochs=5, **extra)
+            for n_jobs in (1, TWO, -1)]
+    (one, hist_one), *others = runs
+    assert not np.array_equal(one.params, network(dtype).params)
+    for net, hist in others:
+        assert np.array_equal(one.params, net.params)
+        assert hist.loss == hist_one.loss and hist.accuracy == hist_one.accuracy
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_predict_and_evaluate_thread_count_changes_no_bit(data, dtype):
+    X, Y = data
+    net, _ = fit(data, dtype, mode="epoch", epochs=2)
+    results = []
+    for n_jobs in (1, TWO, -1):
+        with numba_threads(n_jobs):
+            results.append((net.predict(X), net.evaluate(X, Y), net.loss_gradient(X, Y)))
+    (outputs, scores, (loss, grad)), *others = results
+    for other_outputs, other_scores, (other_loss, other_grad) in others:
+        assert np.array_equal(outputs, other_outputs)
+        assert scores == other_scores
+        assert loss == other_loss and np.array_equal(grad, other_grad)
 
 
 @pytest.mark.parametrize("mode, batch_size", [("case", None), ("epoch", None), ("minibatch", 32)])
