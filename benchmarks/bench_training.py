@@ -24,6 +24,7 @@ class EpochSuite(Benchmark):
         net = make_network(workload)
         self.X, self.Y = net.check_XY(*data[workload])
         self.trainer = Trainer(net, mode)
+        self.weights = np.empty(0, dtype=self.X.dtype)  # unweighted
         n = self.X.shape[0]
         if mode == "case":
             self.order = np.random.RandomState(SEED).permutation(n).astype(np.int64)
@@ -34,7 +35,7 @@ class EpochSuite(Benchmark):
 
     def run_epoch(self, order):
         """What train() does per epoch, for the tuples X[order]."""
-        self.trainer.run_epoch(self.X, self.Y, order, LEARNING_RATE)
+        self.trainer.run_epoch(self.X, self.Y, self.weights, order, LEARNING_RATE)
 
     def time_epoch(self, data, workload, mode, n_jobs):
         self.run_epoch(self.order)

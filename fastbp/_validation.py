@@ -76,3 +76,22 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns")
         raise ValueError(f"{name} contains NaN or infinity" if not too_big else
                          f"{name} holds values too large for float32 (they would become inf)")
     return arr
+
+
+def as_sample_weight(sample_weight, n_samples, dtype):
+    """Per-tuple weights as a 1-D array of `dtype`, or an empty array for "all weigh 1"."""
+    if sample_weight is None:
+        return np.empty(0, dtype=dtype)
+    weights = np.asarray(sample_weight)
+    if weights.dtype.kind not in "biuf":
+        raise TypeError(f"sample_weight must hold real numbers, got dtype {weights.dtype}")
+    if weights.ndim != 1 or weights.shape[0] != n_samples:
+        raise ValueError(f"sample_weight must have shape ({n_samples},), got {weights.shape}")
+    weights = np.ascontiguousarray(weights, dtype=dtype)
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (weights < 0).any():
+        raise ValueError("sample_weight must be >= 0")
+    if not weights.any():
+        raise ValueError("sample_weight is 0 for every tuple")
+    return weights

@@ -6,7 +6,7 @@ import numpy as np
 
 
 from ._kernels import backprop as K
-from ._validation import as_matrix, check_choice, check_float, check_int
+from ._validation import as_matrix, as_sample_weight, check_choice, check_float, check_int
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
@@ -209,32 +209,36 @@ class Network:
         K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
         return result
 
-    def evaluate(self, X, Y):
-        """(mean loss, accuracy) of the network on (X, Y); accuracy is None for non-class outputs."""
+    def evaluate(self, X, Y, sample_weight=None):
+        """(mean loss, accuracy) of the network on (X, Y); accuracy is None for non-class outputs.
+
+        With sample_weight the loss is the weighted mean; accuracy stays the fraction of tuples.
+        """
         X, Y = self.check_XY(X, Y)
-        loss_sum, n_correct = K.evaluate(self.params, self.layout, X, Y,
-                                                K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
-        n = X.shape[0]
-        return loss_sum / n, (n_correct / n if self.is_classifier else None)
+        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        loss_sum, weight_sum, n_correct = K.evaluate(self.params, self.layout, X, Y, weights,
+                                                     K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
+        return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
 
-    def loss_gradient(self, X, Y, alpha=0.0):
-        """(loss, grad) of the mean loss over (X, Y) plus alpha/(2n) * sum of squared weights.
-
-        grad is a new flat array in the params layout (biases are not penalised).
+    def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None):
+        """(loss, grad): loss = sum_t w_t E_t / S + alpha/(2S) * sum of squared weights, with
+        S = sum_t w_t (w_t = 1 without sample_weight: the mean loss); grad its gradient, a new
+        flat array in the params layout (biases are not penalised). This is the objective
+        scikit-learn's MLP minimises over a batch.
         """
         X, Y = self.check_XY(X, Y)
         alpha = check_float(alpha, "alpha", minimum=0.0)
+        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         n = X.shape[0]
         rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)
-        loss_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, order, 0, n,
-                                              K.LOSSES[self.loss], rows, grad)
-        grad /= self.dtype.type(n)
-        loss = loss_sum / n
+        loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights, order,
+                                                   0, n, K.LOSSES[self.loss], rows, grad)
+        loss = loss_sum / weight_sum
         if alpha:
             for (_, _, w, b, _) in self.layout:
-                weights = self.params[w:b]
-                grad[w:b] += self.dtype.type(alpha / n) * weights
-                loss += 0.5 * alpha / n * float(np.dot(weights.astype(np.float64), weights))
+                grad[w:b] += self.dtype.type(alpha) * self.params[w:b]
+            loss += 0.5 * alpha * K.squared_weights(self.params, self.layout) / weight_sum
+        grad /= self.dtype.type(weight_sum)
         return loss, grad

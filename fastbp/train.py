@@ -10,7 +10,7 @@ import numpy as np
 
 
 from ._kernels import backprop as K
-from ._validation import check_bool, check_choice, check_float, check_int
+from ._validation import as_sample_weight, check_bool, check_choice, check_float, check_int
 from .network import Network, check_random_state, n_chunks_for
 
 MODES = ("case", "epoch", "minibatch")
@@ -100,7 +100,7 @@ class Trainer:
         # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's second.
         self.state = np.zeros((K.N_STATE, net.n_params), dtype=net.dtype)
         self._buffers = {}
-        self._pending = None  # epoch mode: (loss_sum, n_correct) of the pass whose gradient is in the buffer
+        self._pending = None  # epoch mode: (stats, weight sum) of the pass whose gradient is in the buffer
 
     def _gradient_buffers(self, n_tuples):
         """Per-chunk gradient rows and the summed gradient, allocated once per pass size."""
@@ -110,31 +110,42 @@ class Trainer:
                                        np.empty(self.net.n_params, self.net.dtype))
         return self._buffers[n_chunks]
 
-    def run_epoch(self, X, Y, order, learning_rate):
+    def run_epoch(self, X, Y, weights, order, learning_rate):
         """One epoch over X[order] in the trainer's mode: ONE kernel call.
 
-        Returns (passed, after): the (loss_sum, n_correct) of the pass the updates came from,
-        and in epoch mode those at the new weights, which the same call computes with the
-        next epoch's gradient (None in the other modes).
+        `weights` are the tuples' sample weights (an empty array: all 1). Returns (passed,
+        after): the (loss_sum, penalty_sum, n_correct) of the pass the updates came from (see
+        the kernels' definition), and in epoch mode the same at the new weights, which the
+        call computes with the next epoch's gradient (None in the other modes).
         """
         net = self.net
         self.hyper[K.LR] = learning_rate
+        self.n_tuples = order.shape[0]
         loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
         if self.mode == "case":
-            return K.case_epoch(net.params, net.layout, X, Y, order, loss_code, opt,
+            return K.case_epoch(net.params, net.layout, X, Y, weights, order, loss_code, opt,
                                 self.hyper, self.state), None
         if self.mode == "minibatch":
             rows, grad = self._gradient_buffers(min(self.batch_size, order.shape[0]))
-            return K.minibatch_epoch(net.params, net.layout, X, Y, order, self.batch_size,
+            return K.minibatch_epoch(net.params, net.layout, X, Y, weights, order, self.batch_size,
                                      loss_code, opt, self.hyper, self.state, rows, grad), None
         rows, grad = self._gradient_buffers(order.shape[0])
         if self._pending is None:  # first epoch, or the weights changed since the last pass
-            self._pending = K.batch_gradient(net.params, net.layout, X, Y, order, 0,
-                                             order.shape[0], loss_code, rows, grad)
-        passed = self._pending
-        self._pending = K.epoch_step(net.params, net.layout, X, Y, order, loss_code, opt,
-                                     self.hyper, self.state, rows, grad)
-        return passed, self._pending
+            self._pending = self._pass_stats(K.batch_gradient(
+                net.params, net.layout, X, Y, weights, order, 0, order.shape[0], loss_code, rows, grad))
+        passed, weight_sum = self._pending
+        self._pending = self._pass_stats(K.epoch_step(
+            net.params, net.layout, X, Y, weights, order, weight_sum, loss_code, opt, self.hyper,
+            self.state, rows, grad))
+        return passed, self._pending[0]
+
+    def _pass_stats(self, raw):
+        """A full-batch pass's (sum w E, S, n_correct) as ((loss_sum, penalty_sum, n_correct), S),
+        the penalty at the current weights: those the pass ran at."""
+        weighted_loss, weight_sum, n_correct = raw
+        n = self.n_tuples
+        penalty = 0.5 * self.hyper[K.ALPHA] * K.squared_weights(self.net.params, self.net.layout)
+        return (n / weight_sum * weighted_loss, n / weight_sum * penalty, n_correct), weight_sum
 
     def weights_changed(self):
         """Say the weights were changed from outside (or the data will be): epoch mode's
@@ -160,7 +171,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           random_state=None, n_jobs=None, *, schedule="constant", power_t=0.5, momentum=0.0,
           nesterov=False, alpha=0.0, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
           tol=None, n_iter_no_change=10, max_misclassified=None, min_weight_change=None,
-          callback=None, progress=False, track="end"):
+          callback=None, progress=False, track="end", sample_weight=None):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
@@ -178,7 +189,9 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     the weights of the last finite epoch (stopped_by="diverged", a DivergenceWarning).
 
     random_state None continues the network's own generator; n_jobs sets Numba's thread
-    count for the parallel kernels, restored on return.
+    count for the parallel kernels, restored on return. sample_weight weighs each tuple's
+    error as scikit-learn does (an update over a batch moves against sum_t w_t grad E_t / S,
+    S the batch's weight sum; History.loss is then the weighted mean).
     """
     trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
                       beta_2, epsilon)
@@ -201,6 +214,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     shuffle = check_bool(shuffle, "shuffle")
     rng = net.random_state_ if random_state is None else check_random_state(random_state)
     X, Y = net.check_XY(X, Y)
+    weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
 
     n = X.shape[0]
     history = History(n_samples=n)
@@ -214,16 +228,15 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                 before = net.params.copy()
                 order = rng.permutation(n) if shuffle and trainer.mode != "epoch" else natural
                 start = time.perf_counter()
-                passed, after = trainer.run_epoch(X, Y, order, lr)
+                passed, after = trainer.run_epoch(X, Y, weights, order, lr)
                 history.seconds.append(time.perf_counter() - start)
-                if track == "pass":
-                    loss_sum, n_correct = passed
-                elif after is not None:
-                    loss_sum, n_correct = after
+                if track == "pass" or after is not None:
+                    loss_sum, _, n_correct = passed if track == "pass" else after
+                    loss = loss_sum / n
                 else:
-                    loss_sum, n_correct = K.evaluate(net.params, net.layout, X, Y,
-                                                     K.LOSSES[net.loss], n_chunks_for(n))
-                loss = loss_sum / n
+                    loss_sum, weight_sum, n_correct = K.evaluate(
+                        net.params, net.layout, X, Y, weights, K.LOSSES[net.loss], n_chunks_for(n))
+                    loss = loss_sum / weight_sum
                 if not (np.isfinite(loss) and np.isfinite(net.params).all()):
                     # Go back to the last finite epoch rather than return a model predicting NaN.
                     history.seconds.pop()

@@ -284,32 +284,49 @@ def update_span(params, state, start, vec, coef, decay, opt, hyper):
 
 
 @njit(**JIT)
-def apply_case_update(params, state, layout, units, act, delta, opt, hyper):
-    """Case updating: w_ij moves against O_i delta_j (+ alpha w_ij), theta_j against delta_j."""
+def apply_case_update(params, state, layout, units, act, delta, decay, opt, hyper):
+    """Case updating: w_ij moves against O_i delta_j + decay w_ij, theta_j against delta_j."""
     dt = params.dtype.type
-    alpha = dt(hyper[ALPHA])
     begin_update(hyper, opt)
     for l in range(layout.shape[0]):
         fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
         w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
         d_out = delta[units[l + 1]:units[l + 1] + fan_out]
         for i in range(fan_in):
-            update_span(params, state, w_off + i * fan_out, d_out, act[units[l] + i], alpha,
+            update_span(params, state, w_off + i * fan_out, d_out, act[units[l] + i], decay,
                         opt, hyper)
         update_span(params, state, b_off, d_out, dt(1), dt(0), opt, hyper)
 
 
 @njit(**JIT)
-def apply_mean_update(params, grad, state, layout, n_tuples, opt, hyper):
-    """Epoch/minibatch updating: move against the mean gradient grad / B (+ alpha w / B on weights)."""
+def apply_mean_update(params, grad, state, layout, weight_sum, opt, hyper):
+    """Epoch/minibatch updating: move against grad / S (+ alpha w / S on weights), where grad
+    is the (weighted) sum of the tuples' gradients and S the sum of their weights."""
     dt = params.dtype.type
-    scale = dt(1.0 / n_tuples)
-    decay = dt(hyper[ALPHA] / n_tuples)
+    scale = dt(1.0 / weight_sum)
+    decay = dt(hyper[ALPHA] / weight_sum)
     begin_update(hyper, opt)
     for l in range(layout.shape[0]):
         w_off, b_off, fan_out = layout[l, W_OFF], layout[l, B_OFF], layout[l, FAN_OUT]
         update_span(params, state, w_off, grad[w_off:b_off], scale, decay, opt, hyper)
         update_span(params, state, b_off, grad[b_off:b_off + fan_out], scale, dt(0), opt, hyper)
+
+
+@njit(**JIT)
+def squared_weights(params, layout):
+    """sum of w^2 over every weight (not the biases): the L2 term is alpha/2 times it."""
+    total = 0.0
+    for l in range(layout.shape[0]):
+        w = params[layout[l, W_OFF]:layout[l, B_OFF]]
+        for k in range(w.shape[0]):
+            total += np.float64(w[k]) * np.float64(w[k])
+    return total
+
+
+@njit(**JIT)
+def weight_of(weights, t):
+    """Tuple t's sample weight; an empty `weights` array means every tuple weighs 1."""
+    return 1.0 if weights.shape[0] == 0 else np.float64(weights[t])
 
 
 @njit(**JIT)
@@ -324,55 +341,77 @@ def forward_tuple(params, layout, units, act, x, target, loss_code):
 
 
 @njit(**JIT)
-def backpropagate(params, layout, units, act, delta, x, target, loss_code):
-    """Forward pass, output error, hidden errors for one tuple: returns (E, correct)."""
+def backpropagate(params, layout, units, act, delta, x, target, weight, loss_code):
+    """Forward pass, output error (times the tuple's weight), hidden errors: returns (E, correct)."""
     loss, correct = forward_tuple(params, layout, units, act, x, target, loss_code)
     n_layers = layout.shape[0]
     out = slice(units[n_layers], units[n_layers + 1])
     output_error(act[out], delta[out], target, loss_code, layout[n_layers - 1, ACT])
+    if weight != 1.0:
+        delta[out] *= params.dtype.type(weight)
     hidden_errors(params, layout, units, act, delta)
     return loss, correct
 
 
 # -- whole epochs --------------------------------------------------------------------------
+# Every training kernel returns (loss_sum, penalty_sum, n_correct) for the tuples it passed:
+# summed over its updates u, each over B_u tuples of weight sum S_u at weights W_u,
+#     loss_sum    = sum_u B_u/S_u * sum_(t in u) w_t E_t
+#     penalty_sum = sum_u B_u/S_u * alpha/2 * ||W_u||^2      (0 when alpha = 0)
+# so that (loss_sum + penalty_sum) / n is scikit-learn's loss_curve_ entry, and loss_sum / n
+# the plain mean loss when no weights are given.
+
 # Gradient rows are summed in blocks of this many parameters, one block per task.
 _REDUCE_BLOCK = 4096
 
 
 @njit(**JIT)
-def case_epoch(params, layout, X, Y, order, loss_code, opt, hyper, state):
-    """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params."""
+def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, state):
+    """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
+
+    A tuple of weight w moves params by the gradient of w*E + alpha/2 ||W||^2 divided by w
+    (scikit-learn with batch_size=1): the data term is unchanged, the L2 term is divided by
+    w, and a tuple of weight 0 changes nothing.
+    """
     units = unit_offsets(layout)
     act = np.empty(units[-1], dtype=params.dtype)
     delta = np.empty(units[-1], dtype=params.dtype)
-    loss_sum, n_correct = 0.0, 0
+    alpha = hyper[ALPHA]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
-        loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], loss_code)
+        weight = weight_of(weights, t)
+        loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], 1.0, loss_code)
         loss_sum += loss
         n_correct += correct
-        apply_case_update(params, state, layout, units, act, delta, opt, hyper)
-    return loss_sum, n_correct
+        if weight == 0.0:
+            continue
+        if alpha != 0.0:
+            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
+        apply_case_update(params, state, layout, units, act, delta,
+                          params.dtype.type(alpha / weight), opt, hyper)
+    return loss_sum, penalty_sum, n_correct
 
 
 @njit(**JIT)
-def add_chunks(losses, corrects):
-    """(loss_sum, n_correct) over the chunks, added in chunk order."""
-    loss_sum, n_correct = 0.0, 0
+def add_chunks(losses, weight_sums, corrects):
+    """(loss_sum, weight_sum, n_correct) over the chunks, added in chunk order."""
+    loss_sum, weight_sum, n_correct = 0.0, 0.0, 0
     for c in range(losses.shape[0]):
         loss_sum += losses[c]
+        weight_sum += weight_sums[c]
         n_correct += corrects[c]
-    return loss_sum, n_correct
+    return loss_sum, weight_sum, n_correct
 
 
 @njit(inline="always", **JIT)
-def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
-    """grad = sum of dE/dw over the tuples X[order[start:stop]] (not yet divided by their number).
+def gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
+    """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
 
     The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
     `rows` in parallel; the rows are then added in a fixed order, so the result depends on
     the data and the chunk count only, never on the number of threads. Returns
-    (loss_sum, n_correct).
+    (sum of w_t E_t, S = sum of w_t, n_correct).
 
     Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
     caller's own): a cached kernel must never call another cached parallel kernel, which
@@ -383,20 +422,25 @@ def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, gra
     n = stop - start
     units = unit_offsets(layout)
     losses = np.zeros(n_chunks)
+    weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         act = np.empty(units[-1], dtype=params.dtype)
         delta = np.empty(units[-1], dtype=params.dtype)
         row = rows[c]
         row[:] = 0
-        loss_c, correct_c = 0.0, 0
+        loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for p in range(start + n * c // n_chunks, start + n * (c + 1) // n_chunks):
             t = order[p]
-            loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], loss_code)
-            loss_c += loss
+            weight = weight_of(weights, t)
+            loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], weight,
+                                          loss_code)
+            loss_c += weight * loss
+            weight_c += weight
             correct_c += correct
             accumulate(row, layout, units, act, delta)
         losses[c] = loss_c
+        weight_sums[c] = weight_c
         corrects[c] = correct_c
     n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
     for b in prange(n_blocks):
@@ -405,56 +449,68 @@ def gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, gra
         grad[lo:hi] = rows[0, lo:hi]
         for c in range(1, n_chunks):
             grad[lo:hi] += rows[c, lo:hi]
-    return add_chunks(losses, corrects)
+    return add_chunks(losses, weight_sums, corrects)
 
 
 @njit(parallel=True, **JIT)
-def batch_gradient(params, layout, X, Y, order, start, stop, loss_code, rows, grad):
+def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
-    return gradient_pass(params, layout, X, Y, order, start, stop, loss_code, rows, grad)
+    return gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad)
 
 
 @njit(parallel=True, **JIT)
-def epoch_step(params, layout, X, Y, order, loss_code, opt, hyper, state, rows, grad):
-    """Epoch updating, one epoch: the update with the gradient the previous pass left in grad,
-    then the pass at the new weights, which gives this epoch's loss and the next gradient."""
-    apply_mean_update(params, grad, state, layout, order.shape[0], opt, hyper)
-    return gradient_pass(params, layout, X, Y, order, 0, order.shape[0], loss_code, rows, grad)
+def epoch_step(params, layout, X, Y, weights, order, weight_sum, loss_code, opt, hyper, state,
+               rows, grad):
+    """Epoch updating, one epoch: the update with the gradient the previous pass left in grad
+    (its weight sum is weight_sum), then the pass at the new weights, which gives this
+    epoch's loss and the next gradient. Returns that pass's (sum w E, S, n_correct)."""
+    apply_mean_update(params, grad, state, layout, weight_sum, opt, hyper)
+    return gradient_pass(params, layout, X, Y, weights, order, 0, order.shape[0], loss_code,
+                         rows, grad)
 
 
 @njit(parallel=True, **JIT)
-def minibatch_epoch(params, layout, X, Y, order, batch_size, loss_code, opt, hyper, state,
-                    rows, grad):
+def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code, opt, hyper,
+                    state, rows, grad):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one update."""
     n = order.shape[0]
-    loss_sum, n_correct = 0.0, 0
+    alpha = hyper[ALPHA]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        loss_b, correct_b = gradient_pass(params, layout, X, Y, order, start, stop, loss_code,
-                                          rows, grad)
-        loss_sum += loss_b
+        loss_b, weight_b, correct_b = gradient_pass(params, layout, X, Y, weights, order, start,
+                                                    stop, loss_code, rows, grad)
         n_correct += correct_b
-        apply_mean_update(params, grad, state, layout, stop - start, opt, hyper)
-    return loss_sum, n_correct
+        if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
+            continue
+        loss_sum += (stop - start) / weight_b * loss_b
+        if alpha != 0.0:
+            penalty_sum += (stop - start) / weight_b * 0.5 * alpha * squared_weights(params, layout)
+        apply_mean_update(params, grad, state, layout, weight_b, opt, hyper)
+    return loss_sum, penalty_sum, n_correct
 
 
 @njit(parallel=True, **JIT)
-def evaluate(params, layout, X, Y, loss_code, n_chunks):
-    """Forward pass only over all of X: (loss_sum, n_correct) at the current weights."""
+def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
+    """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights."""
     n = X.shape[0]
     units = unit_offsets(layout)
     losses = np.zeros(n_chunks)
+    weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
         act = np.empty(units[-1], dtype=params.dtype)
-        loss_c, correct_c = 0.0, 0
+        loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            weight = weight_of(weights, t)
             loss, correct = forward_tuple(params, layout, units, act, X[t], Y[t], loss_code)
-            loss_c += loss
+            loss_c += weight * loss
+            weight_c += weight
             correct_c += correct
         losses[c] = loss_c
+        weight_sums[c] = weight_c
         corrects[c] = correct_c
-    return add_chunks(losses, corrects)
+    return add_chunks(losses, weight_sums, corrects)
 
 
 @njit(parallel=True, **JIT)
