@@ -9,4 +9,15 @@ from .network import Network
 from .train import DivergenceWarning, History, train
 
 __version__ = "0.1.0"
-__all__ = ["Network", "History", "DivergenceWarning", "train", "datasets", "__version__"]
+__all__ = ["Network", "History", "DivergenceWarning", "train", "datasets", "MLPClassifier",
+           "MLPRegressor", "__version__"]
+
+_ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+
+
+def __getattr__(name):
+    """The scikit-learn drop-ins load on first use, so `import fastbp` stays quick."""
+    if name in _ESTIMATORS:
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

@@ -61,10 +61,11 @@ class Network:
         cross-entropy summed over logistic outputs, or the categorical one with softmax.
     dtype : float32 or float64
         The dtype of params and of every computation on them; inputs are converted once.
-    init : {"uniform", "glorot"}
+    init : {"uniform", "glorot"} or None
         "uniform": every weight and bias uniform in [-init_range, init_range] (the
         textbook's choice); "glorot": scikit-learn's rule, bound sqrt(6/(fan_in+fan_out)),
-        sqrt(2/(fan_in+fan_out)) for logistic units.
+        sqrt(2/(fan_in+fan_out)) for logistic units; None: all zero, nothing drawn (for
+        weights you set yourself; see also `Network.from_coefs`).
     random_state : None, int, numpy RandomState or Generator
         Seeds initialisation; `train` continues drawing shuffles from the same generator.
     """
@@ -92,7 +93,8 @@ class Network:
             raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
-        init = check_choice(init, "init", INITS)
+        if init is not None:
+            init = check_choice(init, "init", INITS)
         init_range = check_float(init_range, "init_range", minimum=0.0, strict_min=True)
         self.random_state_ = check_random_state(random_state)
 
@@ -100,7 +102,43 @@ class Network:
         last = self.layout[-1]
         self.params = np.zeros(int(last[K.B_OFF] + last[K.FAN_OUT]), dtype=self.dtype)
         self._make_views()
-        self.initialize(init, init_range)
+        if init is not None:
+            self.initialize(init, init_range)
+
+    @classmethod
+    def from_coefs(cls, coefs, intercepts, activation="logistic", output_activation="logistic",
+                   loss="squared_error", dtype=None, random_state=None):
+        """A network holding copies of the given weight matrices and bias vectors, in one buffer.
+
+        coefs[l] is (fan_in, fan_out) and intercepts[l] (fan_out,), as scikit-learn's MLP
+        attributes of those names; dtype defaults to theirs.
+        """
+        coefs = [np.asarray(c) for c in coefs]
+        intercepts = [np.asarray(b) for b in intercepts]
+        if len(coefs) == 0 or len(coefs) != len(intercepts) or any(c.ndim != 2 for c in coefs):
+            raise ValueError("coefs must be a non-empty list of 2-D arrays, one per intercepts entry")
+        sizes = [coefs[0].shape[0]] + [c.shape[1] for c in coefs]
+        for l, (c, b) in enumerate(zip(coefs, intercepts)):
+            if c.shape != (sizes[l], sizes[l + 1]) or b.shape != (sizes[l + 1],):
+                raise ValueError(f"layer {l}: coefs {c.shape} and intercepts {b.shape} do not chain "
+                                 f"into layer sizes {sizes}")
+        net = cls(sizes, activation, output_activation, loss,
+                  np.result_type(*coefs) if dtype is None else dtype, random_state, init=None)
+        for l, (c, b) in enumerate(zip(coefs, intercepts)):
+            net.coefs[l][:] = c
+            net.intercepts[l][:] = b
+        if not np.isfinite(net.params).all():
+            raise ValueError("coefs and intercepts must be finite")
+        return net
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        del state["coefs"], state["intercepts"]  # views: rebuilt from params on load
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._make_views()
 
     # -- layout --------------------------------------------------------------------------------
     def _make_layout(self):
@@ -229,6 +267,10 @@ class Network:
         X, Y = self.check_XY(X, Y)
         alpha = check_float(alpha, "alpha", minimum=0.0)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        return self._loss_gradient(X, Y, alpha, weights)
+
+    def _loss_gradient(self, X, Y, alpha, weights):
+        """loss_gradient on inputs already checked and converted (an L-BFGS run calls it often)."""
         n = X.shape[0]
         rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)

@@ -91,7 +91,7 @@ class Trainer:
         self.batch_size = 200 if batch_size is None else check_int(batch_size, "batch_size", minimum=1)
         self.optimizer = check_choice(optimizer, "optimizer", tuple(K.OPTIMIZERS))
         self.hyper = np.zeros(K.N_HYPER)
-        self.hyper[K.MOMENTUM] = check_float(momentum, "momentum", 0.0, 1.0, strict_max=True)
+        self.hyper[K.MOMENTUM] = check_float(momentum, "momentum", 0.0, 1.0)
         self.hyper[K.NESTEROV] = float(check_bool(nesterov, "nesterov"))
         self.hyper[K.ALPHA] = check_float(alpha, "alpha", minimum=0.0)
         self.hyper[K.BETA_1] = check_float(beta_1, "beta_1", 0.0, 1.0, strict_max=True)
