@@ -13,14 +13,17 @@ The steps of backpropagation for one tuple (Han & Kamber, ch. 9) come first, the
 whole-epoch kernels the Python layer calls, one per epoch.
 
 All arrays are flat. `act` holds the outputs O of every unit, layer after layer, input
-first (`units[l]` is where layer l starts, `units[-1]` its length); `delta` has the same
-layout and holds dE/dI, the gradient of the tuple's error with respect to each unit's net
-input I (the textbook's Err_j is -delta_j). Weights live in `params` as described by the
-layout table below.
+first; `delta` has the same layout and holds dE/dI, the gradient of the tuple's error with
+respect to each unit's net input I (the textbook's Err_j is -delta_j). Weights live in
+`params` as the layout table below says: layer l's W (fan_in x fan_out, row-major) at
+w_off, then its biases at b_off.
 
-Inner loops index 1-D views with the bare loop counter (`out[j]`, never `act[a_out + j]`):
-Numba must allow for a negative `a_out + j` and wrap it, and that check alone stops LLVM
-from vectorising the loop (10x slower on a 64-wide row).
+Indexing: every kernel turns the layout into `geo`, a table of uint64 offsets, and indexes
+the flat arrays with unsigned sums like act[a_out + j]. With a signed index Numba must
+allow for a negative value and wrap it, and that check alone stops LLVM from vectorising
+a loop (7x slower on a 64-wide row); slicing views instead costs a reference-counted array
+object per slice, which dominated small networks. Unsigned offsets cost neither. Never mix
+them with signed integers or integer literals (Numba makes uint64 + int64 a float64).
 """
 import numpy as np
 from numba import njit, prange
@@ -47,6 +50,11 @@ OPTIMIZERS = {"sgd": SGD, "adam": ADAM}
 LR, MOMENTUM, NESTEROV, ALPHA, BETA_1, BETA_2, EPSILON, STEP, LR_T = range(9)
 N_HYPER = 9
 
+# Columns of `geo`, the uint64 offsets every kernel derives from the layout table: fan_in,
+# fan_out, where W and the biases start in params, where the layer's inputs and outputs
+# start in act/delta.
+G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
+
 # Rows of the optimizer state array (2, n_params): SGD velocity / Adam first moment, Adam second moment.
 N_STATE = 2
 
@@ -60,79 +68,98 @@ JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 
 # -- one tuple ------------------------------------------------------------------------------
 @njit(**JIT)
-def unit_offsets(layout):
-    """Where each layer's units start in `act`/`delta`; the last entry is the total."""
+def geometry(layout):
+    """The uint64 offset table of a layout (see G_IN ... G_A_OUT)."""
     n_layers = layout.shape[0]
-    units = np.empty(n_layers + 2, dtype=np.int64)
-    units[0] = 0
+    geo = np.empty((n_layers, 6), dtype=np.uint64)
+    units = 0
     for l in range(n_layers):
-        units[l + 1] = units[l] + layout[l, FAN_IN]
-    units[n_layers + 1] = units[n_layers] + layout[n_layers - 1, FAN_OUT]
-    return units
+        geo[l, G_IN] = layout[l, FAN_IN]
+        geo[l, G_OUT] = layout[l, FAN_OUT]
+        geo[l, G_W] = layout[l, W_OFF]
+        geo[l, G_B] = layout[l, B_OFF]
+        geo[l, G_A_IN] = units
+        units += layout[l, FAN_IN]
+        geo[l, G_A_OUT] = units
+    return geo
 
 
 @njit(**JIT)
-def activate(v, code):
-    """O_j = f(I_j), in place on the layer's units v."""
+def n_units(geo):
+    """Length of act/delta: every unit of every layer, input included."""
+    last = geo.shape[0] - 1
+    return geo[last, G_A_OUT] + geo[last, G_OUT]
+
+
+@njit(**JIT)
+def activate(v, start, n, code):
+    """O_j = f(I_j), in place on the n units v[start:start+n]."""
     one = v.dtype.type(1)
     zero = v.dtype.type(0)
     if code == LOGISTIC:
-        for j in range(v.shape[0]):
-            v[j] = one / (one + np.exp(-v[j]))
+        for j in range(n):
+            v[start + j] = one / (one + np.exp(-v[start + j]))
     elif code == TANH:
-        for j in range(v.shape[0]):
-            v[j] = np.tanh(v[j])
+        for j in range(n):
+            v[start + j] = np.tanh(v[start + j])
     elif code == RELU:
-        for j in range(v.shape[0]):
-            v[j] = max(v[j], zero)
+        for j in range(n):
+            v[start + j] = max(v[start + j], zero)
     elif code == EXP:
-        for j in range(v.shape[0]):
-            v[j] = np.exp(v[j])
+        for j in range(n):
+            v[start + j] = np.exp(v[start + j])
     elif code == SOFTMAX:
-        top = v.max()
+        top = v[start]
+        for j in range(n):
+            top = max(top, v[start + j])
         total = zero
-        for j in range(v.shape[0]):
-            v[j] = np.exp(v[j] - top)
-            total += v[j]
+        for j in range(n):
+            v[start + j] = np.exp(v[start + j] - top)
+            total += v[start + j]
         inv = one / total
-        for j in range(v.shape[0]):
-            v[j] *= inv
+        for j in range(n):
+            v[start + j] *= inv
 
 
 @njit(**JIT)
-def times_derivative(delta, out, code):
+def times_derivative(delta, act, start, n, code):
     """delta_j *= f'(I_j), written from the unit's output O_j as the textbook does."""
-    one = out.dtype.type(1)
-    zero = out.dtype.type(0)
+    one = act.dtype.type(1)
+    zero = act.dtype.type(0)
     if code == LOGISTIC:
-        for j in range(delta.shape[0]):
-            delta[j] *= out[j] * (one - out[j])
+        for j in range(n):
+            delta[start + j] *= act[start + j] * (one - act[start + j])
     elif code == TANH:
-        for j in range(delta.shape[0]):
-            delta[j] *= one - out[j] * out[j]
+        for j in range(n):
+            delta[start + j] *= one - act[start + j] * act[start + j]
     elif code == RELU:
-        for j in range(delta.shape[0]):
-            delta[j] = delta[j] if out[j] > zero else zero
+        for j in range(n):
+            delta[start + j] = delta[start + j] if act[start + j] > zero else zero
     elif code == EXP:
-        for j in range(delta.shape[0]):
-            delta[j] *= out[j]
+        for j in range(n):
+            delta[start + j] *= act[start + j]
 
 
 @njit(**JIT)
-def forward(params, layout, units, act):
-    """Forward pass: act[:n_in] holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
-    for l in range(layout.shape[0]):
-        fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
-        w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
-        inp = act[units[l]:units[l] + fan_in]
-        out = act[units[l + 1]:units[l + 1] + fan_out]
-        out[:] = params[b_off:b_off + fan_out]
-        for i in range(fan_in):
-            o_i = inp[i]
-            w_row = params[w_off + i * fan_out:w_off + (i + 1) * fan_out]
+def forward(params, layout, geo, act):
+    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
+    for l in range(geo.shape[0]):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+            s = params[b_off]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i]
+            act[a_out] = s
+        else:
             for j in range(fan_out):
-                out[j] += o_i * w_row[j]
-        activate(out, layout[l, ACT])
+                act[a_out + j] = params[b_off + j]
+            for i in range(fan_in):
+                o_i = act[a_in + i]
+                row = w_off + i * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += o_i * params[row + j]
+        activate(act, a_out, fan_out, layout[l, ACT])
 
 
 @njit(**JIT)
@@ -141,31 +168,31 @@ def xlogy(x, y):
 
 
 @njit(**JIT)
-def tuple_loss(out, target, loss_code, code):
-    """The tuple's error E, in float64 (outputs are few; the sum over an epoch stays accurate)."""
+def tuple_loss(act, out, n_out, Y, t, loss_code, code):
+    """The tuple's error E against Y[t], in float64 (outputs are few; an epoch's sum stays accurate)."""
     loss = 0.0
     if loss_code == SQUARED_ERROR:
-        for k in range(out.shape[0]):
-            d = np.float64(target[k]) - np.float64(out[k])
+        for k in range(n_out):
+            d = np.float64(Y[t, k]) - np.float64(act[out + k])
             loss += 0.5 * d * d
     elif loss_code == LOG_LOSS:
-        eps = np.float64(np.finfo(out.dtype).eps)
-        for k in range(out.shape[0]):
-            o = min(max(np.float64(out[k]), eps), 1.0 - eps)
-            y = np.float64(target[k])
+        eps = np.float64(np.finfo(act.dtype).eps)
+        for k in range(n_out):
+            o = min(max(np.float64(act[out + k]), eps), 1.0 - eps)
+            y = np.float64(Y[t, k])
             loss -= xlogy(y, o)
             if code != SOFTMAX:
                 loss -= xlogy(1.0 - y, 1.0 - o)
     elif loss_code == POISSON:
-        for k in range(out.shape[0]):
-            o = np.float64(out[k])
-            y = np.float64(target[k])
+        for k in range(n_out):
+            o = np.float64(act[out + k])
+            y = np.float64(Y[t, k])
             loss += xlogy(y, y / o) - y + o
     return loss
 
 
 @njit(**JIT)
-def output_error(out, delta, target, loss_code, code):
+def output_error(act, delta, out, n_out, Y, t, loss_code, code):
     """Output layer's delta = dE/dI.
 
     For the matched pairs (squared error + identity, log loss + logistic or softmax,
@@ -173,65 +200,77 @@ def output_error(out, delta, target, loss_code, code):
     O(1-O), so that -delta is the textbook's Err_j = O_j(1-O_j)(T_j-O_j); through softmax
     it takes the full Jacobian.
     """
-    for k in range(out.shape[0]):
-        delta[k] = out[k] - target[k]
+    for k in range(n_out):
+        delta[out + k] = act[out + k] - Y[t, k]
     if loss_code == SQUARED_ERROR:
         if code == SOFTMAX:
-            s = out.dtype.type(0)
-            for k in range(out.shape[0]):
-                s += delta[k] * out[k]
-            for k in range(out.shape[0]):
-                delta[k] = out[k] * (delta[k] - s)
+            s = act.dtype.type(0)
+            for k in range(n_out):
+                s += delta[out + k] * act[out + k]
+            for k in range(n_out):
+                delta[out + k] = act[out + k] * (delta[out + k] - s)
         else:
-            times_derivative(delta, out, code)
+            times_derivative(delta, act, out, n_out, code)
 
 
 @njit(**JIT)
-def is_correct(out, target, code):
+def is_correct(act, out, n_out, Y, t, code):
     """1 if the tuple is classified right: argmax for softmax, every output's side of 0.5 for logistic."""
     if code == SOFTMAX:
-        return 1 if np.argmax(out) == np.argmax(target) else 0
+        best_o = best_t = np.uint64(0)  # first index of the largest output / target
+        for k in range(n_out):
+            if act[out + k] > act[out + best_o]:
+                best_o = k
+            if Y[t, k] > Y[t, best_t]:
+                best_t = k
+        return 1 if best_o == best_t else 0
     if code == LOGISTIC:
-        half = out.dtype.type(0.5)
-        for k in range(out.shape[0]):
-            if (out[k] >= half) != (target[k] >= half):
+        half = act.dtype.type(0.5)
+        for k in range(n_out):
+            if (act[out + k] >= half) != (Y[t, k] >= half):
                 return 0
         return 1
     return 0
 
 
 @njit(**JIT)
-def hidden_errors(params, layout, units, act, delta):
+def hidden_errors(params, layout, geo, act, delta):
     """Propagate delta back: delta_i = f'(I_i) * sum_j w_ij delta_j, last hidden layer first."""
-    for l in range(layout.shape[0] - 1, 0, -1):
-        fan_in, fan_out, w_off = layout[l, FAN_IN], layout[l, FAN_OUT], layout[l, W_OFF]
-        d_in = delta[units[l]:units[l] + fan_in]
-        d_out = delta[units[l + 1]:units[l + 1] + fan_out]
-        for i in range(fan_in):
-            w_row = params[w_off + i * fan_out:w_off + (i + 1) * fan_out]
-            s = act.dtype.type(0)
-            for j in range(fan_out):
-                s += w_row[j] * d_out[j]
-            d_in[i] = s
-        times_derivative(d_in, act[units[l]:units[l] + fan_in], layout[l - 1, ACT])
+    for l in range(geo.shape[0] - 1, 0, -1):
+        fan_in, fan_out, w_off = geo[l, G_IN], geo[l, G_OUT], geo[l, G_W]
+        a_in, a_out = geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:
+            d_out = delta[a_out]
+            for i in range(fan_in):
+                delta[a_in + i] = params[w_off + i] * d_out
+        else:
+            for i in range(fan_in):
+                row = w_off + i * fan_out
+                s = act.dtype.type(0)
+                for j in range(fan_out):
+                    s += params[row + j] * delta[a_out + j]
+                delta[a_in + i] = s
+        times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
 
 
 @njit(**JIT)
-def accumulate(grad, layout, units, act, delta):
+def accumulate(grad, geo, act, delta):
     """grad += dE/dw for this tuple: dE/dw_ij = O_i delta_j, dE/dtheta_j = delta_j."""
-    for l in range(layout.shape[0]):
-        fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
-        w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
-        inp = act[units[l]:units[l] + fan_in]
-        d_out = delta[units[l + 1]:units[l + 1] + fan_out]
-        for i in range(fan_in):
-            o_i = inp[i]
-            g_row = grad[w_off + i * fan_out:w_off + (i + 1) * fan_out]
-            for j in range(fan_out):
-                g_row[j] += o_i * d_out[j]
-        g_bias = grad[b_off:b_off + fan_out]
+    for l in range(geo.shape[0]):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:
+            d_out = delta[a_out]
+            for i in range(fan_in):
+                grad[w_off + i] += act[a_in + i] * d_out
+        else:
+            for i in range(fan_in):
+                o_i = act[a_in + i]
+                row = w_off + i * fan_out
+                for j in range(fan_out):
+                    grad[row + j] += o_i * delta[a_out + j]
         for j in range(fan_out):
-            g_bias[j] += d_out[j]
+            grad[b_off + j] += delta[a_out + j]
 
 
 @njit(**JIT)
@@ -243,73 +282,111 @@ def begin_update(hyper, opt):
         hyper[LR_T] = hyper[LR] * np.sqrt(1.0 - hyper[BETA_2] ** t) / (1.0 - hyper[BETA_1] ** t)
 
 
-@njit(**JIT)
-def update_span(params, state, start, vec, coef, decay, opt, hyper):
-    """Move w = params[start:start+len(vec)] against g_k = coef * vec[k] + decay * w_k.
+@njit(inline="always", **JIT)
+def momentum_step(w, v, g, lr, mu, nesterov):
+    """SGD with momentum: v = mu v - lr g; w += v, or w += mu v - lr g with Nesterov."""
+    v = mu * v - lr * g
+    return (w + mu * v - lr * g if nesterov else w + v), v
 
-    SGD: w -= lr g; with momentum v = mu v - lr g, w += v (Nesterov: w += mu v - lr g).
-    Adam: m = b1 m + (1-b1) g, s = b2 s + (1-b2) g^2, w -= lr_t m / (sqrt(s) + eps).
-    """
+
+@njit(inline="always", **JIT)
+def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
+    """Adam: m = b1 m + (1-b1) g, s = b2 s + (1-b2) g^2, w -= lr_t m / (sqrt(s) + eps);
+    c1 = 1-b1 and c2 = 1-b2 come in typed, so no literal promotes a float32 network."""
+    m = b1 * m + c1 * g
+    s = b2 * s + c2 * g * g
+    return w - lr_t * m / (np.sqrt(s) + eps), m, s
+
+
+@njit(**JIT)
+def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper):
+    """Move the n_rows x n_cols block W of params at `start` against
+    g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
+    optimizer's arrays in the params layout)."""
     dt = params.dtype.type
-    one = dt(1)
-    n = vec.shape[0]
-    w = params[start:start + n]
+    lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
     if opt == ADAM:
-        m = state[0, start:start + n]
-        s = state[1, start:start + n]
-        b1, b2 = dt(hyper[BETA_1]), dt(hyper[BETA_2])
-        lr_t, eps = dt(hyper[LR_T]), dt(hyper[EPSILON])
-        for k in range(n):
-            g = coef * vec[k] + decay * w[k]
-            m[k] = b1 * m[k] + (one - b1) * g
-            s[k] = b2 * s[k] + (one - b2) * g * g
-            w[k] -= lr_t * m[k] / (np.sqrt(s[k]) + eps)
-        return
-    lr, mu = dt(hyper[LR]), dt(hyper[MOMENTUM])
-    if hyper[MOMENTUM] == 0.0:
-        for k in range(n):
-            w[k] -= lr * (coef * vec[k] + decay * w[k])
-        return
-    v = state[0, start:start + n]
-    if hyper[NESTEROV] != 0.0:
-        for k in range(n):
-            g = coef * vec[k] + decay * w[k]
-            v[k] = mu * v[k] - lr * g
-            w[k] += mu * v[k] - lr * g
+        b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
+        c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
+        for i in range(n_rows):
+            a_i = a[a_off + i]
+            row = start + i * n_cols
+            for j in range(n_cols):
+                k = row + j
+                params[k], state[0, k], state[1, k] = adam_step(
+                    params[k], state[0, k], state[1, k], a_i * d[d_off + j] + decay * params[k],
+                    b1, c1, b2, c2, lr_t, eps)
+    elif hyper[MOMENTUM] == 0.0:
+        for i in range(n_rows):
+            a_i = a[a_off + i]
+            row = start + i * n_cols
+            for j in range(n_cols):
+                params[row + j] -= lr * (a_i * d[d_off + j] + decay * params[row + j])
     else:
-        for k in range(n):
-            g = coef * vec[k] + decay * w[k]
-            v[k] = mu * v[k] - lr * g
-            w[k] += v[k]
+        for i in range(n_rows):
+            a_i = a[a_off + i]
+            row = start + i * n_cols
+            for j in range(n_cols):
+                k = row + j
+                params[k], state[0, k] = momentum_step(params[k], state[0, k],
+                                                       a_i * d[d_off + j] + decay * params[k],
+                                                       lr, mu, nesterov)
 
 
 @njit(**JIT)
-def apply_case_update(params, state, layout, units, act, delta, decay, opt, hyper):
+def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
+    """Move params[start:start+n] against g_k = scale vec[v_off+k] + decay w_k."""
+    dt = params.dtype.type
+    lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
+    if opt == ADAM:
+        b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
+        c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
+        for j in range(n):
+            k = start + j
+            params[k], state[0, k], state[1, k] = adam_step(
+                params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
+                b1, c1, b2, c2, lr_t, eps)
+    elif hyper[MOMENTUM] == 0.0:
+        for j in range(n):
+            params[start + j] -= lr * (scale * vec[v_off + j] + decay * params[start + j])
+    else:
+        for j in range(n):
+            k = start + j
+            params[k], state[0, k] = momentum_step(params[k], state[0, k],
+                                                   scale * vec[v_off + j] + decay * params[k],
+                                                   lr, mu, nesterov)
+
+
+@njit(**JIT)
+def apply_case_update(params, state, geo, act, delta, decay, opt, hyper):
     """Case updating: w_ij moves against O_i delta_j + decay w_ij, theta_j against delta_j."""
     dt = params.dtype.type
+    one_row = np.uint64(1)
     begin_update(hyper, opt)
-    for l in range(layout.shape[0]):
-        fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
-        w_off, b_off = layout[l, W_OFF], layout[l, B_OFF]
-        d_out = delta[units[l + 1]:units[l + 1] + fan_out]
-        for i in range(fan_in):
-            update_span(params, state, w_off + i * fan_out, d_out, act[units[l] + i], decay,
-                        opt, hyper)
-        update_span(params, state, b_off, d_out, dt(1), dt(0), opt, hyper)
+    for l in range(geo.shape[0]):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            update_outer(params, state, w_off, one_row, fan_in, delta, a_out, act, a_in, decay,
+                         opt, hyper)
+        else:
+            update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
+                         opt, hyper)
+        update_flat(params, state, b_off, fan_out, delta, a_out, dt(1), dt(0), opt, hyper)
 
 
 @njit(**JIT)
-def apply_mean_update(params, grad, state, layout, weight_sum, opt, hyper):
+def apply_mean_update(params, grad, state, geo, weight_sum, opt, hyper):
     """Epoch/minibatch updating: move against grad / S (+ alpha w / S on weights), where grad
     is the (weighted) sum of the tuples' gradients and S the sum of their weights."""
     dt = params.dtype.type
     scale = dt(1.0 / weight_sum)
     decay = dt(hyper[ALPHA] / weight_sum)
     begin_update(hyper, opt)
-    for l in range(layout.shape[0]):
-        w_off, b_off, fan_out = layout[l, W_OFF], layout[l, B_OFF], layout[l, FAN_OUT]
-        update_span(params, state, w_off, grad[w_off:b_off], scale, decay, opt, hyper)
-        update_span(params, state, b_off, grad[b_off:b_off + fan_out], scale, dt(0), opt, hyper)
+    for l in range(geo.shape[0]):
+        w_off, b_off = geo[l, G_W], geo[l, G_B]
+        update_flat(params, state, w_off, b_off - w_off, grad, w_off, scale, decay, opt, hyper)
+        update_flat(params, state, b_off, geo[l, G_OUT], grad, b_off, scale, dt(0), opt, hyper)
 
 
 @njit(**JIT)
@@ -317,9 +394,8 @@ def squared_weights(params, layout):
     """sum of w^2 over every weight (not the biases): the L2 term is alpha/2 times it."""
     total = 0.0
     for l in range(layout.shape[0]):
-        w = params[layout[l, W_OFF]:layout[l, B_OFF]]
-        for k in range(w.shape[0]):
-            total += np.float64(w[k]) * np.float64(w[k])
+        for k in range(layout[l, W_OFF], layout[l, B_OFF]):
+            total += np.float64(params[k]) * np.float64(params[k])
     return total
 
 
@@ -330,26 +406,29 @@ def weight_of(weights, t):
 
 
 @njit(**JIT)
-def forward_tuple(params, layout, units, act, x, target, loss_code):
-    """Forward pass for input x: returns (E, 1 if classified right) against `target`."""
-    n_layers = layout.shape[0]
-    act[:x.shape[0]] = x
-    forward(params, layout, units, act)
-    out = act[units[n_layers]:units[n_layers + 1]]
-    code = layout[n_layers - 1, ACT]
-    return tuple_loss(out, target, loss_code, code), is_correct(out, target, code)
+def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
+    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]."""
+    for i in range(geo[0, G_IN]):
+        act[i] = X[t, i]
+    forward(params, layout, geo, act)
+    last = geo.shape[0] - 1
+    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    return (tuple_loss(act, out, n_out, Y, t, loss_code, code),
+            is_correct(act, out, n_out, Y, t, code))
 
 
 @njit(**JIT)
-def backpropagate(params, layout, units, act, delta, x, target, weight, loss_code):
+def backpropagate(params, layout, geo, act, delta, X, Y, t, weight, loss_code):
     """Forward pass, output error (times the tuple's weight), hidden errors: returns (E, correct)."""
-    loss, correct = forward_tuple(params, layout, units, act, x, target, loss_code)
-    n_layers = layout.shape[0]
-    out = slice(units[n_layers], units[n_layers + 1])
-    output_error(act[out], delta[out], target, loss_code, layout[n_layers - 1, ACT])
+    loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    output_error(act, delta, out, n_out, Y, t, loss_code, layout[last, ACT])
     if weight != 1.0:
-        delta[out] *= params.dtype.type(weight)
-    hidden_errors(params, layout, units, act, delta)
+        w = params.dtype.type(weight)
+        for k in range(n_out):
+            delta[out + k] *= w
+    hidden_errors(params, layout, geo, act, delta)
     return loss, correct
 
 
@@ -373,23 +452,23 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
     (scikit-learn with batch_size=1): the data term is unchanged, the L2 term is divided by
     w, and a tuple of weight 0 changes nothing.
     """
-    units = unit_offsets(layout)
-    act = np.empty(units[-1], dtype=params.dtype)
-    delta = np.empty(units[-1], dtype=params.dtype)
+    geo = geometry(layout)
+    act = np.empty(n_units(geo), dtype=params.dtype)
+    delta = np.empty(n_units(geo), dtype=params.dtype)
     alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], 1.0, loss_code)
+        loss, correct = backpropagate(params, layout, geo, act, delta, X, Y, t, 1.0, loss_code)
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
             continue
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
-        apply_case_update(params, state, layout, units, act, delta,
-                          params.dtype.type(alpha / weight), opt, hyper)
+        apply_case_update(params, state, geo, act, delta, params.dtype.type(alpha / weight), opt,
+                          hyper)
     return loss_sum, penalty_sum, n_correct
 
 
@@ -420,25 +499,25 @@ def gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, 
     n_chunks = rows.shape[0]
     n_params = rows.shape[1]
     n = stop - start
-    units = unit_offsets(layout)
+    geo = geometry(layout)
     losses = np.zeros(n_chunks)
     weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        act = np.empty(units[-1], dtype=params.dtype)
-        delta = np.empty(units[-1], dtype=params.dtype)
+        act = np.empty(n_units(geo), dtype=params.dtype)
+        delta = np.empty(n_units(geo), dtype=params.dtype)
         row = rows[c]
         row[:] = 0
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for p in range(start + n * c // n_chunks, start + n * (c + 1) // n_chunks):
             t = order[p]
             weight = weight_of(weights, t)
-            loss, correct = backpropagate(params, layout, units, act, delta, X[t], Y[t], weight,
+            loss, correct = backpropagate(params, layout, geo, act, delta, X, Y, t, weight,
                                           loss_code)
             loss_c += weight * loss
             weight_c += weight
             correct_c += correct
-            accumulate(row, layout, units, act, delta)
+            accumulate(row, geo, act, delta)
         losses[c] = loss_c
         weight_sums[c] = weight_c
         corrects[c] = correct_c
@@ -464,7 +543,7 @@ def epoch_step(params, layout, X, Y, weights, order, weight_sum, loss_code, opt,
     """Epoch updating, one epoch: the update with the gradient the previous pass left in grad
     (its weight sum is weight_sum), then the pass at the new weights, which gives this
     epoch's loss and the next gradient. Returns that pass's (sum w E, S, n_correct)."""
-    apply_mean_update(params, grad, state, layout, weight_sum, opt, hyper)
+    apply_mean_update(params, grad, state, geometry(layout), weight_sum, opt, hyper)
     return gradient_pass(params, layout, X, Y, weights, order, 0, order.shape[0], loss_code,
                          rows, grad)
 
@@ -474,6 +553,7 @@ def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code,
                     state, rows, grad):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one update."""
     n = order.shape[0]
+    geo = geometry(layout)
     alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
@@ -486,7 +566,7 @@ def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code,
         loss_sum += (stop - start) / weight_b * loss_b
         if alpha != 0.0:
             penalty_sum += (stop - start) / weight_b * 0.5 * alpha * squared_weights(params, layout)
-        apply_mean_update(params, grad, state, layout, weight_b, opt, hyper)
+        apply_mean_update(params, grad, state, geo, weight_b, opt, hyper)
     return loss_sum, penalty_sum, n_correct
 
 
@@ -494,16 +574,16 @@ def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code,
 def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
     """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights."""
     n = X.shape[0]
-    units = unit_offsets(layout)
+    geo = geometry(layout)
     losses = np.zeros(n_chunks)
     weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        act = np.empty(units[-1], dtype=params.dtype)
+        act = np.empty(n_units(geo), dtype=params.dtype)
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             weight = weight_of(weights, t)
-            loss, correct = forward_tuple(params, layout, units, act, X[t], Y[t], loss_code)
+            loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
             loss_c += weight * loss
             weight_c += weight
             correct_c += correct
@@ -517,11 +597,14 @@ def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
 def predict(params, layout, X, result, n_chunks):
     """result[t] = output activations of the network for X[t]."""
     n = X.shape[0]
-    units = unit_offsets(layout)
-    out = units[layout.shape[0]]
+    geo = geometry(layout)
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     for c in prange(n_chunks):
-        act = np.empty(units[-1], dtype=params.dtype)
+        act = np.empty(n_units(geo), dtype=params.dtype)
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
-            act[:X.shape[1]] = X[t]
-            forward(params, layout, units, act)
-            result[t] = act[out:]
+            for i in range(geo[0, G_IN]):
+                act[i] = X[t, i]
+            forward(params, layout, geo, act)
+            for k in range(n_out):
+                result[t, k] = act[out + k]
