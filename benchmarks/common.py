@@ -12,7 +12,7 @@ import numpy as np
 from fastbp import Network
 from fastbp.datasets import WORKLOADS, load_workload
 from fastbp.network import MAX_CHUNKS, MIN_CHUNK_TUPLES
-from fastbp.train import numba_threads
+from fastbp._threads import compute_threads
 
 # The workloads the suites run on ("wide" takes seconds per epoch: a later, slower suite).
 BENCH_WORKLOADS = ("tiny", "mid")
@@ -48,7 +48,7 @@ class Benchmark:
         if n_jobs > numba.config.NUMBA_NUM_THREADS:
             raise NotImplementedError(f"only {numba.config.NUMBA_NUM_THREADS} Numba threads here")
         self._threads = ExitStack()
-        self._threads.enter_context(numba_threads(n_jobs))
+        self._threads.enter_context(compute_threads(n_jobs))
 
     def teardown(self, *args):
         if hasattr(self, "_threads"):

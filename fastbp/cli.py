@@ -24,7 +24,8 @@ import numpy as np
 
 from . import __version__, datasets
 from .network import Network
-from .train import numba_threads, train
+from ._threads import compute_threads
+from .train import train
 
 # -- defaults, one place ----------------------------------------------------------------------
 MODE_DEFAULTS = {  # learning rate and momentum per updating mode, when not given
@@ -282,7 +283,7 @@ DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
 def run_demo(args):
     import numba
     total = time.perf_counter()
-    with numba_threads(args.n_jobs):  # what train() will run with: -1 and too many are clipped there
+    with compute_threads(args.n_jobs):  # what train() will run with: -1 and too many are clipped there
         threads = numba.get_num_threads()
     print(f"fastbp {__version__} demo: seed {args.seed}, {threads} Numba thread(s)")
 

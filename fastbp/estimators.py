@@ -39,7 +39,8 @@ from sklearn.utils.validation import validate_data
 
 from ._kernels import backprop as K
 from .network import DTYPES, Network
-from .train import Trainer, numba_threads
+from ._threads import compute_threads
+from .train import Trainer
 
 # scikit-learn's "adaptive" schedule divides the rate by this when the loss stalls, and
 # stops once the rate is at most MIN_ADAPTIVE_RATE.
@@ -104,7 +105,7 @@ class _FastbpMLP:
             del self._trainer
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
-        with numba_threads(self.n_jobs):
+        with compute_threads(self.n_jobs):
             return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
     def _targets_and_weights(self, y, sample_weight, net):
@@ -122,7 +123,7 @@ class _FastbpMLP:
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         net = self._network()
-        with numba_threads(self.n_jobs):
+        with compute_threads(self.n_jobs):
             return net.predict(self._dense(X, net.dtype))
 
     # -- stochastic solvers --------------------------------------------------------------------

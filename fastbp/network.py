@@ -6,6 +6,7 @@ import numpy as np
 
 
 from ._kernels import backprop as K
+from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_choice, check_float, check_int
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
@@ -244,7 +245,8 @@ class Network:
         """Output activations for each row of X: shape (n_samples, n_outputs), the network's dtype."""
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
+        with compute_threads():
+            K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
         return result
 
     def evaluate(self, X, Y, sample_weight=None):
@@ -254,8 +256,9 @@ class Network:
         """
         X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        loss_sum, weight_sum, n_correct = K.evaluate(self.params, self.layout, X, Y, weights,
-                                                     K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
+        with compute_threads():
+            loss_sum, weight_sum, n_correct = K.evaluate(self.params, self.layout, X, Y, weights,
+                                                         K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
         return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
 
     def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None):
@@ -275,8 +278,9 @@ class Network:
         rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)
-        loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights, order,
-                                                   0, n, K.LOSSES[self.loss], rows, grad)
+        with compute_threads():
+            loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
+                                                       order, 0, n, K.LOSSES[self.loss], rows, grad)
         loss = loss_sum / weight_sum
         if alpha:
             for (_, _, w, b, _) in self.layout:

@@ -2,7 +2,6 @@
 things: learning-rate schedule, termination rules, history, callback, progress bar."""
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numba
@@ -10,6 +9,7 @@ import numpy as np
 
 
 from ._kernels import backprop as K
+from ._threads import compute_threads
 from ._validation import as_sample_weight, check_bool, check_choice, check_float, check_int
 from .network import Network, check_random_state, n_chunks_for
 
@@ -54,24 +54,6 @@ class History:
         """Training throughput over all epochs."""
         total = sum(self.seconds)
         return self.n_samples * self.n_epochs / total if total > 0 else float("nan")
-
-
-@contextmanager
-def numba_threads(n_jobs):
-    """Run with n_jobs Numba threads (None: leave as is; -1: all); restore the old count after, also on error."""
-    if n_jobs is None:
-        yield
-        return
-    limit = numba.config.NUMBA_NUM_THREADS
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
-        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
-    wanted = limit if n_jobs == -1 else min(int(n_jobs), limit)
-    before = numba.get_num_threads()
-    numba.set_num_threads(wanted)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
 
 
 class Trainer:
@@ -222,7 +204,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     best_loss, no_improvement = np.inf, 0
     bar = _progress_bar(epochs, progress)
     try:
-        with numba_threads(n_jobs):
+        with compute_threads(n_jobs):
             for epoch in range(1, epochs + 1):
                 lr = rate(epoch)
                 before = net.params.copy()

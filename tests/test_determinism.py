@@ -8,7 +8,7 @@ import pytest
 
 import fastbp
 from fastbp.network import n_chunks_for
-from fastbp.train import numba_threads
+from fastbp._threads import compute_threads
 
 SIZES = [6, 9, 4]
 N = 500  # enough tuples for a parallel pass to be cut into several chunks (20)
@@ -115,7 +115,7 @@ def test_predict_and_evaluate_thread_count_changes_no_bit(data, dtype):
     net, _ = fit(data, dtype, mode="epoch", epochs=2)
     results = []
     for n_jobs in (1, TWO, -1):
-        with numba_threads(n_jobs):
+        with compute_threads(n_jobs):
             results.append((net.predict(X), net.evaluate(X, Y), net.loss_gradient(X, Y)))
     (outputs, scores, (loss, grad)), *others = results
     for other_outputs, other_scores, (other_loss, other_grad) in others:

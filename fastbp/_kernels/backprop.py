@@ -432,6 +432,111 @@ def backpropagate(params, layout, geo, act, delta, X, Y, t, weight, loss_code):
     return loss, correct
 
 
+# -- blocks of tuples -----------------------------------------------------------------------
+# The gradient and forward passes run BLOCK tuples at a time as matrix products (BLAS through
+# np.dot, single-threaded inside the parallel kernels): a weight loaded once serves the whole
+# block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
+# BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
+BLOCK = 128
+
+
+@njit(**JIT)
+def unit_matrix(buf, units_start, size, b):
+    """The b x size matrix of buf holding, for b tuples, the units that start at units_start in act."""
+    start = BLOCK * units_start
+    return buf[start:start + b * size].reshape((b, size))
+
+
+@njit(**JIT)
+def block_forward(params, layout, X, order, p0, b, act):
+    """Forward pass of the b tuples X[order[p0:p0+b]] into the block buffer act."""
+    inputs = unit_matrix(act, 0, layout[0, FAN_IN], b)
+    for r in range(b):
+        t = order[p0 + r]
+        for i in range(inputs.shape[1]):
+            inputs[r, i] = X[t, i]
+    units = 0
+    for l in range(layout.shape[0]):
+        fan_in, fan_out, code = layout[l, FAN_IN], layout[l, FAN_OUT], layout[l, ACT]
+        W = params[layout[l, W_OFF]:layout[l, B_OFF]].reshape((fan_in, fan_out))
+        bias = params[layout[l, B_OFF]:layout[l, B_OFF] + fan_out]
+        out = unit_matrix(act, units + fan_in, fan_out, b)
+        np.dot(unit_matrix(act, units, fan_in, b), W, out)  # I = O_prev W
+        for r in range(b):
+            for j in range(fan_out):
+                out[r, j] += bias[j]
+        start = BLOCK * (units + fan_in)
+        if code == SOFTMAX:  # normalised per tuple
+            for r in range(b):
+                activate(act, np.uint64(start + r * fan_out), np.uint64(fan_out), code)
+        else:
+            activate(act, np.uint64(start), np.uint64(b * fan_out), code)
+        units += fan_in
+
+
+@njit(**JIT)
+def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, delta, scratch,
+                   grad):
+    """grad += sum of w_t dE/dw over the b tuples X[order[p0:p0+b]], as matrix products.
+
+    Returns (sum w_t E_t, sum w_t, n_correct) over the block.
+    """
+    block_forward(params, layout, X, order, p0, b, act)
+    last = layout.shape[0] - 1
+    n_out, code = layout[last, FAN_OUT], layout[last, ACT]
+    out_units = 0
+    for l in range(last + 1):
+        out_units += layout[l, FAN_IN]
+    loss_b, weight_b, correct_b = 0.0, 0.0, 0
+    for r in range(b):  # output errors, one tuple at a time
+        t = order[p0 + r]
+        out = np.uint64(BLOCK * out_units + r * n_out)
+        weight = weight_of(weights, t)
+        loss_b += weight * tuple_loss(act, out, np.uint64(n_out), Y, t, loss_code, code)
+        weight_b += weight
+        correct_b += is_correct(act, out, np.uint64(n_out), Y, t, code)
+        output_error(act, delta, out, np.uint64(n_out), Y, t, loss_code, code)
+        if weight != 1.0:
+            for k in range(n_out):
+                delta[BLOCK * out_units + r * n_out + k] *= params.dtype.type(weight)
+    for l in range(last, -1, -1):
+        fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
+        in_units = out_units - fan_in
+        W = params[layout[l, W_OFF]:layout[l, B_OFF]].reshape((fan_in, fan_out))
+        d_out = unit_matrix(delta, out_units, fan_out, b)
+        inputs = unit_matrix(act, in_units, fan_in, b)
+        # dE/dW = O_in^T delta_out, summed over the block; dE/dtheta = delta_out summed
+        g_w = scratch[:fan_in * fan_out].reshape((fan_in, fan_out))
+        np.dot(inputs.T, d_out, g_w)
+        g = grad[layout[l, W_OFF]:layout[l, B_OFF]]
+        g_flat = scratch[:fan_in * fan_out]
+        for k in range(g.shape[0]):
+            g[k] += g_flat[k]
+        g_bias = grad[layout[l, B_OFF]:layout[l, B_OFF] + fan_out]
+        for r in range(b):
+            for j in range(fan_out):
+                g_bias[j] += d_out[r, j]
+        if l > 0:  # hidden errors: delta_in = (delta_out W^T) * f'(I_in)
+            np.dot(d_out, W.T, unit_matrix(delta, in_units, fan_in, b))
+            times_derivative(delta, act, np.uint64(BLOCK * in_units), np.uint64(b * fan_in),
+                             layout[l - 1, ACT])
+        out_units = in_units
+    return loss_b, weight_b, correct_b
+
+
+@njit(**JIT)
+def block_workspace(params, layout):
+    """(act, delta, scratch) buffers for one block: units of BLOCK tuples, the largest W."""
+    n_units_ = layout[0, FAN_IN]
+    largest = 0
+    for l in range(layout.shape[0]):
+        n_units_ += layout[l, FAN_OUT]
+        largest = max(largest, layout[l, FAN_IN] * layout[l, FAN_OUT])
+    return (np.empty(BLOCK * n_units_, dtype=params.dtype),
+            np.empty(BLOCK * n_units_, dtype=params.dtype),
+            np.empty(largest, dtype=params.dtype))
+
+
 # -- whole epochs --------------------------------------------------------------------------
 # Every training kernel returns (loss_sum, penalty_sum, n_correct) for the tuples it passed:
 # summed over its updates u, each over B_u tuples of weight sum S_u at weights W_u,
@@ -504,20 +609,18 @@ def gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, 
     weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
     for c in prange(n_chunks):
-        act = np.empty(n_units(geo), dtype=params.dtype)
-        delta = np.empty(n_units(geo), dtype=params.dtype)
+        act, delta, scratch = block_workspace(params, layout)
         row = rows[c]
         row[:] = 0
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
-        for p in range(start + n * c // n_chunks, start + n * (c + 1) // n_chunks):
-            t = order[p]
-            weight = weight_of(weights, t)
-            loss, correct = backpropagate(params, layout, geo, act, delta, X, Y, t, weight,
-                                          loss_code)
-            loss_c += weight * loss
-            weight_c += weight
-            correct_c += correct
-            accumulate(row, geo, act, delta)
+        lo, hi = start + n * c // n_chunks, start + n * (c + 1) // n_chunks
+        for p0 in range(lo, hi, BLOCK):
+            loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
+                                                         min(BLOCK, hi - p0), loss_code, act,
+                                                         delta, scratch, row)
+            loss_c += loss_b
+            weight_c += weight_b
+            correct_c += correct_b
         losses[c] = loss_c
         weight_sums[c] = weight_c
         corrects[c] = correct_c
