@@ -1,6 +1,10 @@
 """Shared test setup: import the working tree's fastbp, and make small data sets."""
 
 import os
+
+# before scipy is imported: without it scikit-learn skips check_array_api_input for numpy-only estimators
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import sys
 
 import numpy as np
