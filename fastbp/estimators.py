@@ -61,7 +61,7 @@ class _FastbpMLP:
         try:
             dtype = np.dtype(self.dtype)
         except TypeError:
-            dtype = None
+            raise ValueError(f"dtype must be None, float32 or float64, got {self.dtype!r}") from None
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be None, float32 or float64, got {self.dtype!r}")
         return dtype
@@ -98,6 +98,13 @@ class _FastbpMLP:
             self._bind_network()
         return self._net
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "coefs_"):  # pickled coefs_ arrive as copies: one buffer of views again
+            self._bind_network()
+            if hasattr(self, "_trainer"):
+                self._trainer.net = self._net
+
     def _initialize(self, y, layer_units, dtype):
         super()._initialize(y, layer_units, dtype)  # scikit-learn's Glorot draws, same stream
         self._bind_network()
@@ -123,6 +130,12 @@ class _FastbpMLP:
         if check_input:
             X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
         net = self._network()
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        if net.dtype == np.float32 and np.asarray(X).dtype == np.float64:
+            # as scikit-learn's float64 X @ float32 W: computed, and returned, in float64
+            net = Network.from_coefs(net.coefs, net.intercepts, net.activation,
+                                     net.output_activation, net.loss, dtype=np.float64)
         with compute_threads(self.n_jobs):
             return net.predict(self._dense(X, net.dtype))
 

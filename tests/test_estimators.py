@@ -246,10 +246,6 @@ def test_reference_to_coefs_taken_after_loading_stays_live():
     assert not np.allclose(loaded.predict_proba(X), before)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "fastbp bug (working tree's MLP __setstate__): on load coefs_/intercepts_ are taken from "
-    "the pickled _net, whose params are stale when coefs_ were assigned after fit and not yet "
-    "used, so the user's weights are silently dropped (scikit-learn keeps them)"))
 @pytest.mark.parametrize("how", ["pickle", "deepcopy"])
 def test_assigned_coefs_survive_saving(how):
     X, y = cancer()
