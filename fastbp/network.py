@@ -21,7 +21,7 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 # Tuples per parallel chunk and the most chunks a pass is cut into. The chunk count depends
 # on the number of tuples only, never on the thread count, so results do not either.
-MIN_CHUNK_TUPLES = 24
+MIN_CHUNK_TUPLES = 100
 MAX_CHUNKS = 32
 
 

@@ -302,9 +302,11 @@ def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
 def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper):
     """Move the n_rows x n_cols block W of params at `start` against
     g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
-    optimizer's arrays in the params layout)."""
+    optimizer's arrays in the params layout). Returns sum of the new W_ij^2, which the loop
+    gets almost for free and the next L2 term needs."""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
+    squares = dt(0)
     if opt == ADAM:
         b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
         c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
@@ -316,12 +318,14 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 params[k], state[0, k], state[1, k] = adam_step(
                     params[k], state[0, k], state[1, k], a_i * d[d_off + j] + decay * params[k],
                     b1, c1, b2, c2, lr_t, eps)
+                squares += params[k] * params[k]
     elif hyper[MOMENTUM] == 0.0:
         for i in range(n_rows):
             a_i = a[a_off + i]
             row = start + i * n_cols
             for j in range(n_cols):
                 params[row + j] -= lr * (a_i * d[d_off + j] + decay * params[row + j])
+                squares += params[row + j] * params[row + j]
     else:
         for i in range(n_rows):
             a_i = a[a_off + i]
@@ -331,6 +335,8 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 params[k], state[0, k] = momentum_step(params[k], state[0, k],
                                                        a_i * d[d_off + j] + decay * params[k],
                                                        lr, mu, nesterov)
+                squares += params[k] * params[k]
+    return squares
 
 
 @njit(**JIT)
@@ -359,20 +365,23 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
 
 @njit(**JIT)
 def apply_case_update(params, state, geo, act, delta, decay, opt, hyper):
-    """Case updating: w_ij moves against O_i delta_j + decay w_ij, theta_j against delta_j."""
+    """Case updating: w_ij moves against O_i delta_j + decay w_ij, theta_j against delta_j.
+    Returns the sum of the new squared weights (float64)."""
     dt = params.dtype.type
     one_row = np.uint64(1)
+    squares = 0.0
     begin_update(hyper, opt)
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
-            update_outer(params, state, w_off, one_row, fan_in, delta, a_out, act, a_in, decay,
-                         opt, hyper)
+            squares += update_outer(params, state, w_off, one_row, fan_in, delta, a_out, act,
+                                    a_in, decay, opt, hyper)
         else:
-            update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
-                         opt, hyper)
+            squares += update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta,
+                                    a_out, decay, opt, hyper)
         update_flat(params, state, b_off, fan_out, delta, a_out, dt(1), dt(0), opt, hyper)
+    return squares
 
 
 @njit(**JIT)
@@ -525,16 +534,25 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, 
 
 
 @njit(**JIT)
-def block_workspace(params, layout):
-    """(act, delta, scratch) buffers for one block: units of BLOCK tuples, the largest W."""
-    n_units_ = layout[0, FAN_IN]
+def new_workspaces(params, layout, n_chunks):
+    """One row per chunk, each holding a block's act and delta buffers and room for the
+    largest weight matrix; allocated once per kernel call, not per batch."""
+    units = layout[0, FAN_IN]
     largest = 0
     for l in range(layout.shape[0]):
-        n_units_ += layout[l, FAN_OUT]
+        units += layout[l, FAN_OUT]
         largest = max(largest, layout[l, FAN_IN] * layout[l, FAN_OUT])
-    return (np.empty(BLOCK * n_units_, dtype=params.dtype),
-            np.empty(BLOCK * n_units_, dtype=params.dtype),
-            np.empty(largest, dtype=params.dtype))
+    return np.empty((n_chunks, 2 * BLOCK * units + largest), dtype=params.dtype)
+
+
+@njit(**JIT)
+def split_workspace(row, layout):
+    """(act, delta, scratch) views of one chunk's workspace row."""
+    units = layout[0, FAN_IN]
+    for l in range(layout.shape[0]):
+        units += layout[l, FAN_OUT]
+    size = BLOCK * units
+    return row[:size], row[size:2 * size], row[2 * size:]
 
 
 # -- whole epochs --------------------------------------------------------------------------
@@ -547,6 +565,8 @@ def block_workspace(params, layout):
 
 # Gradient rows are summed in blocks of this many parameters, one block per task.
 _REDUCE_BLOCK = 4096
+# Below this many numbers to add, the rows are added by one thread.
+_PARALLEL_REDUCE = 1 << 20
 
 
 @njit(**JIT)
@@ -561,6 +581,7 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
     act = np.empty(n_units(geo), dtype=params.dtype)
     delta = np.empty(n_units(geo), dtype=params.dtype)
     alpha = hyper[ALPHA]
+    squares = squared_weights(params, layout)  # then kept current by each update
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
@@ -570,10 +591,9 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
         n_correct += correct
         if weight == 0.0:
             continue
-        if alpha != 0.0:
-            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
-        apply_case_update(params, state, geo, act, delta, params.dtype.type(alpha / weight), opt,
-                          hyper)
+        penalty_sum += 0.5 * alpha * squares / weight
+        squares = apply_case_update(params, state, geo, act, delta,
+                                    params.dtype.type(alpha / weight), opt, hyper)
     return loss_sum, penalty_sum, n_correct
 
 
@@ -588,56 +608,74 @@ def add_chunks(losses, weight_sums, corrects):
     return loss_sum, weight_sum, n_correct
 
 
+@njit(**JIT)
+def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, loss_code, row, work_row):
+    """row = sum of w_t dE/dw over X[order[lo:hi]], a block at a time:
+    returns (sum w_t E_t, sum w_t, n_correct)."""
+    act, delta, scratch = split_workspace(work_row, layout)
+    row[:] = 0
+    loss_c, weight_c, correct_c = 0.0, 0.0, 0
+    for p0 in range(lo, hi, BLOCK):
+        loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
+                                                     min(BLOCK, hi - p0), loss_code, act, delta,
+                                                     scratch, row)
+        loss_c += loss_b
+        weight_c += weight_b
+        correct_c += correct_b
+    return loss_c, weight_c, correct_c
+
+
+@njit(**JIT)
+def add_rows(rows, grad, lo, hi):
+    """grad[lo:hi] = sum of rows[:, lo:hi], added in row order."""
+    grad[lo:hi] = rows[0, lo:hi]
+    for c in range(1, rows.shape[0]):
+        grad[lo:hi] += rows[c, lo:hi]
+
+
 @njit(inline="always", **JIT)
-def gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
+def gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
+                  work):
     """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
 
     The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
-    `rows` in parallel; the rows are then added in a fixed order, so the result depends on
-    the data and the chunk count only, never on the number of threads. Returns
-    (sum of w_t E_t, S = sum of w_t, n_correct).
+    `rows` in parallel (`work`: one workspace row per chunk); the rows are then added in a
+    fixed order, so the result depends on the data and the chunk count only, never on the
+    number of threads. Returns (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk,
+    or little to add, runs without a parallel region: launching one costs microseconds,
+    which a minibatch step cannot spare.
 
     Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
     caller's own): a cached kernel must never call another cached parallel kernel, which
     crashes when both are loaded from the disk cache (numba issue 8578).
     """
-    n_chunks = rows.shape[0]
-    n_params = rows.shape[1]
+    n_chunks, n_params = rows.shape[0], rows.shape[1]
     n = stop - start
-    geo = geometry(layout)
     losses = np.zeros(n_chunks)
     weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
-    for c in prange(n_chunks):
-        act, delta, scratch = block_workspace(params, layout)
-        row = rows[c]
-        row[:] = 0
-        loss_c, weight_c, correct_c = 0.0, 0.0, 0
-        lo, hi = start + n * c // n_chunks, start + n * (c + 1) // n_chunks
-        for p0 in range(lo, hi, BLOCK):
-            loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
-                                                         min(BLOCK, hi - p0), loss_code, act,
-                                                         delta, scratch, row)
-            loss_c += loss_b
-            weight_c += weight_b
-            correct_c += correct_b
-        losses[c] = loss_c
-        weight_sums[c] = weight_c
-        corrects[c] = correct_c
-    n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
-    for b in prange(n_blocks):
-        lo = b * _REDUCE_BLOCK
-        hi = min(lo + _REDUCE_BLOCK, n_params)
-        grad[lo:hi] = rows[0, lo:hi]
-        for c in range(1, n_chunks):
-            grad[lo:hi] += rows[c, lo:hi]
+    if n_chunks == 1:
+        losses[0], weight_sums[0], corrects[0] = chunk_gradient(
+            params, layout, X, Y, weights, order, start, stop, loss_code, rows[0], work[0])
+    else:
+        for c in prange(n_chunks):
+            losses[c], weight_sums[c], corrects[c] = chunk_gradient(
+                params, layout, X, Y, weights, order, start + n * c // n_chunks,
+                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c])
+    if n_chunks * n_params > _PARALLEL_REDUCE:
+        n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
+        for b in prange(n_blocks):
+            add_rows(rows, grad, b * n_params // n_blocks, (b + 1) * n_params // n_blocks)
+    else:
+        add_rows(rows, grad, 0, n_params)
     return add_chunks(losses, weight_sums, corrects)
 
 
 @njit(parallel=True, **JIT)
 def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
-    return gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad)
+    return gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
+                         new_workspaces(params, layout, rows.shape[0]))
 
 
 @njit(parallel=True, **JIT)
@@ -648,7 +686,7 @@ def epoch_step(params, layout, X, Y, weights, order, weight_sum, loss_code, opt,
     epoch's loss and the next gradient. Returns that pass's (sum w E, S, n_correct)."""
     apply_mean_update(params, grad, state, geometry(layout), weight_sum, opt, hyper)
     return gradient_pass(params, layout, X, Y, weights, order, 0, order.shape[0], loss_code,
-                         rows, grad)
+                         rows, grad, new_workspaces(params, layout, rows.shape[0]))
 
 
 @njit(parallel=True, **JIT)
@@ -659,10 +697,11 @@ def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code,
     geo = geometry(layout)
     alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    work = new_workspaces(params, layout, rows.shape[0])
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         loss_b, weight_b, correct_b = gradient_pass(params, layout, X, Y, weights, order, start,
-                                                    stop, loss_code, rows, grad)
+                                                    stop, loss_code, rows, grad, work)
         n_correct += correct_b
         if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
             continue
