@@ -234,46 +234,6 @@ def is_correct(act, out, n_out, Y, t, code):
 
 
 @njit(**JIT)
-def hidden_errors(params, layout, geo, act, delta):
-    """Propagate delta back: delta_i = f'(I_i) * sum_j w_ij delta_j, last hidden layer first."""
-    for l in range(geo.shape[0] - 1, 0, -1):
-        fan_in, fan_out, w_off = geo[l, G_IN], geo[l, G_OUT], geo[l, G_W]
-        a_in, a_out = geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:
-            d_out = delta[a_out]
-            for i in range(fan_in):
-                delta[a_in + i] = params[w_off + i] * d_out
-        else:
-            for i in range(fan_in):
-                row = w_off + i * fan_out
-                s = act.dtype.type(0)
-                for j in range(fan_out):
-                    s += params[row + j] * delta[a_out + j]
-                delta[a_in + i] = s
-        times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
-
-
-@njit(**JIT)
-def accumulate(grad, geo, act, delta):
-    """grad += dE/dw for this tuple: dE/dw_ij = O_i delta_j, dE/dtheta_j = delta_j."""
-    for l in range(geo.shape[0]):
-        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
-        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:
-            d_out = delta[a_out]
-            for i in range(fan_in):
-                grad[w_off + i] += act[a_in + i] * d_out
-        else:
-            for i in range(fan_in):
-                o_i = act[a_in + i]
-                row = w_off + i * fan_out
-                for j in range(fan_out):
-                    grad[row + j] += o_i * delta[a_out + j]
-        for j in range(fan_out):
-            grad[b_off + j] += delta[a_out + j]
-
-
-@njit(**JIT)
 def begin_update(hyper, opt):
     """Count one more update; Adam's bias-corrected rate for it goes in hyper[LR_T]."""
     hyper[STEP] += 1.0
@@ -299,11 +259,14 @@ def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
 
 
 @njit(**JIT)
-def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper):
+def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper,
+                 errors):
     """Move the n_rows x n_cols block W of params at `start` against
     g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
-    optimizer's arrays in the params layout). Returns sum of the new W_ij^2, which the loop
-    gets almost for free and the next L2 term needs."""
+    optimizer's arrays in the params layout). With `errors`, first the row's error
+    sum_j W_ij d[d_off+j] goes to d[a_off+i], from the weights as they were: backward
+    pass and update read each row once. Returns sum of the new W_ij^2, which the loop gets
+    almost for free and the next L2 term needs."""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
     squares = dt(0)
@@ -313,6 +276,8 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
         for i in range(n_rows):
             a_i = a[a_off + i]
             row = start + i * n_cols
+            if errors:
+                d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
             for j in range(n_cols):
                 k = row + j
                 params[k], state[0, k], state[1, k] = adam_step(
@@ -323,6 +288,8 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
         for i in range(n_rows):
             a_i = a[a_off + i]
             row = start + i * n_cols
+            if errors:
+                d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
             for j in range(n_cols):
                 params[row + j] -= lr * (a_i * d[d_off + j] + decay * params[row + j])
                 squares += params[row + j] * params[row + j]
@@ -330,6 +297,8 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
         for i in range(n_rows):
             a_i = a[a_off + i]
             row = start + i * n_cols
+            if errors:
+                d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
             for j in range(n_cols):
                 k = row + j
                 params[k], state[0, k] = momentum_step(params[k], state[0, k],
@@ -337,6 +306,15 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                                                        lr, mu, nesterov)
                 squares += params[k] * params[k]
     return squares
+
+
+@njit(**JIT)
+def row_dot(params, row, n, d, d_off):
+    """sum_j params[row+j] d[d_off+j]: a unit's share of the error sent back."""
+    s = params.dtype.type(0)
+    for j in range(n):
+        s += params[row + j] * d[d_off + j]
+    return s
 
 
 @njit(**JIT)
@@ -364,23 +342,30 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
 
 
 @njit(**JIT)
-def apply_case_update(params, state, geo, act, delta, decay, opt, hyper):
-    """Case updating: w_ij moves against O_i delta_j + decay w_ij, theta_j against delta_j.
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper):
+    """Case updating, from the output layer down: the errors of each layer's inputs,
+    delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
     Returns the sum of the new squared weights (float64)."""
     dt = params.dtype.type
     one_row = np.uint64(1)
     squares = 0.0
     begin_update(hyper, opt)
-    for l in range(geo.shape[0]):
+    for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            if l > 0:
+                for i in range(fan_in):
+                    delta[a_in + i] = params[w_off + i] * delta[a_out]
             squares += update_outer(params, state, w_off, one_row, fan_in, delta, a_out, act,
-                                    a_in, decay, opt, hyper)
+                                    a_in, decay, opt, hyper, False)
         else:
             squares += update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta,
-                                    a_out, decay, opt, hyper)
+                                    a_out, decay, opt, hyper, l > 0)
         update_flat(params, state, b_off, fan_out, delta, a_out, dt(1), dt(0), opt, hyper)
+        if l > 0:
+            times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
     return squares
 
 
@@ -424,21 +409,6 @@ def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
     out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     return (tuple_loss(act, out, n_out, Y, t, loss_code, code),
             is_correct(act, out, n_out, Y, t, code))
-
-
-@njit(**JIT)
-def backpropagate(params, layout, geo, act, delta, X, Y, t, weight, loss_code):
-    """Forward pass, output error (times the tuple's weight), hidden errors: returns (E, correct)."""
-    loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
-    last = geo.shape[0] - 1
-    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
-    output_error(act, delta, out, n_out, Y, t, loss_code, layout[last, ACT])
-    if weight != 1.0:
-        w = params.dtype.type(weight)
-        for k in range(n_out):
-            delta[out + k] *= w
-    hidden_errors(params, layout, geo, act, delta)
-    return loss, correct
 
 
 # -- blocks of tuples -----------------------------------------------------------------------
@@ -581,18 +551,21 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
     act = np.empty(n_units(geo), dtype=params.dtype)
     delta = np.empty(n_units(geo), dtype=params.dtype)
     alpha = hyper[ALPHA]
+    last = geo.shape[0] - 1
+    out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     squares = squared_weights(params, layout)  # then kept current by each update
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = backpropagate(params, layout, geo, act, delta, X, Y, t, 1.0, loss_code)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
             continue
         penalty_sum += 0.5 * alpha * squares / weight
-        squares = apply_case_update(params, state, geo, act, delta,
+        output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
+        squares = errors_and_update(params, layout, geo, state, act, delta,
                                     params.dtype.type(alpha / weight), opt, hyper)
     return loss_sum, penalty_sum, n_correct
 
