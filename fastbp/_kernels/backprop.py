@@ -9,8 +9,10 @@ Kernels take plain arrays and integer codes, never Python objects; the Python la
 (`fastbp.network`, `fastbp.train`) translates names into these codes once and validates
 all input before calling in.
 
-The steps of backpropagation for one tuple (Han & Kamber, ch. 9) come first, then the
-whole-epoch kernels the Python layer calls, one per epoch.
+The steps of backpropagation for one tuple (Han & Kamber, ch. 9) come first (case
+updating runs them tuple by tuple), then the same steps for blocks of tuples as matrix
+products (the gradient passes of epoch and minibatch updating), then the whole-epoch
+kernels the Python layer calls, one per epoch.
 
 All arrays are flat. `act` holds the outputs O of every unit, layer after layer, input
 first; `delta` has the same layout and holds dE/dI, the gradient of the tuple's error with
