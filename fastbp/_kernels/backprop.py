@@ -56,6 +56,8 @@ N_HYPER = 9
 # fan_out, where W and the biases start in params, where the layer's inputs and outputs
 # start in act/delta.
 G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
+# Small unsigned constants for offset arithmetic (an integer literal would make it float64).
+ONE, TWO, THREE, FOUR = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
 # Rows of the optimizer state array (2, n_params): SGD velocity / Adam first moment, Adam second moment.
 N_STATE = 2
@@ -143,25 +145,65 @@ def times_derivative(delta, act, start, n, code):
 
 
 @njit(**JIT)
-def forward(params, layout, geo, act):
-    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
+def forward(params, layout, geo, act, sq):
+    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij).
+
+    With room in `sq` for the widest layer, also returns the sum of the squared weights
+    (in the network's dtype within a layer, as scikit-learn's dot(w, w)): case updating's
+    L2 term needs it before every tuple, and this pass reads every weight anyway. With an
+    empty `sq`, returns 0.
+    """
+    dt = params.dtype.type
+    want_squares = sq.shape[0] > 0
+    squares = 0.0
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if fan_out == 1:  # one unit: a dot product over the contiguous column of W
-            s = params[b_off]
+            s, s2 = params[b_off], dt(0)
             for i in range(fan_in):
                 s += act[a_in + i] * params[w_off + i]
+                s2 += params[w_off + i] * params[w_off + i]
             act[a_out] = s
+            squares += np.float64(s2)
         else:
             for j in range(fan_out):
                 act[a_out + j] = params[b_off + j]
-            for i in range(fan_in):
+                if want_squares:
+                    sq[j] = dt(0)
+            # Four input rows per sweep over the outputs: the running sums make a round trip
+            # through memory once per four rows, not once per row (that latency bound it).
+            i = np.uint64(0)
+            while i + FOUR <= fan_in:
+                o0, o1 = act[a_in + i], act[a_in + i + ONE]
+                o2, o3 = act[a_in + i + TWO], act[a_in + i + THREE]
+                r0 = w_off + i * fan_out
+                r1, r2, r3 = r0 + fan_out, r0 + TWO * fan_out, r0 + THREE * fan_out
+                if want_squares:
+                    for j in range(fan_out):
+                        w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
+                        act[a_out + j] += (o0 * w0 + o1 * w1) + (o2 * w2 + o3 * w3)
+                        sq[j] += (w0 * w0 + w1 * w1) + (w2 * w2 + w3 * w3)
+                else:
+                    for j in range(fan_out):
+                        act[a_out + j] += (o0 * params[r0 + j] + o1 * params[r1 + j]) + \
+                            (o2 * params[r2 + j] + o3 * params[r3 + j])
+                i += FOUR
+            while i < fan_in:  # the last fan_in % 4 rows
                 o_i = act[a_in + i]
                 row = w_off + i * fan_out
                 for j in range(fan_out):
                     act[a_out + j] += o_i * params[row + j]
+                    if want_squares:
+                        sq[j] += params[row + j] * params[row + j]
+                i += ONE
+            if want_squares:
+                s2 = dt(0)
+                for j in range(fan_out):
+                    s2 += sq[j]
+                squares += np.float64(s2)
         activate(act, a_out, fan_out, layout[l, ACT])
+    return squares
 
 
 @njit(**JIT)
@@ -267,11 +309,10 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
     g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
     optimizer's arrays in the params layout). With `errors`, first the row's error
     sum_j W_ij d[d_off+j] goes to d[a_off+i], from the weights as they were: backward
-    pass and update read each row once. Returns sum of the new W_ij^2, which the loop gets
-    almost for free and the next L2 term needs."""
+    pass and update read each row once. (Summing the new W_ij^2 here too cost as much as
+    the update: a reduction per row; the next forward pass sums them instead.)"""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
-    squares = dt(0)
     if opt == ADAM:
         b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
         c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
@@ -285,7 +326,6 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 params[k], state[0, k], state[1, k] = adam_step(
                     params[k], state[0, k], state[1, k], a_i * d[d_off + j] + decay * params[k],
                     b1, c1, b2, c2, lr_t, eps)
-                squares += params[k] * params[k]
     elif hyper[MOMENTUM] == 0.0:
         for i in range(n_rows):
             a_i = a[a_off + i]
@@ -294,7 +334,6 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
             for j in range(n_cols):
                 params[row + j] -= lr * (a_i * d[d_off + j] + decay * params[row + j])
-                squares += params[row + j] * params[row + j]
     else:
         for i in range(n_rows):
             a_i = a[a_off + i]
@@ -306,8 +345,6 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 params[k], state[0, k] = momentum_step(params[k], state[0, k],
                                                        a_i * d[d_off + j] + decay * params[k],
                                                        lr, mu, nesterov)
-                squares += params[k] * params[k]
-    return squares
 
 
 @njit(**JIT)
@@ -347,11 +384,8 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
 def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
-    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
-    Returns the sum of the new squared weights (float64)."""
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both."""
     dt = params.dtype.type
-    one_row = np.uint64(1)
-    squares = 0.0
     begin_update(hyper, opt)
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
@@ -360,15 +394,14 @@ def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper)
             if l > 0:
                 for i in range(fan_in):
                     delta[a_in + i] = params[w_off + i] * delta[a_out]
-            squares += update_outer(params, state, w_off, one_row, fan_in, delta, a_out, act,
-                                    a_in, decay, opt, hyper, False)
+            update_outer(params, state, w_off, ONE, fan_in, delta, a_out, act, a_in, decay, opt,
+                         hyper, False)
         else:
-            squares += update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta,
-                                    a_out, decay, opt, hyper, l > 0)
+            update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
+                         opt, hyper, l > 0)
         update_flat(params, state, b_off, fan_out, delta, a_out, dt(1), dt(0), opt, hyper)
         if l > 0:
             times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
-    return squares
 
 
 @njit(**JIT)
@@ -387,11 +420,16 @@ def apply_mean_update(params, grad, state, geo, weight_sum, opt, hyper):
 
 @njit(**JIT)
 def squared_weights(params, layout):
-    """sum of w^2 over every weight (not the biases): the L2 term is alpha/2 times it."""
+    """sum of w^2 over every weight (not the biases): the L2 term is alpha/2 times it.
+    Summed in the network's dtype within a layer, as scikit-learn's dot(w, w), and in
+    float64 over the layers; unsigned offsets, so the sum vectorises."""
     total = 0.0
     for l in range(layout.shape[0]):
-        for k in range(layout[l, W_OFF], layout[l, B_OFF]):
-            total += np.float64(params[k]) * np.float64(params[k])
+        w_off, n = np.uint64(layout[l, W_OFF]), np.uint64(layout[l, B_OFF] - layout[l, W_OFF])
+        layer = params.dtype.type(0)
+        for k in range(n):
+            layer += params[w_off + k] * params[w_off + k]
+        total += np.float64(layer)
     return total
 
 
@@ -402,15 +440,16 @@ def weight_of(weights, t):
 
 
 @njit(**JIT)
-def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
-    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]."""
+def forward_tuple(params, layout, geo, act, X, Y, t, loss_code, sq):
+    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t], and the sum
+    of the squared weights if `sq` has room (see forward)."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
-    forward(params, layout, geo, act)
+    squares = forward(params, layout, geo, act, sq)
     last = geo.shape[0] - 1
     out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     return (tuple_loss(act, out, n_out, Y, t, loss_code, code),
-            is_correct(act, out, n_out, Y, t, code))
+            is_correct(act, out, n_out, Y, t, code), squares)
 
 
 # -- blocks of tuples -----------------------------------------------------------------------
@@ -553,22 +592,23 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
     act = np.empty(n_units(geo), dtype=params.dtype)
     delta = np.empty(n_units(geo), dtype=params.dtype)
     alpha = hyper[ALPHA]
+    # room for the forward pass to sum the squared weights, if there is an L2 term
+    sq = np.empty(np.int64(layout[:, FAN_OUT].max()) if alpha != 0.0 else 0, dtype=params.dtype)
     last = geo.shape[0] - 1
     out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
-    squares = squared_weights(params, layout)  # then kept current by each update
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
+        loss, correct, squares = forward_tuple(params, layout, geo, act, X, Y, t, loss_code, sq)
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
             continue
         penalty_sum += 0.5 * alpha * squares / weight
         output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
-        squares = errors_and_update(params, layout, geo, state, act, delta,
-                                    params.dtype.type(alpha / weight), opt, hyper)
+        errors_and_update(params, layout, geo, state, act, delta,
+                          params.dtype.type(alpha / weight), opt, hyper)
     return loss_sum, penalty_sum, n_correct
 
 
@@ -695,12 +735,14 @@ def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
     losses = np.zeros(n_chunks)
     weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
+    no_squares = np.empty(0, dtype=params.dtype)
     for c in prange(n_chunks):
         act = np.empty(n_units(geo), dtype=params.dtype)
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             weight = weight_of(weights, t)
-            loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
+            loss, correct, _ = forward_tuple(params, layout, geo, act, X, Y, t, loss_code,
+                                             no_squares)
             loss_c += weight * loss
             weight_c += weight
             correct_c += correct
@@ -717,11 +759,12 @@ def predict(params, layout, X, result, n_chunks):
     geo = geometry(layout)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    no_squares = np.empty(0, dtype=params.dtype)
     for c in prange(n_chunks):
         act = np.empty(n_units(geo), dtype=params.dtype)
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act)
+            forward(params, layout, geo, act, no_squares)
             for k in range(n_out):
                 result[t, k] = act[out + k]
