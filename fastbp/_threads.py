@@ -44,15 +44,19 @@ def single_threaded_blas():
 
 @contextmanager
 def compute_threads(n_jobs=None):
-    """Run kernels with n_jobs Numba threads (None: as set; -1: all) and single-threaded BLAS;
-    both are restored afterwards, also on error. Numba's count is per calling thread."""
+    """Run kernels with n_jobs Numba threads and single-threaded BLAS; both are restored
+    afterwards, also on error. n_jobs as in joblib: None keeps the current count, a positive
+    number is a count (at most Numba's NUMBA_NUM_THREADS), -1 is all of them, -2 all but
+    one, and so on (at least one). Numba's count is per calling thread."""
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))
-                               or n_jobs == 0 or n_jobs < -1):
-        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+                               or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: all threads, -2: all "
+                         f"but one, ...), got {n_jobs!r}")
     before = numba.get_num_threads()
     if n_jobs is not None:
         limit = numba.config.NUMBA_NUM_THREADS
-        numba.set_num_threads(limit if n_jobs == -1 else min(int(n_jobs), limit))
+        n_jobs = int(n_jobs)
+        numba.set_num_threads(min(n_jobs, limit) if n_jobs > 0 else max(1, limit + 1 + n_jobs))
     try:
         with single_threaded_blas():
             yield

@@ -22,6 +22,7 @@ scikit-learn's own `_fit` drives a fit; the methods overridden here are the ones
 numbers: `_initialize` (weights into one buffer), `_fit_stochastic`, `_fit_lbfgs` and
 `_forward_pass_fast` (prediction). They follow scikit-learn >= 1.7's private interface.
 """
+import copy
 import warnings
 from numbers import Integral
 
@@ -74,6 +75,8 @@ class _FastbpMLP:
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = super()._validate_input(X, y, incremental, reset)
+        if y.dtype.kind not in "biuf":  # scikit-learn's regressor fails on them with a TypeError
+            raise TypeError(f"y must hold numbers for {type(self).__name__}, got dtype {y.dtype}")
         dtype = self._fastbp_dtype(X) if reset or not hasattr(self, "_net") else self._net.dtype
         return self._dense(X, dtype), y
 
@@ -91,12 +94,28 @@ class _FastbpMLP:
 
     def _network(self):
         """The Network behind coefs_/intercepts_, rebound if they were replaced (e.g. assigned
-        by the user, or copies after unpickling)."""
+        by the user, or copies after unpickling) or if activation or loss were changed by
+        set_params since (scikit-learn reads them afresh at every fit and predict)."""
         net = getattr(self, "_net", None)
         if net is None or len(self.coefs_) != len(net.coefs) or not all(
-                a is b for a, b in zip(self.coefs_ + self.intercepts_, net.coefs + net.intercepts)):
+                a is b for a, b in zip(self.coefs_ + self.intercepts_, net.coefs + net.intercepts)) \
+                or (net.activation, net.output_activation, net.loss) != \
+                (self.activation, self.out_activation_, self._network_loss()):
             self._bind_network()
         return self._net
+
+    def __getstate__(self):
+        """The fitted weights once: coefs_/intercepts_ (rebuilt into one buffer on loading),
+        not the Network too, nor the trainer's per-pass gradient scratch."""
+        state = super().__getstate__()
+        state.pop("_net", None)
+        if "_trainer" in state:
+            trainer = copy.copy(state["_trainer"])
+            trainer.net = None  # __setstate__ hands it the rebuilt network
+            trainer.weights_changed()
+            trainer._buffers = {}
+            state["_trainer"] = trainer
+        return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
@@ -117,6 +136,9 @@ class _FastbpMLP:
 
     def _targets_and_weights(self, y, sample_weight, net):
         Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=net.dtype)
+        if Y.shape[1] != net.n_outputs:  # warm_start or partial_fit on targets of another width
+            raise ValueError(f"y has {Y.shape[1]} output(s), but the network fitted before has "
+                             f"{net.n_outputs}; fit a new model (warm_start=False) to change them")
         if sample_weight is None:
             return Y, np.empty(0, dtype=net.dtype)
         return Y, np.ascontiguousarray(sample_weight, dtype=net.dtype)
@@ -132,8 +154,8 @@ class _FastbpMLP:
         net = self._network()
         if scipy.sparse.issparse(X):
             X = X.toarray()
-        if net.dtype == np.float32 and np.asarray(X).dtype == np.float64:
-            # as scikit-learn's float64 X @ float32 W: computed, and returned, in float64
+        if np.result_type(X.dtype, net.dtype) != net.dtype:
+            # as scikit-learn's float64 (or integer) X @ float32 W: computed, and returned, in float64
             net = Network.from_coefs(net.coefs, net.intercepts, net.activation,
                                      net.output_activation, net.loss, dtype=np.float64)
         with compute_threads(self.n_jobs):
@@ -144,10 +166,12 @@ class _FastbpMLP:
                         intercept_grads, layer_units, incremental):
         net = self._network()
         if not incremental or not hasattr(self, "_trainer"):
+            # float(): scikit-learn's constraints let bools through as numbers (alpha=True is 1.0)
             self._trainer = Trainer(
-                net, optimizer=self.solver, momentum=self.momentum if self.solver == "sgd" else 0.0,
-                nesterov=bool(self.nesterovs_momentum), alpha=self.alpha, beta_1=self.beta_1,
-                beta_2=self.beta_2, epsilon=self.epsilon)
+                net, optimizer=self.solver,
+                momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
+                nesterov=bool(self.nesterovs_momentum), alpha=float(self.alpha),
+                beta_1=float(self.beta_1), beta_2=float(self.beta_2), epsilon=float(self.epsilon))
             self._learning_rate = float(self.learning_rate_init)
         trainer = self._trainer
         trainer.net = net
@@ -299,7 +323,8 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
     `intercepts_` are views of one contiguous weight buffer. Extras, keyword-only:
 
     n_jobs : int or None, default=None
-        Numba threads for the parallel kernels (None: Numba's default; -1: all).
+        Numba threads for the parallel kernels, as joblib counts them (None: Numba's
+        default; -1: all; -2: all but one).
     dtype : {None, float32, float64}, default=None
         The network's dtype; None keeps float32 input float32, else float64.
     """

@@ -80,7 +80,8 @@ class Trainer:
         self.hyper[K.BETA_2] = check_float(beta_2, "beta_2", 0.0, 1.0, strict_max=True)
         self.hyper[K.EPSILON] = check_float(epsilon, "epsilon", minimum=0.0, strict_min=True)
         # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's second.
-        self.state = np.zeros((K.N_STATE, net.n_params), dtype=net.dtype)
+        self.state = np.zeros((K.STATE_ROWS[K.OPTIMIZERS[self.optimizer]], net.n_params),
+                              dtype=net.dtype)
         self._buffers = {}
         self._pending = None  # epoch mode: (stats, weight sum) of the pass whose gradient is in the buffer
 

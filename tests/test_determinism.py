@@ -151,3 +151,22 @@ def test_thread_count_restored_after_an_error(data):
     with pytest.raises(ValueError):
         fastbp.train(net, X[:, :3], Y, n_jobs=1)
     assert numba.get_num_threads() == MAX_THREADS
+
+
+@pytest.mark.parametrize("n_jobs, expected", [
+    (1, 1), (MAX_THREADS + 5, MAX_THREADS), (-1, MAX_THREADS),
+    (-2, max(1, MAX_THREADS - 1)), (-1000, 1),
+])
+def test_n_jobs_counts_threads_as_joblib(n_jobs, expected):
+    """A positive n_jobs is a count (clipped to Numba's threads), -1 all, -2 all but one, ..."""
+    numba.set_num_threads(MAX_THREADS)
+    with compute_threads(n_jobs):
+        assert numba.get_num_threads() == expected
+    assert numba.get_num_threads() == MAX_THREADS
+
+
+@pytest.mark.parametrize("n_jobs", [0, 1.5, True, "2"])
+def test_bad_n_jobs(n_jobs):
+    with pytest.raises(ValueError, match="n_jobs"):
+        with compute_threads(n_jobs):
+            pass

@@ -158,6 +158,24 @@ PARITY_CASES = [
                  id="clf-sgd-minibatch-sample-weight"),
     pytest.param("MLPClassifier", cancer, dict(hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20),
                  True, id="clf-lbfgs-sample-weight"),
+    pytest.param("MLPClassifier", cancer, dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=1,
+                                               max_iter=2, alpha=0.01), True,
+                 id="clf-sgd-batch1-sample-weight"),
+    pytest.param("MLPClassifier", digits, dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=50,
+                                               momentum=0.5, nesterovs_momentum=False, max_iter=3),
+                 False, id="clf-sgd-classic-momentum"),
+    pytest.param("MLPClassifier", cancer, dict(hidden_layer_sizes=(8,), solver="sgd", batch_size=1,
+                                               momentum=0.0, max_iter=2), False,
+                 id="clf-sgd-batch1-no-momentum"),
+    pytest.param("MLPRegressor", lambda: (diabetes()[0], diabetes()[1] - diabetes()[1].min()),
+                 dict(loss="poisson", hidden_layer_sizes=(8,), solver="sgd", batch_size=N_ROWS,
+                      learning_rate_init=0.01, max_iter=5), False,
+                 id="reg-poisson-sgd-fullbatch"),
+    # scikit-learn's constraints let bools through as numbers: alpha=True is alpha=1.0
+    pytest.param("MLPClassifier", cancer, dict(hidden_layer_sizes=(8,), solver="sgd", alpha=True,
+                                               momentum=True, nesterovs_momentum=False,
+                                               batch_size=32, max_iter=2), False,
+                 id="clf-bool-hyperparameters"),
 ]
 
 
@@ -338,7 +356,7 @@ def test_n_jobs_extra_changes_threads_not_results():
     X, y = cancer()
     threads = numba.get_num_threads()
     fits = [fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0,
-                                 n_jobs=n_jobs).fit(X, y) for n_jobs in (1, 2, -1)]
+                                 n_jobs=n_jobs).fit(X, y) for n_jobs in (1, 2, -1, -2)]
     assert numba.get_num_threads() == threads  # restored after each fit
     for est in fits[1:]:
         for a, b in zip(est.coefs_ + est.intercepts_, fits[0].coefs_ + fits[0].intercepts_):
@@ -363,6 +381,24 @@ def test_pickle_round_trip(how, name, data, tmp_path):
     assert loaded.loss_curve_ == est.loss_curve_
 
 
+@pytest.mark.parametrize("batch_size", [1, 32, N_ROWS])
+def test_pickle_holds_the_weights_once(batch_size):
+    """A pickle carries coefs_/intercepts_ and the optimizer's state, as scikit-learn's does,
+    not a second copy of the weights or per-pass gradient scratch."""
+    X, y = digits()
+    ref, est = pair("MLPClassifier", hidden_layer_sizes=(50,), solver="sgd", batch_size=batch_size,
+                    max_iter=2, random_state=0)
+    ref.fit(X, y)
+    est.fit(X, y)
+    assert len(pickle.dumps(est)) < 1.2 * len(pickle.dumps(ref))
+    loaded = pickle.loads(pickle.dumps(est))
+    assert_views_of_buffer(loaded)
+    for model in (loaded, est, ref):  # training goes on from the same optimizer state
+        model.partial_fit(X, y)
+    assert_array_equal(loaded._net.params, est._net.params)
+    assert_same_fit(ref, loaded, X)
+
+
 @pytest.mark.parametrize("name, data, solver", [
     ("MLPClassifier", cancer, "sgd"),
     ("MLPClassifier", digits, "adam"),
@@ -381,6 +417,17 @@ def test_partial_fit_matches_sklearn(name, data, solver):
     assert est.n_iter_ == 1 and est.t_ == len(X) and len(est.loss_curve_) == len(chunks)
 
 
+def test_partial_fit_with_sample_weight_matches_sklearn():
+    X, y = cancer()
+    weights = np.random.RandomState(2).rand(len(X))
+    ref, est = pair("MLPClassifier", hidden_layer_sizes=(8,), solver="sgd", batch_size=25,
+                    random_state=0)
+    for rows in np.array_split(np.arange(len(X)), 2):
+        for model in (ref, est):
+            model.partial_fit(X[rows], y[rows], sample_weight=weights[rows], classes=[0, 1])
+        assert_same_fit(ref, est, X)
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam", "lbfgs"])
 def test_warm_start_matches_sklearn(solver):
     X, y = cancer()
@@ -392,6 +439,46 @@ def test_warm_start_matches_sklearn(solver):
         assert_same_fit(ref, est, X)
     if solver != "lbfgs":
         assert len(est.loss_curve_) == 7 and est.t_ == 7 * len(X)
+
+
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit", "predict"])
+def test_activation_changed_by_set_params_is_used_as_sklearn(how):
+    """scikit-learn reads `activation` afresh at every fit and predict; so does fastbp."""
+    X, y = cancer()
+    ref, est = pair("MLPClassifier", hidden_layer_sizes=(8,), solver="sgd", batch_size=32,
+                    max_iter=2, warm_start=how == "warm_start", random_state=0)
+    for model in (ref, est):
+        if how == "partial_fit":
+            model.partial_fit(X, y, classes=[0, 1])
+        else:
+            model.fit(X, y)
+        model.set_params(activation="tanh")
+        if how == "partial_fit":
+            model.partial_fit(X, y)
+        elif how == "warm_start":
+            model.fit(X, y)
+    assert_same_fit(ref, est, X)
+    assert est._net.activation == "tanh"
+    assert_views_of_buffer(est)
+
+
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+@pytest.mark.parametrize("before, after", [(1, 2), (2, 1)])
+def test_changed_number_of_outputs_refused_and_model_kept(how, before, after):
+    """A fitted network has as many outputs as its first targets had columns; targets of
+    another width are refused (scikit-learn fails on most of these, or broadcasts one column
+    over two outputs) and the model stays as it was."""
+    X, y = diabetes()
+    targets = {1: y, 2: np.c_[y, -y]}
+    est = fastbp.MLPRegressor(hidden_layer_sizes=(4,), solver="sgd", batch_size=1, max_iter=2,
+                              warm_start=how == "warm_start", random_state=0)
+    train = est.partial_fit if how == "partial_fit" else est.fit
+    train(X, targets[before])
+    weights = est._net.params.copy()
+    with pytest.raises(ValueError, match=f"y has {after} output.*has {before}"):
+        train(X, targets[after])
+    assert_array_equal(est._net.params, weights)
+    assert est.predict(X).shape == (y.shape if before == 1 else (len(y), 2))
 
 
 def test_set_params():
@@ -555,6 +642,16 @@ def test_float32_model_on_float64_input_predicts_float64_as_sklearn():
     assert_allclose(est.predict_proba(X), ref.predict_proba(X), rtol=1e-4, atol=1e-5)
 
 
+def test_float32_model_on_integer_input_predicts_float64_as_sklearn():
+    X, y = cancer()
+    X_int = np.round(X * 3).astype(np.int64)
+    ref, est = pair("MLPClassifier", hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    ref.fit(X.astype(np.float32), y)
+    est.fit(X.astype(np.float32), y)
+    assert est.predict_proba(X_int).dtype == ref.predict_proba(X_int).dtype == np.float64
+    assert_allclose(est.predict_proba(X_int), ref.predict_proba(X_int), rtol=1e-4, atol=1e-5)
+
+
 def test_dtype_float64_extra_makes_float32_input_a_float64_network():
     X, y = cancer()
     X32 = X.astype(np.float32)
@@ -593,7 +690,7 @@ X_INF[2, 0] = np.inf
 
 
 def _fit(X=X_SMALL, y=Y_SMALL, **params):
-    return lambda cls: cls(max_iter=3, **params).fit(X, y)
+    return lambda cls: cls(**{"max_iter": 3, **params}).fit(X, y)
 
 
 def _partial_fit(**params):
@@ -631,6 +728,9 @@ BAD_INPUTS = {
                                  "classes not in"),
     "partial-fit-n-features": (lambda cls: _partial_fit()(cls).partial_fit(X_SMALL[:, :2], Y_SMALL),
                                "2 features.*expecting 3"),
+    "nan-in-y": (_fit(y=np.where(np.arange(len(Y_SMALL)) == 3, np.nan, Y_SMALL)), "y contains NaN"),
+    "strings-in-X": (_fit(X=np.full(X_SMALL.shape, "a", dtype=object)), "could not convert string"),
+    "max-iter-0": (_fit(max_iter=0), "'max_iter' parameter"),
 }
 
 
@@ -652,6 +752,14 @@ def test_regressor_bad_input_rejected_as_sklearn(action):
     expected, _ = outcome(lambda: action(sk.MLPRegressor))
     got, _ = outcome(lambda: action(fastbp.MLPRegressor))
     assert expected[0] is ValueError and got == expected
+
+
+def test_regressor_string_targets_are_a_type_error_as_sklearn():
+    for cls in (sk.MLPRegressor, fastbp.MLPRegressor):
+        with pytest.raises(TypeError):
+            cls(max_iter=3).fit(X_SMALL, np.array(["a"] * len(X_SMALL)))
+    with pytest.raises(TypeError, match="y must hold numbers"):
+        fastbp.MLPRegressor(max_iter=3).fit(X_SMALL, np.array(["a"] * len(X_SMALL)))
 
 
 @pytest.mark.parametrize("extra, pattern", [

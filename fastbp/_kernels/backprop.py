@@ -59,8 +59,9 @@ G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
 # Small unsigned constants for offset arithmetic (an integer literal would make it float64).
 ONE, TWO, THREE, FOUR = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
-# Rows of the optimizer state array (2, n_params): SGD velocity / Adam first moment, Adam second moment.
-N_STATE = 2
+# Rows of the optimizer state array (n_rows, n_params): SGD's velocity / Adam's first moment,
+# then Adam's second moment (row 1 is read by the Adam branches only).
+STATE_ROWS = {SGD: 1, ADAM: 2}
 
 # fastmath without nnan/ninf, so NaN and inf checks keep working; reassoc lets reductions vectorise.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
