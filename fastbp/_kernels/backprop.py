@@ -146,32 +146,19 @@ def times_derivative(delta, act, start, n, code):
 
 
 @njit(**JIT)
-def forward(params, layout, geo, act, sq):
-    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij).
-
-    With room in `sq` for the widest layer, also returns the sum of the squared weights
-    (in the network's dtype within a layer, as scikit-learn's dot(w, w)): case updating's
-    L2 term needs it before every tuple, and this pass reads every weight anyway. With an
-    empty `sq`, returns 0.
-    """
-    dt = params.dtype.type
-    want_squares = sq.shape[0] > 0
-    squares = 0.0
+def forward(params, layout, geo, act):
+    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if fan_out == 1:  # one unit: a dot product over the contiguous column of W
-            s, s2 = params[b_off], dt(0)
+            s = params[b_off]
             for i in range(fan_in):
                 s += act[a_in + i] * params[w_off + i]
-                s2 += params[w_off + i] * params[w_off + i]
             act[a_out] = s
-            squares += np.float64(s2)
         else:
             for j in range(fan_out):
                 act[a_out + j] = params[b_off + j]
-                if want_squares:
-                    sq[j] = dt(0)
             # Four input rows per sweep over the outputs: the running sums make a round trip
             # through memory once per four rows, not once per row (that latency bound it).
             i = np.uint64(0)
@@ -180,31 +167,17 @@ def forward(params, layout, geo, act, sq):
                 o2, o3 = act[a_in + i + TWO], act[a_in + i + THREE]
                 r0 = w_off + i * fan_out
                 r1, r2, r3 = r0 + fan_out, r0 + TWO * fan_out, r0 + THREE * fan_out
-                if want_squares:
-                    for j in range(fan_out):
-                        w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
-                        act[a_out + j] += (o0 * w0 + o1 * w1) + (o2 * w2 + o3 * w3)
-                        sq[j] += (w0 * w0 + w1 * w1) + (w2 * w2 + w3 * w3)
-                else:
-                    for j in range(fan_out):
-                        act[a_out + j] += (o0 * params[r0 + j] + o1 * params[r1 + j]) + \
-                            (o2 * params[r2 + j] + o3 * params[r3 + j])
+                for j in range(fan_out):
+                    act[a_out + j] += (o0 * params[r0 + j] + o1 * params[r1 + j]) + \
+                        (o2 * params[r2 + j] + o3 * params[r3 + j])
                 i += FOUR
             while i < fan_in:  # the last fan_in % 4 rows
                 o_i = act[a_in + i]
                 row = w_off + i * fan_out
                 for j in range(fan_out):
                     act[a_out + j] += o_i * params[row + j]
-                    if want_squares:
-                        sq[j] += params[row + j] * params[row + j]
                 i += ONE
-            if want_squares:
-                s2 = dt(0)
-                for j in range(fan_out):
-                    s2 += sq[j]
-                squares += np.float64(s2)
         activate(act, a_out, fan_out, layout[l, ACT])
-    return squares
 
 
 @njit(**JIT)
@@ -311,7 +284,7 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
     optimizer's arrays in the params layout). With `errors`, first the row's error
     sum_j W_ij d[d_off+j] goes to d[a_off+i], from the weights as they were: backward
     pass and update read each row once. (Summing the new W_ij^2 here too cost as much as
-    the update: a reduction per row; the next forward pass sums them instead.)"""
+    the update, a reduction per row; a flat pass over the weights is cheaper.)"""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
     if opt == ADAM:
@@ -441,16 +414,15 @@ def weight_of(weights, t):
 
 
 @njit(**JIT)
-def forward_tuple(params, layout, geo, act, X, Y, t, loss_code, sq):
-    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t], and the sum
-    of the squared weights if `sq` has room (see forward)."""
+def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
+    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
-    squares = forward(params, layout, geo, act, sq)
+    forward(params, layout, geo, act)
     last = geo.shape[0] - 1
     out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     return (tuple_loss(act, out, n_out, Y, t, loss_code, code),
-            is_correct(act, out, n_out, Y, t, code), squares)
+            is_correct(act, out, n_out, Y, t, code))
 
 
 # -- blocks of tuples -----------------------------------------------------------------------
@@ -593,20 +565,19 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
     act = np.empty(n_units(geo), dtype=params.dtype)
     delta = np.empty(n_units(geo), dtype=params.dtype)
     alpha = hyper[ALPHA]
-    # room for the forward pass to sum the squared weights, if there is an L2 term
-    sq = np.empty(np.int64(layout[:, FAN_OUT].max()) if alpha != 0.0 else 0, dtype=params.dtype)
     last = geo.shape[0] - 1
     out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct, squares = forward_tuple(params, layout, geo, act, X, Y, t, loss_code, sq)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
             continue
-        penalty_sum += 0.5 * alpha * squares / weight
+        if alpha != 0.0:
+            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
         errors_and_update(params, layout, geo, state, act, delta,
                           params.dtype.type(alpha / weight), opt, hyper)
@@ -736,14 +707,12 @@ def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
     losses = np.zeros(n_chunks)
     weight_sums = np.zeros(n_chunks)
     corrects = np.zeros(n_chunks, dtype=np.int64)
-    no_squares = np.empty(0, dtype=params.dtype)
     for c in prange(n_chunks):
         act = np.empty(n_units(geo), dtype=params.dtype)
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             weight = weight_of(weights, t)
-            loss, correct, _ = forward_tuple(params, layout, geo, act, X, Y, t, loss_code,
-                                             no_squares)
+            loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
             loss_c += weight * loss
             weight_c += weight
             correct_c += correct
@@ -760,12 +729,11 @@ def predict(params, layout, X, result, n_chunks):
     geo = geometry(layout)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
-    no_squares = np.empty(0, dtype=params.dtype)
     for c in prange(n_chunks):
         act = np.empty(n_units(geo), dtype=params.dtype)
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act, no_squares)
+            forward(params, layout, geo, act)
             for k in range(n_out):
                 result[t, k] = act[out + k]
