@@ -281,53 +281,43 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                  errors):
     """Move the n_rows x n_cols block W of params at `start` against
     g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
-    optimizer's arrays in the params layout). With `errors`, first the row's error
-    sum_j W_ij d[d_off+j] goes to d[a_off+i], from the weights as they were: backward
-    pass and update read each row once. (Summing the new W_ij^2 here too cost as much as
-    the update, a reduction per row; a flat pass over the weights is cheaper.)"""
+    optimizer's arrays in the params layout). With `errors`, the row's error
+    sum_j W_ij d[d_off+j], from the weights as they were, goes to d[a_off+i]: the backward
+    pass and the update share one loop over each row (two loops cost 1.7x as much on a
+    64x64 layer; the sum is kept even without `errors`, where it costs nothing measurable).
+    Summing the new W_ij^2 here too cost as much as the update (a reduction per row); a
+    flat pass over the weights is cheaper."""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
-    if opt == ADAM:
-        b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
-        c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
-        for i in range(n_rows):
-            a_i = a[a_off + i]
-            row = start + i * n_cols
-            if errors:
-                d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
+    b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
+    c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
+    for i in range(n_rows):
+        a_i = a[a_off + i]
+        row = start + i * n_cols
+        error = dt(0)
+        if opt == ADAM:
             for j in range(n_cols):
                 k = row + j
+                w = params[k]
+                error += w * d[d_off + j]
                 params[k], state[0, k], state[1, k] = adam_step(
-                    params[k], state[0, k], state[1, k], a_i * d[d_off + j] + decay * params[k],
+                    w, state[0, k], state[1, k], a_i * d[d_off + j] + decay * w,
                     b1, c1, b2, c2, lr_t, eps)
-    elif hyper[MOMENTUM] == 0.0:
-        for i in range(n_rows):
-            a_i = a[a_off + i]
-            row = start + i * n_cols
-            if errors:
-                d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
+        elif mu == dt(0):
             for j in range(n_cols):
-                params[row + j] -= lr * (a_i * d[d_off + j] + decay * params[row + j])
-    else:
-        for i in range(n_rows):
-            a_i = a[a_off + i]
-            row = start + i * n_cols
-            if errors:
-                d[a_off + i] = row_dot(params, row, n_cols, d, d_off)
+                w = params[row + j]
+                error += w * d[d_off + j]
+                params[row + j] = w - lr * (a_i * d[d_off + j] + decay * w)
+        else:
             for j in range(n_cols):
                 k = row + j
-                params[k], state[0, k] = momentum_step(params[k], state[0, k],
-                                                       a_i * d[d_off + j] + decay * params[k],
+                w = params[k]
+                error += w * d[d_off + j]
+                params[k], state[0, k] = momentum_step(w, state[0, k],
+                                                       a_i * d[d_off + j] + decay * w,
                                                        lr, mu, nesterov)
-
-
-@njit(**JIT)
-def row_dot(params, row, n, d, d_off):
-    """sum_j params[row+j] d[d_off+j]: a unit's share of the error sent back."""
-    s = params.dtype.type(0)
-    for j in range(n):
-        s += params[row + j] * d[d_off + j]
-    return s
+        if errors:
+            d[a_off + i] = error
 
 
 @njit(**JIT)
