@@ -1,7 +1,7 @@
 """What every fastbp benchmark shares: the timing policy, the workload data and the JIT warm-up.
 
 The workloads are those of BENCHMARKS.md, read from `fastbp.datasets` (the one list of
-them): float32 teacher data, networks of logistic units with squared error.
+them): teacher data, networks of logistic units with squared error.
 """
 import timeit
 from contextlib import ExitStack
@@ -14,11 +14,13 @@ from fastbp.datasets import WORKLOADS, load_workload
 from fastbp.network import MAX_CHUNKS, MIN_CHUNK_TUPLES
 from fastbp._threads import compute_threads
 
-# The workloads the suites run on ("wide" takes seconds per epoch: a later, slower suite).
-BENCH_WORKLOADS = ("tiny", "mid")
-DTYPE = np.float32
+# Every workload of BENCHMARKS.md; "wide" takes seconds per epoch.
+BENCH_WORKLOADS = tuple(WORKLOADS)
+DTYPES = ("float32", "float64")
+THREADS = (1, 2)
 SEED = 0
 LEARNING_RATE = 0.1
+MINIBATCH = 200  # the estimators' default batch ("auto" = min(200, n_samples))
 # The warm-up call passes this many tuples: the fewest that are cut into as many parallel
 # chunks as a full workload, so it compiles (or loads) the very kernel and allocates the
 # very gradient buffers the timed call uses.
@@ -34,14 +36,15 @@ class Benchmark:
     """
     timer = timeit.default_timer  # wall time: the parallel kernels run on several cores
     processes = 1
-    timeout = 300
+    timeout = 600
     number = 1
     warmup_time = 0
     repeat = (3, 10, 20.0)  # at least 3 samples, at most 10 or 20 s
 
     def setup_cache(self):
-        """The data of every benchmarked workload, built once per `asv run` and shared by all suites."""
-        return {name: load_workload(name, dtype=DTYPE, seed=SEED) for name in BENCH_WORKLOADS}
+        """The float32 data of every workload, built once per `asv run` and shared by all
+        suites (a float64 benchmark converts it in its setup)."""
+        return {name: load_workload(name, dtype=np.float32, seed=SEED) for name in BENCH_WORKLOADS}
 
     def use_threads(self, n_jobs):
         """Run the timed calls with n_jobs Numba threads; `teardown` restores the count."""
@@ -55,8 +58,8 @@ class Benchmark:
             self._threads.close()
 
 
-def make_network(workload):
-    """The network a workload trains: its layer sizes, logistic units, squared error, float32."""
+def make_network(workload, dtype="float32"):
+    """The network a workload trains: its layer sizes, logistic units, squared error."""
     return Network(WORKLOADS[workload].sizes, activation="logistic",
-                   output_activation="logistic", loss="squared_error", dtype=DTYPE,
+                   output_activation="logistic", loss="squared_error", dtype=np.dtype(dtype),
                    random_state=SEED)
