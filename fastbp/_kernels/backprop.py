@@ -69,6 +69,10 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Options of every kernel. error_model="numpy" drops Python's ZeroDivisionError checks from hot loops;
 # nogil lets several fits run at once in Python threads.
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+# The small helpers run per tuple and per layer (activations, errors, loss) carry
+# inline="always": Numba then compiles them into their callers, where a call with array
+# arguments cost tens of cycles (case updating on `tiny`: 0.39 -> 0.30 us per tuple). The
+# big loops (forward, update_outer) stay calls: inlining them made case updating slower.
 
 
 # -- one tuple ------------------------------------------------------------------------------
@@ -96,7 +100,7 @@ def n_units(geo):
     return geo[last, G_A_OUT] + geo[last, G_OUT]
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def activate(v, start, n, code):
     """O_j = f(I_j), in place on the n units v[start:start+n]."""
     one = v.dtype.type(1)
@@ -126,7 +130,7 @@ def activate(v, start, n, code):
             v[start + j] *= inv
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def times_derivative(delta, act, start, n, code):
     """delta_j *= f'(I_j), written from the unit's output O_j as the textbook does."""
     one = act.dtype.type(1)
@@ -180,12 +184,12 @@ def forward(params, layout, geo, act):
         activate(act, a_out, fan_out, layout[l, ACT])
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def xlogy(x, y):
     return 0.0 if x == 0.0 else x * np.log(y)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def tuple_loss(act, out, n_out, Y, t, loss_code, code):
     """The tuple's error E against Y[t], in float64 (outputs are few; an epoch's sum stays accurate)."""
     loss = 0.0
@@ -209,7 +213,7 @@ def tuple_loss(act, out, n_out, Y, t, loss_code, code):
     return loss
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def output_error(act, delta, out, n_out, Y, t, loss_code, code):
     """Output layer's delta = dE/dI.
 
@@ -231,7 +235,7 @@ def output_error(act, delta, out, n_out, Y, t, loss_code, code):
             times_derivative(delta, act, out, n_out, code)
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def is_correct(act, out, n_out, Y, t, code):
     """1 if the tuple is classified right: argmax for softmax, every output's side of 0.5 for logistic."""
     if code == SOFTMAX:
@@ -251,7 +255,7 @@ def is_correct(act, out, n_out, Y, t, code):
     return 0
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def begin_update(hyper, opt):
     """Count one more update; Adam's bias-corrected rate for it goes in hyper[LR_T]."""
     hyper[STEP] += 1.0
@@ -402,13 +406,13 @@ def squared_weights(params, layout):
     return total
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def weight_of(weights, t):
     """Tuple t's sample weight; an empty `weights` array means every tuple weighs 1."""
     return 1.0 if weights.shape[0] == 0 else np.float64(weights[t])
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
 def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
     """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]."""
     for i in range(geo[0, G_IN]):
