@@ -57,7 +57,7 @@ N_HYPER = 9
 # start in act/delta.
 G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
 # Small unsigned constants for offset arithmetic (an integer literal would make it float64).
-ONE, TWO, THREE, FOUR = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
 # Rows of the optimizer state array (n_rows, n_params): SGD's velocity / Adam's first moment,
 # then Adam's second moment (row 1 is read by the Adam branches only).
@@ -282,10 +282,13 @@ def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
 
 @njit(**JIT)
 def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper,
-                 errors):
+                 errors, with_bias):
     """Move the n_rows x n_cols block W of params at `start` against
     g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
-    optimizer's arrays in the params layout). With `errors`, the row's error
+    optimizer's arrays in the params layout). `with_bias`: the biases follow W in params
+    and move too, as the textbook has them: one more row, from a unit whose output is
+    always 1, not penalised (one call per layer; a call of their own cost a quarter of a
+    case update on the tiny workload). With `errors`, the row's error
     sum_j W_ij d[d_off+j], from the weights as they were, goes to d[a_off+i]: the backward
     pass and the update share one loop over each row (two loops cost 1.7x as much on a
     64x64 layer; the sum is kept even without `errors`, where it costs nothing measurable).
@@ -295,8 +298,12 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
     b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
     c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
-    for i in range(n_rows):
-        a_i = a[a_off + i]
+    weight_decay = decay
+    for i in range(n_rows + ONE if with_bias else n_rows):
+        if i < n_rows:
+            a_i, decay = a[a_off + i], weight_decay
+        else:  # the bias row
+            a_i, decay = dt(1), dt(0)
         row = start + i * n_cols
         error = dt(0)
         if opt == ADAM:
@@ -320,7 +327,7 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 params[k], state[0, k] = momentum_step(w, state[0, k],
                                                        a_i * d[d_off + j] + decay * w,
                                                        lr, mu, nesterov)
-        if errors:
+        if errors and i < n_rows:
             d[a_off + i] = error
 
 
@@ -349,15 +356,10 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
 
 
 @njit(**JIT)
-def errors_and_update(params, layout, geo, state, act, delta, one, decay, opt, hyper):
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
-    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
-
-    The biases move as the textbook has them: one more row of weights, from a unit whose
-    output is always 1 (`one` holds that 1). Through update_outer they cost a quarter of
-    the time they did through update_flat on the tiny workload."""
-    dt = params.dtype.type
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both."""
     begin_update(hyper, opt)
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
@@ -367,12 +369,12 @@ def errors_and_update(params, layout, geo, state, act, delta, one, decay, opt, h
                 for i in range(fan_in):
                     delta[a_in + i] = params[w_off + i] * delta[a_out]
             update_outer(params, state, w_off, ONE, fan_in, delta, a_out, act, a_in, decay, opt,
-                         hyper, False)
+                         hyper, False, False)
+            update_outer(params, state, b_off, ZERO, ONE, act, a_in, delta, a_out, decay, opt,
+                         hyper, False, True)  # its bias: no weight rows, the bias row alone
         else:
             update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
-                         opt, hyper, l > 0)
-        update_outer(params, state, b_off, ONE, fan_out, one, 0, delta, a_out, dt(0), opt, hyper,
-                     False)
+                         opt, hyper, l > 0, True)
         if l > 0:
             times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
 
@@ -563,7 +565,6 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
     geo = geometry(layout)
     act = np.empty(n_units(geo), dtype=params.dtype)
     delta = np.empty(n_units(geo), dtype=params.dtype)
-    one = np.ones(1, dtype=params.dtype)  # the output of the biases' unit
     alpha = hyper[ALPHA]
     last = geo.shape[0] - 1
     out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
@@ -579,7 +580,7 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
-        errors_and_update(params, layout, geo, state, act, delta, one,
+        errors_and_update(params, layout, geo, state, act, delta,
                           params.dtype.type(alpha / weight), opt, hyper)
     return loss_sum, penalty_sum, n_correct
 
