@@ -77,6 +77,13 @@ class _FastbpMLP:
         X, y = super()._validate_input(X, y, incremental, reset)
         if y.dtype.kind not in "biuf":  # scikit-learn's regressor fails on them with a TypeError
             raise TypeError(f"y must hold numbers for {type(self).__name__}, got dtype {y.dtype}")
+        n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        keeps_network = hasattr(self, "_net") and (self.warm_start or incremental)
+        if keeps_network and n_outputs != self._net.n_outputs:
+            # checked before scikit-learn's _fit sets n_outputs_, so a refused call changes nothing
+            raise ValueError(f"y has {n_outputs} output(s), but the network fitted before has "
+                             f"{self._net.n_outputs}; fit a new model (warm_start=False) to "
+                             "change them")
         dtype = self._fastbp_dtype(X) if reset or not hasattr(self, "_net") else self._net.dtype
         return self._dense(X, dtype), y
 
@@ -136,9 +143,6 @@ class _FastbpMLP:
 
     def _targets_and_weights(self, y, sample_weight, net):
         Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=net.dtype)
-        if Y.shape[1] != net.n_outputs:  # warm_start or partial_fit on targets of another width
-            raise ValueError(f"y has {Y.shape[1]} output(s), but the network fitted before has "
-                             f"{net.n_outputs}; fit a new model (warm_start=False) to change them")
         if sample_weight is None:
             return Y, np.empty(0, dtype=net.dtype)
         return Y, np.ascontiguousarray(sample_weight, dtype=net.dtype)

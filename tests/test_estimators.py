@@ -478,6 +478,7 @@ def test_changed_number_of_outputs_refused_and_model_kept(how, before, after):
     with pytest.raises(ValueError, match=f"y has {after} output.*has {before}"):
         train(X, targets[after])
     assert_array_equal(est._net.params, weights)
+    assert est.n_outputs_ == before and est.coefs_[-1].shape[1] == before
     assert est.predict(X).shape == (y.shape if before == 1 else (len(y), 2))
 
 

@@ -298,12 +298,11 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
     b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
     c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
-    weight_decay = decay
     for i in range(n_rows + ONE if with_bias else n_rows):
         if i < n_rows:
-            a_i, decay = a[a_off + i], weight_decay
+            a_i, row_decay = a[a_off + i], decay
         else:  # the bias row
-            a_i, decay = dt(1), dt(0)
+            a_i, row_decay = dt(1), dt(0)
         row = start + i * n_cols
         error = dt(0)
         if opt == ADAM:
@@ -312,20 +311,20 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 w = params[k]
                 error += w * d[d_off + j]
                 params[k], state[0, k], state[1, k] = adam_step(
-                    w, state[0, k], state[1, k], a_i * d[d_off + j] + decay * w,
+                    w, state[0, k], state[1, k], a_i * d[d_off + j] + row_decay * w,
                     b1, c1, b2, c2, lr_t, eps)
         elif mu == dt(0):
             for j in range(n_cols):
                 w = params[row + j]
                 error += w * d[d_off + j]
-                params[row + j] = w - lr * (a_i * d[d_off + j] + decay * w)
+                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
         else:
             for j in range(n_cols):
                 k = row + j
                 w = params[k]
                 error += w * d[d_off + j]
                 params[k], state[0, k] = momentum_step(w, state[0, k],
-                                                       a_i * d[d_off + j] + decay * w,
+                                                       a_i * d[d_off + j] + row_decay * w,
                                                        lr, mu, nesterov)
         if errors and i < n_rows:
             d[a_off + i] = error
