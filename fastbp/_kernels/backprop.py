@@ -28,7 +28,9 @@ object per slice, which dominated small networks. Unsigned offsets cost neither.
 them with signed integers or integer literals (Numba makes uint64 + int64 a float64).
 """
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
 
 # Columns of the layout table: one row per weight layer, int64.
 FAN_IN, FAN_OUT, W_OFF, B_OFF, ACT = 0, 1, 2, 3, 4
@@ -69,10 +71,56 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Options of every kernel. error_model="numpy" drops Python's ZeroDivisionError checks from hot loops;
 # nogil lets several fits run at once in Python threads.
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
+# fast_exp's own options: no reassoc or arcp, which would undo its argument reduction.
+EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", nogil=True)
 # The small helpers run per tuple and per layer (activations, errors, loss) carry
 # inline="always": Numba then compiles them into their callers, where a call with array
 # arguments cost tens of cycles (case updating on `tiny`: 0.39 -> 0.30 us per tuple). The
 # big loops (forward, update_outer) stay calls: inlining them made case updating slower.
+
+
+# -- exp without libm ----------------------------------------------------------------------
+@intrinsic
+def pow2(typingctx, n):
+    """2**n for a float n holding a whole number in the normal exponent range, in n's own
+    precision, written straight into the exponent bits."""
+    if n == types.float32:
+        int_t, bias, shift, float_t = ir.IntType(32), 127, 23, ir.FloatType()
+    elif n == types.float64:
+        int_t, bias, shift, float_t = ir.IntType(64), 1023, 52, ir.DoubleType()
+    else:
+        return None
+
+    def codegen(context, builder, signature, args):
+        exponent = builder.add(builder.fptosi(args[0], int_t), int_t(bias))
+        return builder.bitcast(builder.shl(exponent, int_t(shift)), float_t)
+    return n(n), codegen
+
+
+@njit(**EXACT_JIT)
+def fast_exp(x):
+    """exp(x) in x's precision, to about 1 eps (Cephes' exp: x = n ln2 + r, exp(r) by a
+    Pade approximant, times 2**n made from the exponent bits); results below the smallest
+    normal number are 0. libm's exp is one call per element, which no loop around it can
+    vectorise; this is 8x (float32) to 13x (float64) faster in a loop, and the logistic
+    units' exp was a third of an epoch on `mid`."""
+    dt = type(x)
+    single = dt(1e-300) == dt(0)  # float32: fixed when compiled
+    lo = dt(-87.33654475) if single else dt(-708.39641853226408)  # log of the smallest normal
+    hi = dt(88.72283905) if single else dt(709.78271289338397)    # log of the largest number
+    xc = min(max(x, lo), hi)
+    n = np.floor(xc * dt(1.4426950408889634) + dt(0.5))  # round(x / ln2)
+    r = (xc - n * dt(0.693145751953125)) - n * dt(1.4286068203094173e-06)  # ln2 in two parts
+    rr = r * r
+    p = r * ((dt(1.2617719307481059e-04) * rr + dt(3.0299440770744196e-02)) * rr + dt(1.0))
+    q = ((dt(3.0019850513866446e-06) * rr + dt(2.5244834034968410e-03)) * rr
+         + dt(2.2726554820815503e-01)) * rr + dt(2.0)
+    y = (dt(1) + dt(2) * p / (q - p)) * pow2(n - dt(1)) * dt(2)  # 2**(n-1) * 2: n may be 128
+    if x < lo:
+        y = dt(0)
+    if x > hi:
+        y = dt(np.inf)
+    return y if x == x else x  # NaN stays NaN
 
 
 # -- one tuple ------------------------------------------------------------------------------
@@ -107,7 +155,7 @@ def activate(v, start, n, code):
     zero = v.dtype.type(0)
     if code == LOGISTIC:
         for j in range(n):
-            v[start + j] = one / (one + np.exp(-v[start + j]))
+            v[start + j] = one / (one + fast_exp(-v[start + j]))
     elif code == TANH:
         for j in range(n):
             v[start + j] = np.tanh(v[start + j])
@@ -116,14 +164,14 @@ def activate(v, start, n, code):
             v[start + j] = max(v[start + j], zero)
     elif code == EXP:
         for j in range(n):
-            v[start + j] = np.exp(v[start + j])
+            v[start + j] = fast_exp(v[start + j])
     elif code == SOFTMAX:
         top = v[start]
         for j in range(n):
             top = max(top, v[start + j])
         total = zero
         for j in range(n):
-            v[start + j] = np.exp(v[start + j] - top)
+            v[start + j] = fast_exp(v[start + j] - top)
             total += v[start + j]
         inv = one / total
         for j in range(n):
