@@ -79,7 +79,7 @@ EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", 
 # big loops (forward, update_outer) stay calls: inlining them made case updating slower.
 
 
-# -- exp without libm ----------------------------------------------------------------------
+# -- exp and tanh without libm ----------------------------------------------------------------------
 @intrinsic
 def pow2(typingctx, n):
     """2**n for a float n holding a whole number in the normal exponent range, in n's own
@@ -123,6 +123,31 @@ def fast_exp(x):
     return y if x == x else x  # NaN stays NaN
 
 
+@njit(**EXACT_JIT)
+def fast_tanh(x):
+    """tanh(x) in x's precision, to about 1 eps, vectorisable (libm's tanh took 13 ns an
+    element in a loop, this one 0.4 (float32) to 0.7 ns): Cephes' polynomial (float32) or
+    rational function (float64) for |x| < 0.625, where 1 - 2/(exp(2|x|) + 1) would cancel,
+    and that formula with fast_exp beyond."""
+    dt = type(x)
+    single = dt(1e-300) == dt(0)  # float32: fixed when compiled
+    a = abs(x)
+    z = x * x
+    if single:
+        small = ((((dt(-5.70498872745e-3) * z + dt(2.06390887954e-2)) * z
+                   - dt(5.37397155531e-2)) * z + dt(1.33314422036e-1)) * z
+                 - dt(3.33332819422e-1)) * z * x + x
+    else:
+        p = (dt(-9.64399179425052238628e-1) * z - dt(9.92877231001918586564e1)) * z \
+            - dt(1.61468768441708447952e3)
+        q = ((z + dt(1.12811678491632931402e2)) * z + dt(2.23548839060100448583e3)) * z \
+            + dt(4.84406305325125486048e3)
+        small = x + x * z * p / q
+    large = dt(1) - dt(2) / (fast_exp(a + a) + dt(1))
+    y = small if a < dt(0.625) else (large if x >= dt(0) else -large)
+    return y if x == x else x  # NaN stays NaN
+
+
 # -- one tuple ------------------------------------------------------------------------------
 @njit(**JIT)
 def geometry(layout):
@@ -158,7 +183,7 @@ def activate(v, start, n, code):
             v[start + j] = one / (one + fast_exp(-v[start + j]))
     elif code == TANH:
         for j in range(n):
-            v[start + j] = np.tanh(v[start + j])
+            v[start + j] = fast_tanh(v[start + j])
     elif code == RELU:
         for j in range(n):
             v[start + j] = max(v[start + j], zero)
