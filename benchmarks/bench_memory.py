@@ -2,8 +2,8 @@
 
 asv's peakmem is the benchmark process's maximum resident set size, so it holds the
 interpreter, Numba, scikit-learn, the data X generated in setup, and what training adds.
-The memory target of BENCHMARKS.md's issue is judged against it: at most 1.5 x the size of
-X plus 300 MB on 1,000,000 x 64 float32 (X: 256 MB).
+fastbp's memory target (issue 4) is judged against it: at most 1.5 x the size of X plus
+300 MB on 1,000,000 x 64 float32 (X: 256 MB).
 """
 import numpy as np
 
