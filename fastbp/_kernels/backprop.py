@@ -71,7 +71,8 @@ FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 # Options of every kernel. error_model="numpy" drops Python's ZeroDivisionError checks from hot loops;
 # nogil lets several fits run at once in Python threads.
 JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
-# fast_exp's own options: no reassoc or arcp, which would undo its argument reduction.
+# fast_exp's and fast_tanh's options: no reassoc or arcp, which would undo their argument
+# reduction and the order of their polynomials.
 EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", nogil=True)
 # The small helpers run per tuple and per layer (activations, errors, loss) carry
 # inline="always": Numba then compiles them into their callers, where a call with array
