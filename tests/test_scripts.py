@@ -2,7 +2,11 @@
 import importlib.util
 import pathlib
 
+import numpy as np
 import pytest
+
+import fastbp
+from fastbp._kernels import backprop as K
 
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
 
@@ -31,3 +35,24 @@ def test_case_update_floor_prints_one_row_per_network(capsys):
 def test_case_update_floor_refuses_bad_arguments():
     with pytest.raises(SystemExit):
         load_script("case_update_floor").main(["--reps", "0"])
+
+
+def test_tiny_floor_hand_kernel_does_fastbps_arithmetic():
+    """The hand-written 3-8-8-1 kernel the floor is measured with trains exactly as fastbp's
+    case updating does (so its speed is a fair bound), up to float32 rounding."""
+    floor = load_script("tiny_case_floor")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    Y = (X[:, :1] > 0).astype(np.float32)
+    order = rng.permutation(300).astype(np.int64)
+    net = fastbp.Network(floor.SIZES, dtype=np.float32, random_state=0)
+    (W1, W2, w3), (b1, b2, b3) = [w.copy() for w in net.coefs], [b.copy() for b in net.intercepts]
+    w3, start = w3[:, 0].copy(), net.params.copy()
+    floor.hand(W1, b1, W2, b2, w3, b3, X, Y, order, np.float32(0.1), np.uint64(8))
+    hyper = np.zeros(K.N_HYPER)
+    hyper[K.LR] = 0.1
+    K.case_epoch(net.params, net.layout, X, Y, np.empty(0), order, K.SQUARED_ERROR, K.SGD,
+                 hyper, np.zeros((1, net.n_params), np.float32))
+    assert np.abs(net.params - start).max() > 1e-3  # both trained: the weights moved
+    for got, want in zip((W1, W2, w3[:, None], b1, b2, b3), net.coefs + net.intercepts):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
