@@ -5,11 +5,12 @@ Multilayer feed-forward networks trained with the classic backpropagation algori
 weight buffer per network: case updating, epoch updating and minibatches between them.
 """
 from . import datasets
+from .io import ModelFileError, load, save
 from .network import Network
 from .train import DivergenceWarning, History, train
 
 __version__ = "0.1.0"
-__all__ = ["Network", "History", "DivergenceWarning", "train", "datasets", "MLPClassifier",
+__all__ = ["Network", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
            "MLPRegressor", "__version__"]
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, datasets
+from . import __version__, datasets, io
 from .network import Network
 from ._threads import compute_threads
 from .train import train
@@ -742,20 +742,13 @@ def run_predict(args):
     return 0
 
 
-# -- saving and loading models, without pickle (to move to fastbp/io.py) ------------------------
+# -- saving and loading models, without pickle (fastbp.io) ---------------------------------------
 def _save_model(path, net, meta):
-    """Write net and its metadata to one .npz: params, layout, sizes, and a JSON header string."""
-    header = dict(meta, format=MODEL_FORMAT, format_version=MODEL_VERSION, fastbp_version=__version__,
-                  sizes=list(net.sizes), activation=net.activation,
-                  output_activation=net.output_activation, loss=net.loss, dtype=net.dtype.name)
-    path = Path(path)
+    """Write net and its metadata to one .npz (fastbp.io's format, atomically)."""
     try:
-        with open(path, "wb") as f:  # a file object keeps the name as given (no .npz appended)
-            np.savez(f, params=net.params, layout=net.layout, sizes=np.asarray(net.sizes, np.int64),
-                     header=np.array(json.dumps(header)))
+        return io.save_network_with_meta(net, Path(path), meta)
     except OSError as error:
         raise UsageError(f"cannot write the model to {path}: {error.strerror or error}") from None
-    return path
 
 
 def _load_model(path):
@@ -767,39 +760,19 @@ def _load_model(path):
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"{path}: no such model file")
-    with open(path, "rb") as f:
-        if f.read(4) != b"PK\x03\x04":  # every .npz is a zip archive
-            raise UsageError(f"{path} is not a fastbp model (not a .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = {"params", "layout", "sizes", "header"} - set(data.files)
-            if missing:
-                raise UsageError(f"{path} is not a fastbp model: it lacks {', '.join(sorted(missing))}")
-            params, layout, sizes, header = (data[key] for key in ("params", "layout", "sizes", "header"))
-    except (ValueError, OSError, EOFError, AttributeError, zipfile.BadZipFile, zlib.error) as error:
-        raise UsageError(f"{path} is not a fastbp model ({error})") from None
-    if header.shape != () or header.dtype.kind != "U":
-        raise UsageError(f"{path} is not a fastbp model (its header is not one string)")
-    try:
-        header = json.loads(str(header[()]))
-    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
-        raise UsageError(f"{path} is not a fastbp model (its header is not JSON)") from None
-    if not isinstance(header, dict) or header.get("format") != MODEL_FORMAT:
-        raise UsageError(f"{path} is not a fastbp model (no fastbp header)")
+        header, arrays = io.read_archive(path, kinds=("Network",))
+        check = io._Checker(path)
+        absent = [key for key in _HEADER_KEYS if key not in header]
+        if absent:
+            check.fail(f"it lacks {', '.join(map(repr, absent))}")
+        net = io.decode_network(header, arrays, check)
+    except (io.ModelFileError, OSError) as error:
+        raise UsageError(str(error)) from None
 
     def bad(problem):
         return UsageError(f"{path}: invalid model header: {problem}")
 
-    version = header.get("format_version")
-    if not _is_int(version) or version < 1:
-        raise bad(f"format_version must be an integer >= 1, got {_short(version)}")
-    if version > MODEL_VERSION:
-        raise UsageError(f"{path} was written in model format {version}; "
-                         f"this fastbp {__version__} reads format {MODEL_VERSION} and older")
-    absent = [key for key in _HEADER_KEYS if key not in header]
-    if absent:
-        raise bad(f"it lacks {', '.join(map(repr, absent))}")
-    net = _header_network(header, params, layout, sizes, bad)
     _check_header_meta(header, net, bad)
     return net, header
 
@@ -824,36 +797,6 @@ def _is_number(value):
 def _short(value):
     """repr of a header value, cut short: a tampered list may be long."""
     return reprlib.repr(value)
-
-
-def _header_network(header, params, layout, sizes, bad):
-    """The Network a model header describes, holding the file's params; bad(problem) otherwise."""
-    n_layers = header["sizes"]
-    if not isinstance(n_layers, list) or len(n_layers) < 2 \
-            or not all(_is_int(size) and size >= 1 for size in n_layers):
-        raise bad(f"'sizes' must be a list of at least 2 integers >= 1, got {_short(n_layers)}")
-    if header["dtype"] not in ("float32", "float64"):
-        raise bad(f"'dtype' must be 'float32' or 'float64', got {_short(header['dtype'])}")
-    # compare sizes before building the network, so a tampered size cannot ask for a huge buffer
-    n_params = sum((a + 1) * b for a, b in zip(n_layers[:-1], n_layers[1:]))
-    if params.ndim != 1 or params.size != n_params:
-        raise bad(f"'sizes' {_short(n_layers)} need {n_params} params, the file holds an array of shape "
-                  f"{params.shape}")
-    if not np.array_equal(sizes, n_layers):
-        raise bad(f"'sizes' {_short(n_layers)} differ from the file's sizes array {_short(sizes.tolist())}")
-    try:
-        net = Network(n_layers, activation=header["activation"],
-                      output_activation=header["output_activation"], loss=header["loss"],
-                      dtype=header["dtype"], random_state=0)
-    except (ValueError, TypeError) as error:
-        raise bad(error) from None
-    if not np.array_equal(net.layout, layout) or params.dtype != net.dtype:
-        raise bad(f"params/layout do not match the header's network {net!r}")
-    try:
-        net.set_params(params)
-    except ValueError as error:
-        raise bad(error) from None
-    return net
 
 
 def _check_header_meta(header, net, bad):

@@ -329,18 +329,18 @@ def test_tampered_model_arrays_are_usage_errors(tmp_path, capsys):
     params = arrays["params"]
     cases = [
         (dict(params=np.full_like(params, np.nan)), "params must be finite"),
-        (dict(params=params.astype(np.float32)), "params/layout do not match"),
+        (dict(params=params.astype(np.float32)), "params have dtype float32, the header says float64"),
         (dict(params=params.reshape(1, -1)), "the file holds an array of shape (1, 23)"),
-        (dict(layout=arrays["layout"][:1]), "params/layout do not match"),
-        (dict(sizes=np.array([4, 5, 2])), "differ from the file's sizes array [4, 5, 2]"),
-        (dict(params=np.array(["x"] * params.size)), "params/layout do not match"),
+        (dict(layout=arrays["layout"][:1]), "the layout array does not match"),
+        (dict(sizes=np.array([4, 5, 2])), "differ from the sizes array [4, 5, 2]"),
+        (dict(params=np.array(["x"] * params.size)), "array 'params' has dtype <U1"),
     ]
     for replace, problem in cases:
         model = _write_model(tmp_path / "tampered.npz", arrays, header, **replace)
         _predict_fails(capsys, model, rows, problem)
     model = str(tmp_path / "no_params.npz")
     np.savez(model, **{k: v for k, v in arrays.items() if k != "params"})
-    _predict_fails(capsys, model, rows, "not a fastbp model: it lacks params")
+    _predict_fails(capsys, model, rows, "it lacks the array 'params'")
     model = str(tmp_path / "pickled.npz")
     np.savez(model, **dict(arrays, params=np.array([object()], dtype=object)))
     _predict_fails(capsys, model, rows, "not a fastbp model")
