@@ -1,5 +1,6 @@
 """train(): the epoch driver. One kernel call per epoch; between epochs only the cheap
 things: learning-rate schedule, termination rules, history, callback, progress bar."""
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +23,12 @@ class DivergenceWarning(RuntimeWarning):
     """Training produced a non-finite loss or weight and was stopped."""
 
 
+class InterruptedWarning(UserWarning):
+    """Training was interrupted (KeyboardInterrupt) and stopped after its last completed epoch."""
+
+HISTORY_LISTS = ("loss", "accuracy", "seconds", "learning_rate", "weight_change")
+
+
 @dataclass
 class History:
     """What happened in each epoch of a train() call.
@@ -33,9 +40,11 @@ class History:
                 pass of track="end"), learning_rate[k] the rate it used,
     weight_change[k]  the largest |change| of any weight or bias over the epoch
     stopped_by  the rule that ended training: "epochs", "misclassified", "weight_change",
-                "no_improvement", "callback", or "diverged" (a non-finite loss or weight: the
+                "no_improvement", "callback", "diverged" (a non-finite loss or weight: the
                 network keeps the weights of the last finite epoch, and a DivergenceWarning
-                is issued)
+                is issued) or "interrupted" (KeyboardInterrupt, e.g. Ctrl-C: the network
+                keeps the weights of the last completed epoch, an InterruptedWarning is
+                issued and train() returns normally)
     """
     loss: list = field(default_factory=list)
     accuracy: list = field(default_factory=list)
@@ -154,7 +163,8 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           random_state=None, n_jobs=None, *, schedule="constant", power_t=0.5, momentum=0.0,
           nesterov=False, alpha=0.0, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
           tol=None, n_iter_no_change=10, max_misclassified=None, min_weight_change=None,
-          callback=None, progress=False, track="end", sample_weight=None):
+          callback=None, progress=False, track="end", sample_weight=None, checkpoint=None,
+          checkpoint_every=1, resume=False):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
@@ -175,6 +185,18 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     count for the parallel kernels, restored on return. sample_weight weighs each tuple's
     error as scikit-learn does (an update over a batch moves against sum_t w_t grad E_t / S,
     S the batch's weight sum; History.loss is then the weighted mean).
+
+    KeyboardInterrupt (Ctrl-C) stops training after the epoch that is running (a kernel
+    call is never cut short): the network keeps the weights of the last completed epoch,
+    History.stopped_by is "interrupted", an InterruptedWarning is issued, and train()
+    returns the history so far instead of raising.
+
+    checkpoint=path saves the network, the optimizer's state, the shuffling generator and
+    the history there (fastbp.io's format, written atomically) every `checkpoint_every`
+    epochs, when training stops and when it is interrupted; fastbp.load(path) reads the
+    network back. With resume=True and a checkpoint at `path`, training continues from it
+    up to `epochs` epochs in all (the same arguments as the interrupted call, and the same
+    data, give bit for bit the params of an uninterrupted run); without one it starts anew.
     """
     trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
                       beta_2, epsilon)
@@ -200,15 +222,42 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
 
     n = X.shape[0]
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)):
+            raise TypeError(f"checkpoint must be a file path, got {checkpoint!r}")
+        checkpoint = os.fspath(checkpoint)
+        checkpoint_every = check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    resume = check_bool(resume, "resume")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=path, the file to resume from")
     history = History(n_samples=n)
     natural = np.arange(n, dtype=np.int64)
-    best_loss, no_improvement = np.inf, 0
+    progress_state = {"best_loss": np.inf, "no_improvement": 0}
+    first = 1
+    if resume and os.path.exists(checkpoint):
+        first = _resume(checkpoint, net, trainer, rng, history, progress_state)
+        if history.stopped_by or first > epochs:
+            history.stopped_by = history.stopped_by or "epochs"
+            return history
+    best_loss, no_improvement = progress_state["best_loss"], progress_state["no_improvement"]
+    done = history.n_epochs  # epochs whose weights and history entries are complete
+
+    def save_checkpoint(epoch):
+        _save_checkpoint(checkpoint, net, trainer, rng, history, epoch,
+                         dict(best_loss=best_loss, no_improvement=no_improvement))
+
     bar = _progress_bar(epochs, progress)
+    if bar is not None and first > 1:
+        bar.update(first - 1)
+    before = net.params.copy()
+    state_before, hyper_before = trainer.state.copy(), trainer.hyper.copy()
+    epoch = first - 1
     try:
         with compute_threads(n_jobs):
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first, epochs + 1):
                 lr = rate(epoch)
-                before = net.params.copy()
+                before[:] = net.params
+                state_before[:], hyper_before[:] = trainer.state, trainer.hyper
                 order = rng.permutation(n) if shuffle and trainer.mode != "epoch" else natural
                 start = time.perf_counter()
                 passed, after = trainer.run_epoch(X, Y, weights, order, lr)
@@ -220,11 +269,17 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                     loss_sum, weight_sum, n_correct = K.evaluate(
                         net.params, net.layout, X, Y, weights, K.LOSSES[net.loss], n_chunks_for(n))
                     loss = loss_sum / weight_sum
-                if not (np.isfinite(loss) and np.isfinite(net.params).all()):
-                    # Go back to the last finite epoch rather than return a model predicting NaN.
+                if not (np.isfinite(loss) and np.isfinite(net.params).all()
+                        and (after is None or np.isfinite(after[0]))):
+                    # Go back to the last finite epoch rather than return a model predicting
+                    # NaN (epoch updating knows the loss at the new weights too: it counts).
                     history.seconds.pop()
                     net.params[:] = before
+                    trainer.state[:], trainer.hyper[:] = state_before, hyper_before
+                    trainer.weights_changed()
                     history.stopped_by = "diverged"
+                    if checkpoint is not None:
+                        save_checkpoint(epoch - 1)
                     warnings.warn(f"training diverged in epoch {epoch} (loss {loss}); the network "
                                   f"keeps its weights after epoch {epoch - 1}. Lower learning_rate "
                                   "or scale the data.", DivergenceWarning, stacklevel=2)
@@ -234,6 +289,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                 history.weight_change.append(float(np.max(np.abs(net.params - before))))
                 if net.is_classifier:
                     history.accuracy.append(n_correct / n)
+                done = history.n_epochs
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(_postfix(history), refresh=False)
@@ -256,7 +312,24 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                         trainer.weights_changed()
                 if stop is not None or epoch == epochs:
                     history.stopped_by = stop or "epochs"
+                if checkpoint is not None and (history.stopped_by or epoch % checkpoint_every == 0):
+                    save_checkpoint(epoch)
+                if history.stopped_by:
                     break
+    except KeyboardInterrupt:
+        # Python raises it between bytecodes, never inside a kernel call, so the epoch that
+        # was running finished; keep the last epoch whose weights AND history are complete.
+        if done < epoch:  # the running epoch's weights are not in the history: undo them
+            net.params[:] = before
+            trainer.state[:], trainer.hyper[:] = state_before, hyper_before
+            trainer.weights_changed()
+        for name in HISTORY_LISTS:
+            del getattr(history, name)[done:]
+        history.stopped_by = "interrupted"
+        warnings.warn(f"training interrupted; the network keeps its weights after epoch {done}",
+                      InterruptedWarning, stacklevel=2)
+        if checkpoint is not None:
+            save_checkpoint(done)
     finally:
         if bar is not None:
             bar.close()
@@ -275,3 +348,68 @@ def _progress_bar(epochs, progress):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=epochs, unit="epoch", desc="training", leave=True)
+
+
+# -- checkpoints ---------------------------------------------------------------------------------
+def _save_checkpoint(path, net, trainer, rng, history, epoch, progress_state):
+    """The network after `epoch` epochs, with all train() needs to go on from there."""
+    from . import io
+    fields, arrays = io.encode_network(net)
+    stopped_by = "" if history.stopped_by == "interrupted" else history.stopped_by
+    fields["checkpoint"] = {
+        "epoch": epoch, "mode": trainer.mode, "optimizer": trainer.optimizer,
+        "batch_size": trainer.batch_size, "n_samples": history.n_samples,
+        "stopped_by": stopped_by, "shuffle_rng": io.encode_rng(rng),
+        "best_loss": progress_state["best_loss"], "no_improvement": progress_state["no_improvement"],
+        "history": {name: [float(v) for v in getattr(history, name)] for name in HISTORY_LISTS}}
+    arrays["trainer.hyper"] = trainer.hyper
+    arrays["trainer.state"] = trainer.state
+    io.write_archive(path, io._header("checkpoint", **fields), arrays)
+
+
+def _resume(path, net, trainer, rng, history, progress_state):
+    """Load the checkpoint at `path` into net, trainer, rng and history, after checking it
+    belongs to this training; returns the first epoch still to run."""
+    from . import io
+    header, arrays = io.read_archive(path, kinds=("checkpoint",))
+    check = io._Checker(path)
+    saved = io.decode_network(header, arrays, check)
+    if (saved.sizes, saved.activation, saved.output_activation, saved.loss, saved.dtype) != \
+            (net.sizes, net.activation, net.output_activation, net.loss, net.dtype):
+        raise ValueError(f"checkpoint {path} holds {saved!r}, which is not this network {net!r}")
+    info = check.field(header, "checkpoint", lambda v: isinstance(v, dict), "an object")
+    for key, value in (("mode", trainer.mode), ("optimizer", trainer.optimizer),
+                       ("batch_size", trainer.batch_size), ("n_samples", history.n_samples)):
+        if info.get(key) != value:
+            raise ValueError(f"checkpoint {path} was written with {key}={info.get(key)!r}; this "
+                             f"call has {key}={value!r}")
+    epoch = check.field(info, "epoch", lambda v: io._is_int(v) and v >= 0, "an integer >= 0", "checkpoint")
+    lists = check.field(info, "history", lambda v: isinstance(v, dict), "an object", "checkpoint")
+    for name in HISTORY_LISTS:
+        values = check.field(lists, name, lambda v: isinstance(v, list) and all(
+            io._is_number(x) for x in v), "a list of numbers", "checkpoint history")
+        if name != "accuracy" or net.is_classifier:
+            if len(values) != epoch:
+                check.fail(f"checkpoint history {name!r} has {len(values)} entries for {epoch} epochs")
+        setattr(history, name, [float(v) for v in values])
+    stopped_by = check.field(info, "stopped_by", lambda v: isinstance(v, str), "a string", "checkpoint")
+    for key in ("best_loss", "no_improvement"):
+        progress_state[key] = check.field(info, key, io._is_number, "a number", "checkpoint")
+    hyper = check.array(arrays, "trainer.hyper", "f", shape=trainer.hyper.shape)
+    state = check.array(arrays, "trainer.state", "f", shape=trainer.state.shape)
+    shuffle = io.decode_rng(info.get("shuffle_rng"), check, "shuffle_rng")
+    if type(shuffle) is not type(rng):
+        raise ValueError(f"checkpoint {path} shuffled with a {type(shuffle).__name__}; this call "
+                         f"with a {type(rng).__name__}")
+    if arrays:
+        check.fail(f"unexpected arrays {sorted(arrays)}")
+    # all checked: now change the caller's objects
+    net.params[:] = saved.params
+    trainer.hyper[:], trainer.state[:] = hyper, state
+    trainer.weights_changed()
+    if isinstance(rng, np.random.Generator):
+        rng.bit_generator.state = shuffle.bit_generator.state
+    else:
+        rng.set_state(shuffle.get_state())
+    history.stopped_by = stopped_by
+    return epoch + 1
