@@ -811,3 +811,12 @@ def predict(params, layout, X, result, n_chunks):
             forward(params, layout, geo, act)
             for k in range(n_out):
                 result[t, k] = act[out + k]
+
+
+@njit(parallel=True, **JIT)
+def threads_probe(n):
+    """A trivial parallel loop: running it starts Numba's threading layer (fastbp._threads)."""
+    total = 0
+    for i in prange(n):
+        total += i
+    return total

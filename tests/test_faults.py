@@ -1,0 +1,338 @@
+"""Faults injected into training, and what is kept: divergence, Ctrl-C (KeyboardInterrupt)
+at every point of an epoch, checkpoints and resuming, concurrent fits in threads, and
+Numba's threading layer."""
+import importlib
+import importlib.metadata
+import os
+import signal
+import threading
+import time
+import warnings
+
+import numba
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _threads
+from fastbp._kernels import backprop as K
+from fastbp.train import InterruptedWarning, Trainer
+
+train_module = importlib.import_module("fastbp.train")
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(240, 4))
+Y = (X[:, :1] * X[:, 1:2] > 0).astype(float)
+MODES = [("case", "sgd"), ("minibatch", "adam"), ("epoch", "sgd")]
+
+
+def network(seed=1):
+    return fastbp.Network([4, 6, 1], random_state=seed)
+
+
+def options(mode, optimizer, **extra):
+    return dict(mode=mode, optimizer=optimizer, momentum=0.9 if optimizer == "sgd" else 0.0,
+                learning_rate=0.05, batch_size=32, epochs=10, **extra)
+
+
+def snapshots_callback(store, interrupt_at=None):
+    def callback(net, history):
+        store.append(net.params.copy())
+        if history.n_epochs == interrupt_at:
+            raise KeyboardInterrupt
+    return callback
+
+
+# -- interruption -------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode, optimizer", MODES)
+def test_interrupt_after_an_epoch_keeps_it(mode, optimizer):
+    net, seen = network(), []
+    with pytest.warns(InterruptedWarning, match="after epoch 3"):
+        hist = fastbp.train(net, X, Y, callback=snapshots_callback(seen, 3), **options(mode, optimizer))
+    assert hist.stopped_by == "interrupted" and hist.n_epochs == 3 == len(hist.seconds)
+    assert np.array_equal(net.params, seen[-1])
+    assert np.isfinite(net.predict(X)).all()
+
+
+@pytest.mark.parametrize("mode, optimizer", MODES)
+def test_interrupt_between_kernel_and_bookkeeping_undoes_the_epoch(monkeypatch, mode, optimizer):
+    """Ctrl-C lands after the 4th epoch's kernel call returned, before its history entry:
+    the weights (and the optimizer's state) go back to the end of epoch 3."""
+    real, calls = Trainer.run_epoch, []
+
+    def run_epoch(self, *args):
+        result = real(self, *args)
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return result
+
+    monkeypatch.setattr(Trainer, "run_epoch", run_epoch)
+    net, seen = network(), []
+    with pytest.warns(InterruptedWarning):
+        hist = fastbp.train(net, X, Y, callback=snapshots_callback(seen), **options(mode, optimizer))
+    assert hist.n_epochs == 3 and all(len(getattr(hist, k)) == 3 for k in ("loss", "seconds", "learning_rate"))
+    assert np.array_equal(net.params, seen[2])
+    # and the model is consistent: training on from it equals training 3 + 2 epochs at once
+    monkeypatch.undo()
+    ref = network()
+    fastbp.train(ref, X, Y, **dict(options(mode, optimizer), epochs=3))
+    assert np.array_equal(ref.params, net.params)
+
+
+def test_real_sigint_stops_within_an_epoch():
+    """SIGINT from another thread while long epochs run: train() returns the last complete one."""
+    Xl = np.random.default_rng(1).normal(size=(60_000, 4))
+    Yl = (Xl[:, :1] > 0).astype(float)
+    net, seen = network(), []
+    main = threading.main_thread().ident
+    timer = threading.Timer(0.6, lambda: signal.pthread_kill(main, signal.SIGINT))
+    timer.start()
+    start = time.perf_counter()
+    with pytest.warns(InterruptedWarning):
+        hist = fastbp.train(net, Xl, Yl, mode="case", epochs=10_000, learning_rate=0.01,
+                            callback=snapshots_callback(seen))
+    elapsed = time.perf_counter() - start
+    timer.join()
+    assert hist.stopped_by == "interrupted" and hist.n_epochs == len(seen)
+    epoch_time = max(hist.seconds) if hist.seconds else 0.1
+    assert elapsed < 0.6 + 2 * epoch_time + 1.0  # stopped within about one epoch
+    if seen:
+        assert np.array_equal(net.params, seen[-1])
+    assert np.isfinite(net.predict(Xl[:10])).all()
+
+
+def test_estimator_interrupt_keeps_the_last_booked_epoch(monkeypatch):
+    real, calls = Trainer.run_epoch, []
+
+    def run_epoch(self, *args):
+        result = real(self, *args)
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the third epoch ran; its bookkeeping did not
+        return result
+
+    monkeypatch.setattr(Trainer, "run_epoch", run_epoch)
+    est = fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=50, random_state=0)
+    with pytest.warns(UserWarning, match="Training interrupted by user"):
+        est.fit(X, Y[:, 0])
+    monkeypatch.undo()
+    ref = fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, Y[:, 0])
+    assert est.n_iter_ == 2 and len(est.loss_curve_) == 2 and est.loss_ == ref.loss_
+    for a, b in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+        assert np.array_equal(a, b)
+
+
+# -- divergence ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("batch_size", [1, 16, 240])
+def test_estimator_divergence_fails_as_sklearn_and_keeps_finite_weights(batch_size):
+    Xb, yb = X * 1e3, X[:, 0] * 1e3
+    est = fastbp.MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e6,
+                              batch_size=batch_size, max_iter=20, random_state=0)
+    with pytest.raises(ValueError, match="Solver produced non-finite parameter weights"):
+        est.fit(Xb, yb)
+    assert est.n_iter_ < 20 and len(est.loss_curve_) == est.n_iter_
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+    predictions = est.predict(Xb)
+    assert not np.isnan(predictions).any()
+    if batch_size == 240:  # epoch updating checks the loss at the weights it keeps
+        assert np.isfinite(predictions).all()
+
+
+def test_train_divergence_with_huge_rate_keeps_finite_weights():
+    net = fastbp.Network([4, 8, 1], activation="relu", output_activation="identity", random_state=0)
+    with pytest.warns(fastbp.DivergenceWarning):
+        hist = fastbp.train(net, X * 1e3, Y * 1e3, learning_rate=1e6, epochs=20, mode="minibatch")
+    assert hist.stopped_by == "diverged" and np.isfinite(net.predict(X)).all()
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode, optimizer", MODES)
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, mode, optimizer):
+    kw = options(mode, optimizer, tol=1e-9, n_iter_no_change=3)
+    full = network()
+    whole = fastbp.train(full, X, Y, **kw)
+    path = tmp_path / "run.ckpt"
+    with pytest.warns(InterruptedWarning):
+        first = fastbp.train(network(), X, Y, checkpoint=path, callback=snapshots_callback([], 4), **kw)
+    assert first.n_epochs == 4
+    saved = fastbp.load(path)
+    assert isinstance(saved, fastbp.Network) and np.isfinite(saved.params).all()
+    other = network(seed=99)  # another start: the checkpoint overrides weights and shuffles
+    rest = fastbp.train(other, X, Y, checkpoint=path, resume=True, **kw)
+    assert np.array_equal(other.params, full.params)
+    assert rest.loss == whole.loss and rest.n_epochs == whole.n_epochs
+    assert rest.stopped_by == whole.stopped_by
+    # a finished run resumed again does nothing more
+    again = network(seed=5)
+    done = fastbp.train(again, X, Y, checkpoint=path, resume=True, **kw)
+    assert done.n_epochs == whole.n_epochs and np.array_equal(again.params, full.params)
+
+
+def test_checkpoint_every_n_epochs(tmp_path, monkeypatch):
+    written = []
+    real = train_module._save_checkpoint
+    monkeypatch.setattr(train_module, "_save_checkpoint",
+                        lambda path, net, trainer, rng, history, epoch, state:
+                        written.append(epoch) or real(path, net, trainer, rng, history, epoch, state))
+    fastbp.train(network(), X, Y, epochs=7, checkpoint=tmp_path / "c.npz", checkpoint_every=3)
+    assert written == [3, 6, 7]
+
+
+def test_resume_without_a_file_starts_anew(tmp_path):
+    a, b = network(), network()
+    fastbp.train(a, X, Y, epochs=3)
+    fastbp.train(b, X, Y, epochs=3, checkpoint=tmp_path / "new.npz", resume=True)
+    assert np.array_equal(a.params, b.params) and (tmp_path / "new.npz").exists()
+
+
+def test_resume_refuses_another_training(tmp_path):
+    path = tmp_path / "c.npz"
+    fastbp.train(network(), X, Y, epochs=2, checkpoint=path)
+    other = fastbp.Network([4, 7, 1], random_state=0)
+    before = other.params.copy()
+    with pytest.raises(ValueError, match="not this network"):
+        fastbp.train(other, X, Y, epochs=4, checkpoint=path, resume=True)
+    assert np.array_equal(other.params, before)
+    net = network()
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="mode='case'; this call has mode='epoch'"):
+        fastbp.train(net, X, Y, epochs=4, mode="epoch", checkpoint=path, resume=True)
+    with pytest.raises(ValueError, match="n_samples=240; this call has n_samples=100"):
+        fastbp.train(net, X[:100], Y[:100], epochs=4, checkpoint=path, resume=True)
+    assert np.array_equal(net.params, before)
+    with pytest.raises(ValueError, match="resume=True needs checkpoint"):
+        fastbp.train(net, X, Y, resume=True)
+    with pytest.raises(TypeError, match="checkpoint must be a file path"):
+        fastbp.train(net, X, Y, checkpoint=3)
+    with pytest.raises(ValueError, match="checkpoint_every must be >= 1"):
+        fastbp.train(net, X, Y, checkpoint=path, checkpoint_every=0)
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    with pytest.raises(fastbp.ModelFileError):
+        fastbp.train(net, X, Y, checkpoint=tmp_path / "bad.npz", resume=True)
+    assert np.array_equal(net.params, before)
+
+
+# -- concurrent use -----------------------------------------------------------------------------
+def _run_in_threads(functions):
+    results, errors = [None] * len(functions), []
+
+    def run(i):
+        try:
+            results[i] = functions[i]()
+        except BaseException as error:  # noqa: BLE001  reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(functions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.parametrize("mode", ["epoch", "minibatch", "case"])
+def test_concurrent_train_calls_equal_sequential_ones(mode):
+    def job(seed):
+        def run():
+            net = fastbp.Network([4, 16, 1], random_state=seed)
+            fastbp.train(net, X, Y, mode=mode, batch_size=16, epochs=15, n_jobs=2, random_state=seed)
+            assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS  # restored
+            return net.params
+        return run
+
+    sequential = [job(seed)() for seed in range(4)]
+    concurrent = _run_in_threads([job(seed) for seed in range(4)])
+    for a, b in zip(sequential, concurrent):
+        assert np.array_equal(a, b)
+
+
+def test_concurrent_estimator_fits_equal_sequential_ones():
+    def job(seed):
+        def run():
+            est = fastbp.MLPClassifier(hidden_layer_sizes=(12,), max_iter=30, random_state=seed,
+                                       n_jobs=2, batch_size=24)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X, Y[:, 0])
+            return np.concatenate([c.ravel() for c in est.coefs_])
+        return run
+
+    sequential = [job(seed)() for seed in range(3)]
+    concurrent = _run_in_threads([job(seed) for seed in range(3)])
+    for a, b in zip(sequential, concurrent):
+        assert np.array_equal(a, b)
+
+
+def test_grid_search_with_threads_equals_sequential():
+    from joblib import parallel_backend
+    from sklearn.model_selection import GridSearchCV
+    grid = {"hidden_layer_sizes": [(4,), (8,)], "alpha": [1e-4, 1e-2]}
+
+    def search(n_jobs):
+        est = fastbp.MLPClassifier(max_iter=20, random_state=0, n_jobs=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with parallel_backend("threading", n_jobs=n_jobs):
+                return GridSearchCV(est, grid, cv=3).fit(X, Y[:, 0])
+
+    one, many = search(1), search(4)
+    assert one.best_params_ == many.best_params_
+    assert np.array_equal(one.cv_results_["mean_test_score"], many.cv_results_["mean_test_score"])
+
+
+def test_threading_layer_is_chosen_deliberately():
+    layer = _threads.threading_layer()
+    assert layer in ("tbb", "omp"), layer  # both are safe for concurrent calls
+    try:
+        importlib.metadata.version("tbb")
+    except importlib.metadata.PackageNotFoundError:
+        return
+    assert layer == "tbb" and _threads.TBB_LIBRARY is not None
+
+
+def test_workqueue_layer_makes_fits_take_turns(monkeypatch):
+    """Were the layer the unsafe workqueue, kernels from two threads never overlap."""
+    monkeypatch.setitem(_threads._layer, "name", "workqueue")
+    inside, overlap = [0], []
+    lock = threading.Lock()
+
+    def job():
+        with _threads.compute_threads(1):
+            with lock:
+                inside[0] += 1
+                overlap.append(inside[0])
+            time.sleep(0.05)
+            with lock:
+                inside[0] -= 1
+
+    _run_in_threads([job] * 4)
+    assert max(overlap) == 1
+
+
+def test_single_layer_probe_runs_in_parallel_code():
+    assert K.threads_probe(np.int64(5)) == 10
+
+
+@pytest.mark.parametrize("mode", ["case", "minibatch", "epoch"])
+@pytest.mark.parametrize("track", ["end", "pass"])
+def test_no_returned_network_predicts_nan(mode, track):
+    """Huge rates on badly scaled data, any mode and loss tracking: whatever train() returns
+    predicts no NaN on the data it trained on (epoch updating with track="pass" did, before
+    the loss at the new weights counted for divergence)."""
+    rng = np.random.default_rng(7)
+    for trial in range(6):
+        Xs = rng.normal(size=(200, 4)) * 10 ** rng.uniform(0, 4)
+        Ys = Xs[:, :1] * rng.uniform(1, 1e3)
+        net = fastbp.Network([4, 8, 8, 1], activation=("relu", "identity")[trial % 2],
+                             output_activation="identity", random_state=trial)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fastbp.DivergenceWarning)
+            fastbp.train(net, Xs, Ys, mode=mode, track=track, batch_size=16, epochs=30,
+                         learning_rate=10 ** rng.uniform(0, 6))
+        assert np.isfinite(net.params).all()
+        assert not np.isnan(net.predict(Xs)).any()
