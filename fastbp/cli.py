@@ -16,8 +16,7 @@ import os
 import reprlib
 import sys
 import time
-import zipfile
-import zlib
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from . import __version__, datasets, io
 from .network import Network
 from ._threads import compute_threads
-from .train import train
+from .train import InterruptedWarning, train
 
 # -- defaults, one place ----------------------------------------------------------------------
 MODE_DEFAULTS = {  # learning rate and momentum per updating mode, when not given
@@ -264,10 +263,16 @@ def _warm_up(net, X, Y, **options):
     return time.perf_counter() - start
 
 
-def _timed_train(net, X, Y, **options):
-    """(History, wall seconds of train())."""
+def _timed_train(net, X, Y, stop_on_interrupt=True, **options):
+    """(History, wall seconds of train()). train() answers Ctrl-C by returning the epochs
+    done (stopped_by "interrupted"); the demo then stops (KeyboardInterrupt), while `train`
+    saves what it has (stop_on_interrupt=False) before exiting with 130."""
     start = time.perf_counter()
-    history = train(net, X, Y, **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InterruptedWarning)  # said in one line below instead
+        history = train(net, X, Y, **options)
+    if history.stopped_by == "interrupted" and (stop_on_interrupt or history.n_epochs == 0):
+        raise KeyboardInterrupt
     return history, time.perf_counter() - start
 
 
@@ -664,7 +669,7 @@ def run_train(args):
         print(f"{net!r}, {mode} updating{batch}, learning rate {lr}, momentum {momentum}, "
               f"{args.epochs} epochs (kernels ready in {jit:.2f} s)", flush=True)
         history, seconds = _timed_train(net, X_train, Y_fit, epochs=args.epochs,
-                                        progress=args.progress, **options)
+                                        progress=args.progress, stop_on_interrupt=False, **options)
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
 
@@ -680,6 +685,10 @@ def run_train(args):
     out = Path(args.out) if args.out else Path(args.file).with_suffix(".fastbp.npz")
     _save_model(out, net, meta)
     print(f"saved model to {out}")
+    if history.stopped_by == "interrupted":
+        print(f"interrupted: the model saved is the one after epoch {history.n_epochs}",
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -380,3 +380,29 @@ def test_predict_into_a_closed_pipe_ends_quietly(tmp_path):
     reader.wait(timeout=60)
     assert done.returncode == 141, done.stderr
     assert done.stderr == ""
+
+
+def test_ctrl_c_during_train_saves_the_last_epoch_and_exits_130(tmp_path):
+    """SIGINT while `fastbp train` runs many epochs: the model of the last completed epoch is
+    saved (atomically), a line says so, and the exit code is 130."""
+    import signal
+    import time
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(20_000, 3))
+    path = write_csv(tmp_path / "big.csv", ["a", "b", "c", "y"],
+                     [[*x, int(x[0] > 0)] for x in X.tolist()])
+    out = tmp_path / "big.model.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "fastbp", "train", path, "--target", "y",
+                             "--epochs", "100000", "--mode", "case", "--out", str(out), *FAST],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    for line in proc.stdout:
+        if "kernels ready" in line:
+            break
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "interrupted: the model saved is the one after epoch" in stderr
+    assert "Traceback" not in stderr and f"saved model to {out}" in stdout
+    net, meta = cli._load_model(out)
+    assert np.isfinite(net.predict(X[:5])).all() and meta["task"] == "classification"
