@@ -50,7 +50,14 @@ def main(argv=None):
     for mode in modes:
         if mode not in MODES:
             parser.error(f"unknown mode {mode!r}; choose from {MODES}")
-    thread_counts = [int(j) for j in args.n_jobs.split(",")]
+    if args.epochs < 1 or args.batch_size < 1:
+        parser.error(f"--epochs and --batch-size must be >= 1, got {args.epochs} and {args.batch_size}")
+    try:
+        thread_counts = [int(j) for j in args.n_jobs.split(",")]
+    except ValueError:
+        parser.error(f"--n-jobs must be comma-separated integers, got {args.n_jobs!r}")
+    if 0 in thread_counts:
+        parser.error("--n-jobs: 0 threads; use a positive count, or -1 for all")
 
     print(f"fastbp {fastbp.__version__}, numba {numba.__version__} ({numba.config.NUMBA_NUM_THREADS} "
           f"threads available), {platform.machine()}, {platform.processor() or platform.system()}")

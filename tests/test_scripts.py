@@ -56,3 +56,20 @@ def test_tiny_floor_hand_kernel_does_fastbps_arithmetic():
     assert np.abs(net.params - start).max() > 1e-3  # both trained: the weights moved
     for got, want in zip((W1, W2, w3[:, None], b1, b2, b3), net.coefs + net.intercepts):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("script, argv", [
+    ("epoch_times", ["--epochs", "0"]), ("epoch_times", ["--n-jobs", "0"]),
+    ("epoch_times", ["--n-jobs", "two"]), ("epoch_times", ["--batch-size", "-3"]),
+    ("epoch_times", ["--workloads", "huge"]), ("compare_peers", ["--epochs", "0"]),
+    ("compare_peers", ["--learning-rate", "nan"]), ("compare_peers", ["--workloads", "x"]),
+    ("compare_sklearn", ["--repeats", "0"]), ("compare_sklearn", ["--datasets", "nope"]),
+    ("tiny_case_floor", ["--rounds", "0"]), ("case_update_floor", ["--repeats", "-1"]),
+])
+def test_scripts_refuse_bad_arguments_with_a_usage_error(capsys, script, argv):
+    """argparse's usage error (exit code 2, one line naming the option), never a traceback."""
+    with pytest.raises(SystemExit) as exit_:
+        load_script(script).main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
