@@ -24,13 +24,32 @@ def check_bool(value, name):
     return bool(value)
 
 
-def check_int(value, name, minimum=1):
+def check_int(value, name, minimum=1, maximum=None):
     """An integer >= minimum (bool is refused: True is not a size)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
     return int(value)
+
+
+def check_dtype(value, name, allowed):
+    """np.dtype(value) if it is one of `allowed`; ValueError naming `name` for anything else
+    (np.dtype itself raises TypeError, ValueError or even SyntaxError on odd values)."""
+    dtype = None
+    # a dtype, a type (np.float32, float) or a non-empty name: np.dtype() reads more (None,
+    # "" and even 1.5 as float64), which is not what anyone meant
+    if isinstance(value, (np.dtype, type)) or (isinstance(value, str) and value):
+        try:
+            dtype = np.dtype(value)
+        except (TypeError, ValueError, SyntaxError):
+            pass
+    if dtype is None or dtype not in allowed:  # (np.dtype == None is float64 == None: True)
+        names = " or ".join(d.name for d in allowed)
+        raise ValueError(f"{name} must be {names}, got {value!r}")
+    return dtype
 
 
 def check_float(value, name, minimum=None, maximum=None, strict_min=False, strict_max=False):
@@ -56,7 +75,10 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns")
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
         raise TypeError(f"{name} is a sparse matrix; pass a dense array (e.g. {name}.toarray())")
-    arr = np.asarray(X)
+    try:
+        arr = np.asarray(X)
+    except (ValueError, TypeError) as error:  # ragged nested lists, for one
+        raise ValueError(f"{name} cannot be read as an array of numbers: {error}") from None
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim == 1 and allow_1d:

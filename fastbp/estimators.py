@@ -41,6 +41,7 @@ from sklearn.utils.validation import validate_data
 from ._kernels import backprop as K
 from .network import DTYPES, Network
 from ._threads import compute_threads
+from ._validation import check_dtype
 from .train import Trainer
 
 # scikit-learn's "adaptive" schedule divides the rate by this when the loss stalls, and
@@ -60,18 +61,21 @@ class _FastbpMLP:
         if self.dtype is None:
             return np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
         try:
-            dtype = np.dtype(self.dtype)
-        except TypeError:
+            return check_dtype(self.dtype, "dtype", DTYPES)
+        except ValueError:
             raise ValueError(f"dtype must be None, float32 or float64, got {self.dtype!r}") from None
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be None, float32 or float64, got {self.dtype!r}")
-        return dtype
 
     def _dense(self, X, dtype):
-        """X as the C-contiguous dense array the kernels read (sparse input is densified once)."""
+        """X as the C-contiguous dense array the kernels read (sparse input is densified once).
+        Values beyond float32's range are refused rather than trained on as inf."""
         if scipy.sparse.issparse(X):
             X = X.toarray()
-        return np.ascontiguousarray(X, dtype=dtype)
+        with np.errstate(over="ignore"):
+            dense = np.ascontiguousarray(X, dtype=dtype)
+        if dense.dtype != X.dtype and dense.dtype == np.float32 and not np.isfinite(dense).all():
+            raise ValueError("X holds values too large for float32 (they would become inf); "
+                             "scale X or use dtype=np.float64")
+        return dense
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = super()._validate_input(X, y, incremental, reset)
@@ -138,6 +142,20 @@ class _FastbpMLP:
             del self._trainer
 
     def _fit(self, X, y, sample_weight=None, incremental=False):
+        # Checked before scikit-learn's _fit, which resets a fitted model before it fails on
+        # these (a float layer size: TypeError in its initialisation; weights summing to 0:
+        # ZeroDivisionError).
+        sizes = self.hidden_layer_sizes
+        for size in (sizes if hasattr(sizes, "__iter__") else [sizes]):
+            if isinstance(size, bool) or not isinstance(size, Integral):
+                raise ValueError(f"hidden_layer_sizes must hold integers, got {sizes!r}")
+        if sample_weight is not None:
+            try:
+                total = float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
+            except (TypeError, ValueError):
+                total = None  # scikit-learn's own check says what is wrong
+            if total == 0.0:
+                raise ValueError("sample_weight sums to zero: no tuple would count")
         with compute_threads(self.n_jobs):
             return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 

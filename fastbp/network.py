@@ -7,7 +7,7 @@ import numpy as np
 
 from ._kernels import backprop as K
 from ._threads import compute_threads
-from ._validation import as_matrix, as_sample_weight, check_choice, check_float, check_int
+from ._validation import as_matrix, as_sample_weight, check_choice, check_dtype, check_float, check_int
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
@@ -18,6 +18,7 @@ LOSS_OUTPUTS = {"squared_error": ("identity", "logistic", "softmax", "exp"),
                 "poisson": ("exp",)}
 INITS = ("uniform", "glorot")
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MAX_SIZE = 2 ** 31 - 1  # units in one layer
 
 # Tuples per parallel chunk and the most chunks a pass is cut into. The chunk count depends
 # on the number of tuples only, never on the thread count, so results do not either.
@@ -38,6 +39,8 @@ def check_random_state(seed):
     if isinstance(seed, (np.random.RandomState, np.random.Generator)):
         return seed
     if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if not 0 <= seed < 2 ** 32:
+            raise ValueError(f"random_state must be in 0..2**32-1 as an int seed, got {seed}")
         return np.random.RandomState(int(seed))
     raise TypeError(f"random_state must be None, an int, a numpy RandomState or Generator, got {seed!r}")
 
@@ -74,11 +77,12 @@ class Network:
     def __init__(self, sizes, activation="logistic", output_activation="logistic",
                  loss="squared_error", dtype=np.float64, random_state=None, *, init="uniform",
                  init_range=0.5):
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__"):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or (isinstance(sizes, np.ndarray) and sizes.ndim != 1):
             raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output layer, got {list(sizes)}")
-        self.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1) for i, s in enumerate(sizes))
+        self.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1, maximum=MAX_SIZE)
+                           for i, s in enumerate(sizes))
         self.activation = check_choice(activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
         self.output_activation = check_choice(output_activation, "output_activation",
                                               OUTPUT_ACTIVATIONS, ACTIVATION_ALIASES)
@@ -88,15 +92,11 @@ class Network:
                              f"got {self.output_activation!r}")
         if self.output_activation == "softmax" and self.sizes[-1] < 2:
             raise ValueError("output_activation='softmax' needs at least 2 output units")
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"dtype must be float32 or float64, got {dtype!r}") from None
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.dtype = check_dtype(dtype, "dtype", DTYPES)
         if init is not None:
             init = check_choice(init, "init", INITS)
-        init_range = check_float(init_range, "init_range", minimum=0.0, strict_min=True)
+        init_range = check_float(init_range, "init_range", minimum=0.0, maximum=1e300,
+                                 strict_min=True)
         self.random_state_ = check_random_state(random_state)
 
         self.layout = self._make_layout()

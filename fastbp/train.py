@@ -118,8 +118,9 @@ class Trainer:
             return K.case_epoch(net.params, net.layout, X, Y, weights, order, loss_code, opt,
                                 self.hyper, self.state), None
         if self.mode == "minibatch":
-            rows, grad = self._gradient_buffers(min(self.batch_size, order.shape[0]))
-            return K.minibatch_epoch(net.params, net.layout, X, Y, weights, order, self.batch_size,
+            batch_size = min(self.batch_size, order.shape[0])  # also keeps it within int64
+            rows, grad = self._gradient_buffers(batch_size)
+            return K.minibatch_epoch(net.params, net.layout, X, Y, weights, order, batch_size,
                                      loss_code, opt, self.hyper, self.state, rows, grad), None
         rows, grad = self._gradient_buffers(order.shape[0])
         if self._pending is None:  # first epoch, or the weights changed since the last pass
@@ -136,7 +137,9 @@ class Trainer:
         the penalty at the current weights: those the pass ran at."""
         weighted_loss, weight_sum, n_correct = raw
         n = self.n_tuples
-        penalty = 0.5 * self.hyper[K.ALPHA] * K.squared_weights(self.net.params, self.net.layout)
+        alpha = self.hyper[K.ALPHA]
+        # (not 0 * sum: with weights overflowing to inf that is NaN, and a warning)
+        penalty = 0.5 * alpha * K.squared_weights(self.net.params, self.net.layout) if alpha else 0.0
         return (n / weight_sum * weighted_loss, n / weight_sum * penalty, n_correct), weight_sum
 
     def weights_changed(self):
@@ -251,11 +254,19 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
         bar.update(first - 1)
     before = net.params.copy()
     state_before, hyper_before = trainer.state.copy(), trainer.hyper.copy()
+    call_start = (net.params.copy(), _rng_state(rng)) if callable(schedule) else None
     epoch = first - 1
     try:
         with compute_threads(n_jobs):
             for epoch in range(first, epochs + 1):
-                lr = rate(epoch)
+                try:
+                    lr = rate(epoch)
+                except (ValueError, TypeError):
+                    # A bad rate from a callable schedule: refuse the whole call, leaving the
+                    # network (weights and generator) as it came in.
+                    net.params[:] = call_start[0]
+                    _set_rng_state(rng, call_start[1])
+                    raise
                 before[:] = net.params
                 state_before[:], hyper_before[:] = trainer.state, trainer.hyper
                 order = rng.permutation(n) if shuffle and trainer.mode != "epoch" else natural
@@ -407,9 +418,17 @@ def _resume(path, net, trainer, rng, history, progress_state):
     net.params[:] = saved.params
     trainer.hyper[:], trainer.state[:] = hyper, state
     trainer.weights_changed()
-    if isinstance(rng, np.random.Generator):
-        rng.bit_generator.state = shuffle.bit_generator.state
-    else:
-        rng.set_state(shuffle.get_state())
+    _set_rng_state(rng, _rng_state(shuffle))
     history.stopped_by = stopped_by
     return epoch + 1
+
+
+def _rng_state(rng):
+    return rng.bit_generator.state if isinstance(rng, np.random.Generator) else rng.get_state()
+
+
+def _set_rng_state(rng, state):
+    if isinstance(rng, np.random.Generator):
+        rng.bit_generator.state = state
+    else:
+        rng.set_state(state)
