@@ -52,9 +52,15 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would give a new file
 
 
 # -- the container ----------------------------------------------------------------------------
+def _as_path(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a file path (str or os.PathLike), got {path!r}")
+    return Path(os.fspath(path))
+
+
 def write_archive(path, header, arrays):
     """Write `arrays` (name -> ndarray) and the JSON `header` to `path` atomically."""
-    path = Path(os.fspath(path))
+    path = _as_path(path)
     folder = path.parent
     text = json.dumps(header, sort_keys=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -92,7 +98,7 @@ def write_archive(path, header, arrays):
 
 def read_archive(path, kinds=KINDS):
     """(header dict, arrays dict) of a file written by write_archive; ModelFileError if it is not one."""
-    path = Path(os.fspath(path))
+    path = _as_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if not path.is_file():

@@ -170,3 +170,24 @@ def test_bad_n_jobs(n_jobs):
     with pytest.raises(ValueError, match="n_jobs"):
         with compute_threads(n_jobs):
             pass
+
+
+@pytest.mark.parametrize("solver, batch_size", [("sgd", 1), ("adam", 32), ("sgd", 500), ("lbfgs", "auto")])
+def test_estimators_same_seed_same_bits_any_thread_count(data, solver, batch_size):
+    """The drop-ins: same data, random_state and thread count -> bit-identical coefs_, for
+    case, minibatch and epoch updating and L-BFGS; and the thread count changes nothing."""
+    import warnings
+    X, Y = data
+    y = Y.argmax(axis=1)
+
+    def fit(n_jobs):
+        est = fastbp.MLPClassifier(hidden_layer_sizes=(7,), solver=solver, batch_size=batch_size,
+                                   max_iter=4, random_state=5, n_jobs=n_jobs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X, y)
+        return np.concatenate([a.ravel() for a in est.coefs_ + est.intercepts_])
+
+    first = fit(TWO)
+    assert np.array_equal(first, fit(TWO))
+    assert np.array_equal(first, fit(1))

@@ -338,3 +338,44 @@ def test_kill_during_save_never_leaves_a_broken_model(tmp_path):
         assert np.all(params == params[0])  # one whole version, not a mix
         seen.add(float(params[0]))
     assert len(seen) >= 2 or max(seen) > 0  # the saves did replace the file
+
+
+def test_paths_must_be_paths(tmp_path):
+    with pytest.raises(TypeError, match="path must be a file path"):
+        fastbp.save(fastbp.Network([2, 1]), 3)
+    with pytest.raises(TypeError, match="path must be a file path"):
+        fastbp.load(None)
+    with pytest.raises(fastbp.ModelFileError, match="is not a file"):
+        fastbp.load(tmp_path)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(min_size=1, max_size=8)),
+                      min_size=1, max_size=4),
+       cut=st.one_of(st.none(), st.integers(0, 10**6)))
+def test_random_damage_is_refused_or_harmless(tmp_path_factory, edits, cut):
+    """Random bytes written over a saved estimator, and/or the file cut short: load() raises
+    ModelFileError or returns a model that predicts finite numbers; nothing else, ever."""
+    folder = tmp_path_factory.mktemp("damage")
+    est = fastbp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X[:20], Y_BIN[:20])
+    path = fastbp.save(est, folder / "m.npz")
+    data = bytearray(path.read_bytes())
+    for position, chunk in edits:
+        position %= len(data)
+        data[position:position + len(chunk)] = chunk
+    if cut is not None:
+        data = data[:cut % len(data)]
+    path.write_bytes(bytes(data))
+    try:
+        model = fastbp.load(path)
+    except fastbp.ModelFileError:
+        return
+    assert np.isfinite(model.predict_proba(X[:5])).all()
