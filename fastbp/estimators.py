@@ -511,6 +511,10 @@ def encode_estimator(est):
             attributes[name] = {"mode": value.mode, "batch_size": int(value.batch_size),
                                 "optimizer": value.optimizer}
     fields = {"params": params, "attributes": attributes}
+    if "coefs_" in state:  # the network, as a Network's file describes it (checked on loading)
+        net = est._network()
+        fields.update(sizes=list(net.sizes), activation=net.activation,
+                      output_activation=net.output_activation, loss=net.loss, dtype=net.dtype.name)
     return fields, arrays
 
 
@@ -649,6 +653,12 @@ def decode_estimator(kind, header, arrays, check):
         est._bind_network()  # checks the activations, the loss and that every weight is finite
     except (ValueError, TypeError) as error:
         check.fail(error)
+    net = est._net
+    described = {key: header.get(key) for key in ("sizes", "activation", "output_activation", "loss", "dtype")}
+    actual = dict(sizes=list(net.sizes), activation=net.activation,
+                  output_activation=net.output_activation, loss=net.loss, dtype=net.dtype.name)
+    if described != actual:
+        check.fail(f"the header describes the network {described}, the fitted attributes make {actual}")
     if "_trainer" in attributes:
         info = spec("_trainer", lambda v: isinstance(v, dict), "an object")
         optimizer = info.get("optimizer")

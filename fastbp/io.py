@@ -23,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from pathlib import Path
@@ -121,7 +122,10 @@ def read_archive(path, kinds=KINDS):
     except ModelFileError:
         raise
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
-            zlib.error, NotImplementedError, OverflowError) as error:
+            zlib.error, NotImplementedError, OverflowError, SyntaxError, tokenize.TokenError,
+            TypeError, MemoryError, RuntimeError) as error:
+        # (numpy parses a .npy header with ast and tokenize, and zipfile says RuntimeError
+        # for an entry flagged encrypted: damage raises all of these)
         raise ModelFileError(f"{path} is not a fastbp model, or a damaged one (truncated or "
                              f"corrupted: {error})") from None
     header = arrays.pop("header", None)

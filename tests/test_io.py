@@ -67,6 +67,10 @@ def test_estimator_round_trip_predicts_and_trains_on_identically(tmp_path, est, 
     quiet_fit(est, X, y)
     back = fastbp.load(fastbp.save(est, tmp_path / "est.npz"))
     assert type(back) is type(est) and back.get_params().keys() == est.get_params().keys()
+    header, _ = fio.read_archive(tmp_path / "est.npz")
+    assert header["sizes"] == [X.shape[1], *est.hidden_layer_sizes, est.n_outputs_]
+    assert header["dtype"] == est.coefs_[0].dtype.name and header["loss"] in ("log_loss", "squared_error")
+    assert header["fastbp_version"] == fastbp.__version__ and header["format_version"] == 1
     assert np.array_equal(back.predict(X), est.predict(X))
     for a, b in zip(back.coefs_ + back.intercepts_, est.coefs_ + est.intercepts_):
         assert a.dtype == b.dtype and np.array_equal(a, b)
@@ -254,6 +258,10 @@ TAMPERED_HEADERS = [
     (("attributes", "_trainer", "mode"), "case", None),  # a valid change: loads
     (("attributes", "_random_state", "rng", "state", "bit_generator"), "Evil", "unknown bit generator"),
     (("attributes", "loss_"), "low", "must be a number or null"),
+    (("sizes",), [4, 5, 5, 3], "the header describes the network"),
+    (("dtype",), "float32", "the header describes the network"),
+    (("activation",), "tanh", "the header describes the network"),
+    (("loss",), KeyError, "the header describes the network"),
 ]
 
 
@@ -353,7 +361,7 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 
-@settings(max_examples=150, deadline=None, database=None,
+@settings(max_examples=150 * int(os.environ.get("FASTBP_FUZZ_SCALE", "1")), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edits=st.lists(st.tuples(st.integers(0, 10**6), st.binary(min_size=1, max_size=8)),
                       min_size=1, max_size=4),
