@@ -70,7 +70,9 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns")
     """X as a C-contiguous 2-D array of `dtype`, converted once; refuses what cannot be trained on.
 
     A 1-D array is read as one column when allow_1d (targets of a one-output network).
-    The returned array may be X itself when it already has the right dtype and layout.
+    The returned array may be X itself when it already has the right dtype and layout: a
+    memory-mapped X (np.load(path, mmap_mode="r")) of the network's dtype is read in place,
+    never copied into memory.
     `columns` names what a column is in messages ("features", "outputs").
     """
     if hasattr(X, "toarray") and hasattr(X, "nnz"):
@@ -93,11 +95,23 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns")
         raise ValueError(f"{name} has {arr.shape[1]} {columns}, the network expects {n_columns}")
     with np.errstate(over="ignore"):  # values beyond float32's range become inf, refused below
         arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    if not all_finite(arr):
         too_big = np.dtype(dtype) == np.float32 and np.isfinite(np.asarray(X, dtype=np.float64)).all()
         raise ValueError(f"{name} contains NaN or infinity" if not too_big else
                          f"{name} holds values too large for float32 (they would become inf)")
     return arr
+
+
+FINITE_CHECK_ROWS_BYTES = 1 << 24  # rows checked at a time: a bounded temporary, not one of X's size
+
+
+def all_finite(arr):
+    """np.isfinite(arr).all(), a block of rows at a time: on a memory-mapped X larger than RAM
+    the one-shot version would allocate a boolean array a quarter or an eighth of X's size."""
+    if arr.nbytes <= FINITE_CHECK_ROWS_BYTES or arr.ndim != 2:
+        return bool(np.isfinite(arr).all())
+    step = max(1, FINITE_CHECK_ROWS_BYTES // max(1, arr.shape[1] * arr.itemsize))
+    return all(np.isfinite(arr[i:i + step]).all() for i in range(0, arr.shape[0], step))
 
 
 def as_sample_weight(sample_weight, n_samples, dtype):

@@ -73,3 +73,13 @@ def test_scripts_refuse_bad_arguments_with_a_usage_error(capsys, script, argv):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+
+
+def test_memmap_peak_trains_on_a_written_file(tmp_path, capfd):
+    peak = load_script("memmap_peak")
+    assert peak.main(["--rows", "5000", "--features", "6", "--dir", str(tmp_path)]) == 0
+    out = capfd.readouterr().out
+    assert (tmp_path / "teacher_5000x6_X.npy").exists()
+    assert "trained 1 epoch(s)" in out and "peak anonymous memory" in out and "X: 5,000 x 6 float32" in out
+    with pytest.raises(SystemExit):
+        peak.main(["--rows", "0"])
