@@ -248,3 +248,21 @@ def test_a_diverging_run_is_recorded_ok_in_strict_json(tmp_path):
     lines = [json.loads(line, parse_constant=refuse) for line in text.splitlines()]
     assert all(r["status"] == "ok" and r["stopped_by"] == "diverged" for r in lines)
     assert any(r["tuples_per_second"] is None for r in lines)  # no epoch finished to time
+
+
+def test_ctrl_c_stops_the_sweep_keeping_finished_runs(tmp_path):
+    grid = write(tmp_path, SLOW_GRID.replace("n_samples = [20000]", "n_samples = [300000]"))
+    out = tmp_path / "results"
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), "--config", grid, "--out", str(out),
+                             "--no-progress"], cwd=REPO, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    runs_file = out / "runs.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (runs_file.exists() and runs_file.read_text().count("\n") >= 1):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the sweep and its workers
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted; finished runs are in" in err
+    assert "Traceback" not in err, err
+    lines = records(out)
+    assert 1 <= len(lines) < 6 and all(r["status"] == "ok" for r in lines)
