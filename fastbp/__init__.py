@@ -7,10 +7,11 @@ weight buffer per network: case updating, epoch updating and minibatches between
 from . import datasets
 from .io import ModelFileError, load, save
 from .network import Network
+from .rnn import RNN
 from .train import DivergenceWarning, History, train
 
 __version__ = "0.1.0"
-__all__ = ["Network", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
+__all__ = ["Network", "RNN", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
            "MLPRegressor", "__version__"]
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")

@@ -13,6 +13,7 @@ from ._kernels import backprop as K
 from ._threads import compute_threads
 from ._validation import as_sample_weight, check_bool, check_choice, check_float, check_int
 from .network import Network, check_random_state, n_chunks_for
+from .rnn import RNN
 
 MODES = ("case", "epoch", "minibatch")
 SCHEDULES = ("constant", "1/t", "invscaling")
@@ -73,9 +74,10 @@ class Trainer:
     """
 
     def __init__(self, net, mode="case", batch_size=None, momentum=0.0, nesterov=False, alpha=0.0,
-                 optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        if not isinstance(net, Network):
-            raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__}")
+                 optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, bptt_steps=None,
+                 clip_norm=None):
+        if not isinstance(net, (Network, RNN)):
+            raise TypeError(f"net must be a fastbp.Network or fastbp.RNN, got {type(net).__name__}")
         self.net = net
         self.mode = check_choice(mode, "mode", MODES)
         # None in minibatch mode: scikit-learn's "auto", min(200, n_samples).
@@ -91,6 +93,12 @@ class Trainer:
         # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's second.
         self.state = np.zeros((K.STATE_ROWS[K.OPTIMIZERS[self.optimizer]], net.n_params),
                               dtype=net.dtype)
+        # recurrent networks only: truncated BPTT length (0: none), gradient-norm clipping (0: none)
+        if not isinstance(net, RNN) and (bptt_steps is not None or clip_norm is not None):
+            raise ValueError("bptt_steps and clip_norm apply to recurrent networks (fastbp.RNN)")
+        self.bptt = 0 if bptt_steps is None else check_int(bptt_steps, "bptt_steps", minimum=1)
+        self.max_norm = 0.0 if clip_norm is None else check_float(clip_norm, "clip_norm", minimum=0.0,
+                                                                  strict_min=True)
         self._buffers = {}
         self._pending = None  # epoch mode: (stats, weight sum) of the pass whose gradient is in the buffer
 
@@ -114,6 +122,8 @@ class Trainer:
         self.hyper[K.LR] = learning_rate
         self.n_tuples = order.shape[0]
         loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
+        if isinstance(net, RNN):
+            return self._run_rnn_epoch(X, Y, weights, order, loss_code, opt), None
         if self.mode == "case":
             return K.case_epoch(net.params, net.layout, X, Y, weights, order, loss_code, opt,
                                 self.hyper, self.state), None
@@ -131,6 +141,20 @@ class Trainer:
             net.params, net.layout, X, Y, weights, order, weight_sum, loss_code, opt, self.hyper,
             self.state, rows, grad))
         return passed, self._pending[0]
+
+    def _run_rnn_epoch(self, X, Y, weights, order, loss_code, opt):
+        """One epoch of an Elman network: ONE kernel call, as for feed-forward networks."""
+        net = self.net
+        X2, Y2, T, per_step = net._flat(X, Y)
+        bptt = np.int64(self.bptt)
+        if self.mode == "case":
+            return K.rnn_case_epoch(net.params, net.layout, X2, Y2, weights, order, T, per_step,
+                                    bptt, self.max_norm, loss_code, opt, self.hyper, self.state)
+        n = order.shape[0]
+        batch = n if self.mode == "epoch" else min(self.batch_size, n)
+        rows, grad = self._gradient_buffers(batch)
+        return K.rnn_batches(net.params, net.layout, X2, Y2, weights, order, batch, T, per_step,
+                             bptt, self.max_norm, loss_code, opt, self.hyper, self.state, rows, grad)
 
     def _pass_stats(self, raw):
         """A full-batch pass's (sum w E, S, n_correct) as ((loss_sum, penalty_sum, n_correct), S),
@@ -167,7 +191,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           nesterov=False, alpha=0.0, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
           tol=None, n_iter_no_change=10, max_misclassified=None, min_weight_change=None,
           callback=None, progress=False, track="end", sample_weight=None, checkpoint=None,
-          checkpoint_every=1, resume=False):
+          checkpoint_every=1, resume=False, bptt_steps=None, clip_norm=None):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
@@ -189,6 +213,12 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     error as scikit-learn does (an update over a batch moves against sum_t w_t grad E_t / S,
     S the batch's weight sum; History.loss is then the weighted mean).
 
+    `net` may also be a fastbp.RNN, with X of shape (n_sequences, n_steps, n_in): case updating
+    is one update per sequence (backpropagation through time), epoch and minibatch updating
+    follow the mean gradient over all / batch_size sequences; bptt_steps truncates
+    backpropagation through time (errors flow back at most that many steps) and clip_norm
+    scales each update's gradient down to that Euclidean norm when it is longer.
+
     KeyboardInterrupt (Ctrl-C) stops training after the epoch that is running (a kernel
     call is never cut short): the network keeps the weights of the last completed epoch,
     History.stopped_by is "interrupted", an InterruptedWarning is issued, and train()
@@ -202,7 +232,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     data, give bit for bit the params of an uninterrupted run); without one it starts anew.
     """
     trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
-                      beta_2, epsilon)
+                      beta_2, epsilon, bptt_steps, clip_norm)
     learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0, strict_min=True)
     power_t = check_float(power_t, "power_t", minimum=0.0)
     rate = _schedule(schedule, learning_rate, power_t)
@@ -223,6 +253,10 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     rng = net.random_state_ if random_state is None else check_random_state(random_state)
     X, Y = net.check_XY(X, Y)
     weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
+    if isinstance(net, RNN):
+        if checkpoint is not None:
+            raise ValueError("checkpoint: not supported for fastbp.RNN yet (Network only)")
+        net.targets_ = "step" if Y.ndim == 3 else "sequence"
 
     n = X.shape[0]
     if checkpoint is not None:
@@ -277,8 +311,9 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                     loss_sum, _, n_correct = passed if track == "pass" else after
                     loss = loss_sum / n
                 else:
-                    loss_sum, weight_sum, n_correct = K.evaluate(
-                        net.params, net.layout, X, Y, weights, K.LOSSES[net.loss], n_chunks_for(n))
+                    loss_sum, weight_sum, n_correct = (
+                        net._evaluate_sums(X, Y, weights) if isinstance(net, RNN) else K.evaluate(
+                            net.params, net.layout, X, Y, weights, K.LOSSES[net.loss], n_chunks_for(n)))
                     loss = loss_sum / weight_sum
                 if not (np.isfinite(loss) and np.isfinite(net.params).all()
                         and (after is None or np.isfinite(after[0]))):
