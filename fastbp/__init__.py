@@ -12,9 +12,10 @@ from .train import DivergenceWarning, History, train
 
 __version__ = "0.1.0"
 __all__ = ["Network", "RNN", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
-           "MLPRegressor", "__version__"]
+           "MLPRegressor", "RNNClassifier", "RNNRegressor", "__version__"]
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
+_RNN_ESTIMATORS = ("RNNClassifier", "RNNRegressor")
 
 
 def __getattr__(name):
@@ -22,4 +23,7 @@ def __getattr__(name):
     if name in _ESTIMATORS:
         from . import estimators
         return getattr(estimators, name)
+    if name in _RNN_ESTIMATORS:
+        from . import rnn_estimators
+        return getattr(rnn_estimators, name)
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

@@ -254,3 +254,56 @@ def test_bad_options_are_refused():
         RNN([3, 4, 4, 2])
     with pytest.raises(ValueError, match="activation must be one of"):
         RNN([3, 4, 2], activation="softmax")
+
+
+# -- the scikit-learn style estimators ----------------------------------------------------------
+def test_rnn_classifier_per_step_and_per_sequence_labels():
+    import pickle
+
+    from sklearn.base import clone
+    X, Y = delayed_xor(300, 10, seed=0)
+    labels = np.array(["off", "on"])[Y.astype(int)]
+    clf = fastbp.RNNClassifier(hidden_size=12, learning_rate_init=0.02, batch_size=16,
+                               max_iter=50, random_state=0)
+    assert clf.fit(X, labels) is clf
+    Xt, Yt = delayed_xor(100, 10, seed=1)
+    assert clf.predict(Xt).shape == (100, 10) and set(clf.classes_) == {"off", "on"}
+    assert clf.score(Xt, np.array(["off", "on"])[Yt.astype(int)]) > 0.97
+    proba = clf.predict_proba(Xt)
+    assert proba.shape == (100, 10, 2) and np.allclose(proba.sum(axis=-1), 1)
+    again = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(again.predict(Xt), clf.predict(Xt))
+    assert clone(clf).get_params() == clf.get_params()
+    # per sequence, three classes: which third of the range the sequence's mean falls in
+    rng = np.random.default_rng(2)
+    Xs = rng.normal(size=(600, 8, 1))
+    ys = np.digitize(Xs.mean(axis=(1, 2)), [-0.15, 0.15])
+    seq = fastbp.RNNClassifier(hidden_size=10, max_iter=40, random_state=0).fit(Xs[:500], ys[:500])
+    assert seq.predict(Xs[500:]).shape == (100,) and seq.score(Xs[500:], ys[500:]) > 0.8
+    assert seq.rnn_.output_activation == "softmax"
+
+
+def test_rnn_regressor_adding_problem_and_shapes():
+    X, y = adding_problem(1500, 10, seed=0)
+    reg = fastbp.RNNRegressor(hidden_size=24, batch_size=20, max_iter=40, clip_norm=1.0,
+                              random_state=0).fit(X, y)
+    Xt, yt = adding_problem(300, 10, seed=1)
+    assert reg.predict(Xt).shape == (300,) and reg.score(Xt, yt) > 0.9
+    per_step = fastbp.RNNRegressor(hidden_size=8, max_iter=3, random_state=0).fit(X[:50], np.cumsum(X[:50, :, :1], axis=1))
+    assert per_step.predict(X[:5]).shape == (5, 10, 1) and per_step.n_iter_ == 3
+
+
+def test_rnn_estimators_refuse_bad_input():
+    clf = fastbp.RNNClassifier(max_iter=2)
+    with pytest.raises(ValueError, match="must be 3-D"):
+        clf.fit(np.zeros((10, 3)), np.zeros(10))
+    with pytest.raises(ValueError, match="y must hold a label per sequence"):
+        clf.fit(np.zeros((10, 4, 2)), np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(np.zeros((10, 4, 2)), np.zeros(10))
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        fastbp.RNNClassifier(batch_size=0).fit(np.zeros((10, 4, 2)), np.arange(10) % 2)
+    with pytest.raises(ValueError, match="NaN"):
+        fastbp.RNNRegressor(max_iter=2).fit(np.full((10, 4, 2), np.nan), np.zeros(10))
+    with pytest.raises(TypeError, match="y must hold numbers"):
+        fastbp.RNNRegressor(max_iter=2).fit(np.zeros((10, 4, 2)), np.array(["a"] * 10))
