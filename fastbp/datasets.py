@@ -488,3 +488,28 @@ def load_workload(name, n_samples=None, dtype=np.float32, seed=0):
     else:
         Y = one_hot(y, work.n_classes, dtype=dt)
     return X, Y
+
+
+# --------------------------------------------------------------------------- sequences
+def adding_problem(n_sequences, n_steps, seed=0, dtype=np.float64):
+    """The adding problem (Hochreiter & Schmidhuber, 1997): a recurrent network's classic test.
+
+    Each step carries two inputs: a value uniform in [0, 1] and a marker, 1 at exactly two
+    steps (one in each half of the sequence) and 0 elsewhere. The target, one per sequence,
+    is the sum of the two marked values: the network must remember the first marked value
+    until the second arrives. Answering 1 (the mean) gives a mean squared error of 1/6.
+
+    Returns X of shape (n_sequences, n_steps, 2) and y of shape (n_sequences,).
+    """
+    n_sequences = check_int(n_sequences, "n_sequences", minimum=1)
+    n_steps = check_int(n_steps, "n_steps", minimum=2)
+    seed = check_int(seed, "seed", minimum=0)
+    dt = _check_float_dtype(dtype)
+    rng = np.random.default_rng(seed)
+    values = rng.uniform(size=(n_sequences, n_steps))
+    marks = np.zeros((n_sequences, n_steps))
+    rows = np.arange(n_sequences)
+    marks[rows, rng.integers(0, n_steps // 2, size=n_sequences)] = 1
+    marks[rows, rng.integers(n_steps // 2, n_steps, size=n_sequences)] = 1
+    X = np.stack([values, marks], axis=2).astype(dt)
+    return X, (values * marks).sum(axis=1).astype(dt)

@@ -83,3 +83,16 @@ def test_memmap_peak_trains_on_a_written_file(tmp_path, capfd):
     assert "trained 1 epoch(s)" in out and "peak anonymous memory" in out and "X: 5,000 x 6 float32" in out
     with pytest.raises(SystemExit):
         peak.main(["--rows", "0"])
+
+
+def test_compare_rnn_prints_a_table(capsys):
+    compare = load_script("compare_rnn")
+    assert compare.main(["--sequences", "40", "--steps", "5", "--hidden", "4", "--epochs", "1",
+                         "--rounds", "1", "--case-subset", "10", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| per-sequence") or line.startswith("| full batch")]
+    assert len(rows) == 2
+    for row in rows:
+        assert float(row.split("|")[2]) > 0  # fastbp's seconds per epoch
+    with pytest.raises(SystemExit):
+        compare.main(["--hidden", "0"])
