@@ -152,7 +152,8 @@ def build_parser():
                          "(default: auto)")
     tr.add_argument("--hidden", type=_layer_sizes, default=(64,), metavar="SIZES",
                     help="hidden layer sizes, comma-separated, e.g. 64,32 (default: 64)")
-    tr.add_argument("--activation", choices=("relu", "logistic", "sigmoid", "tanh", "identity"),
+    tr.add_argument("--activation", choices=("relu", "logistic", "sigmoid", "tanh", "identity",
+                                             "leaky_relu", "elu", "softplus"),
                     default="relu", help="activation of the hidden units (default: relu)")
     tr.add_argument("--output-activation", choices=("auto", "logistic", "softmax", "identity"),
                     default="auto",

@@ -36,10 +36,11 @@ from sklearn.neural_network import MLPClassifier as _SklearnMLPClassifier
 from sklearn.neural_network import MLPRegressor as _SklearnMLPRegressor
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from ._kernels import backprop as K
-from .network import DTYPES, Network
+from .network import DTYPES, HIDDEN_ACTIVATIONS, Network
 from ._threads import compute_threads
 from ._validation import check_dtype
 from .train import Trainer
@@ -53,7 +54,9 @@ MIN_ADAPTIVE_RATE = 1e-6
 class _FastbpMLP:
     """fastbp's arithmetic under scikit-learn's MLP classes (mixed in before them)."""
 
-    _extra_constraints = {"n_jobs": [None, Integral], "dtype": "no_validation"}
+    # the extras, and the hidden activations scikit-learn lacks (leaky_relu, elu, softplus)
+    _extra_constraints = {"n_jobs": [None, Integral], "dtype": "no_validation",
+                          "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))]}
 
     # -- data ----------------------------------------------------------------------------------
     def _fastbp_dtype(self, X):

@@ -9,7 +9,7 @@ from ._kernels import backprop as K
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_choice, check_dtype, check_float, check_int
 
-HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu")
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
 ACTIVATION_ALIASES = {"sigmoid": "logistic"}
 # The output activations each loss is defined for.

@@ -25,6 +25,12 @@ def activate(name, z):
         return np.tanh(z)
     if name == "relu":
         return np.maximum(z, 0.0)
+    if name == "leaky_relu":
+        return np.where(z > 0, z, 0.01 * z)
+    if name == "elu":
+        return np.where(z > 0, z, np.expm1(np.minimum(z, 0.0)))
+    if name == "softplus":
+        return np.logaddexp(0.0, z)
     if name == "exp":
         return np.exp(z)
     if name == "softmax":
@@ -43,6 +49,12 @@ def derivative(name, out):
         return 1.0 - out**2
     if name == "relu":
         return (out > 0.0).astype(float)
+    if name == "leaky_relu":
+        return np.where(out > 0.0, 1.0, 0.01)
+    if name == "elu":
+        return np.where(out > 0.0, 1.0, out + 1.0)  # exp(z) = O + 1 where z <= 0
+    if name == "softplus":
+        return -np.expm1(-out)  # logistic(z) = 1 - exp(-O)
     if name == "exp":
         return out.copy()
     raise ValueError(name)

@@ -13,7 +13,7 @@ import naive
 
 SIZES = (3, 4, 3, 2)  # two hidden layers, so a hidden error is propagated from a hidden layer
 N = 5
-HIDDEN = ["identity", "logistic", "tanh", "relu"]
+HIDDEN = ["identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus"]
 OUTPUTS = [
     ("identity", "squared_error"),
     ("logistic", "squared_error"),
@@ -46,7 +46,7 @@ def problem(activation, output_activation, loss, dtype=np.float64):
         hidden_z = np.concatenate(
             [np.concatenate(naive.preactivations(Ws, bs, x, activation, output_activation)[:-1]) for x in X]
         )
-        if activation != "relu" or np.abs(hidden_z).min() > KINK:
+        if activation not in ("relu", "leaky_relu") or np.abs(hidden_z).min() > KINK:
             return net, X, Y
     raise AssertionError("no seed keeps relu away from its kink")
 

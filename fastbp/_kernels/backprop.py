@@ -37,9 +37,14 @@ FAN_IN, FAN_OUT, W_OFF, B_OFF, ACT = 0, 1, 2, 3, 4
 LAYOUT_COLUMNS = 5
 
 # Activation codes (hidden layers: identity, logistic, tanh, relu; output: identity, logistic, softmax, exp).
-IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP = 0, 1, 2, 3, 4, 5
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, LEAKY_RELU, ELU, SOFTPLUS = range(9)
 ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
-               "relu": RELU, "softmax": SOFTMAX, "exp": EXP}
+               "relu": RELU, "softmax": SOFTMAX, "exp": EXP, "leaky_relu": LEAKY_RELU,
+               "elu": ELU, "softplus": SOFTPLUS}
+# leaky_relu: a for a > 0, else LEAKY_SLOPE a (PyTorch's default slope); elu: a, else exp(a) - 1
+# (alpha 1); softplus: log(1 + exp(a)), taken as a above SOFTPLUS_LINEAR (exact in float64).
+LEAKY_SLOPE = 0.01
+SOFTPLUS_LINEAR = 36.0
 
 # Loss codes.
 SQUARED_ERROR, LOG_LOSS, POISSON = 0, 1, 2
@@ -191,6 +196,20 @@ def activate(v, start, n, code):
     elif code == EXP:
         for j in range(n):
             v[start + j] = fast_exp(v[start + j])
+    elif code == LEAKY_RELU:
+        slope = v.dtype.type(LEAKY_SLOPE)
+        for j in range(n):
+            a = v[start + j]
+            v[start + j] = a if a > zero else slope * a
+    elif code == ELU:
+        for j in range(n):
+            a = v[start + j]
+            v[start + j] = a if a > zero else fast_exp(a) - one
+    elif code == SOFTPLUS:
+        linear = v.dtype.type(SOFTPLUS_LINEAR)
+        for j in range(n):
+            a = v[start + j]
+            v[start + j] = a if a > linear else np.log1p(fast_exp(a))
     elif code == SOFTMAX:
         top = v[start]
         for j in range(n):
@@ -221,6 +240,18 @@ def times_derivative(delta, act, start, n, code):
     elif code == EXP:
         for j in range(n):
             delta[start + j] *= act[start + j]
+    elif code == LEAKY_RELU:
+        slope = act.dtype.type(LEAKY_SLOPE)
+        for j in range(n):
+            if not act[start + j] > zero:
+                delta[start + j] *= slope
+    elif code == ELU:  # f'(a) = 1 for a > 0, else exp(a) = O + 1
+        for j in range(n):
+            if not act[start + j] > zero:
+                delta[start + j] *= act[start + j] + one
+    elif code == SOFTPLUS:  # f'(a) = logistic(a) = 1 - exp(-O)
+        for j in range(n):
+            delta[start + j] *= one - fast_exp(-act[start + j])
 
 
 @njit(**JIT)
