@@ -742,7 +742,11 @@ def test_bad_input_rejected_as_sklearn(action, pattern):
     assert expected != "ok" and re.search(pattern, expected[1])  # the case is one sklearn rejects
     assert got[0] is expected[0]
     assert re.search(pattern, got[1])
-    assert got[1] == expected[1]
+    if "activation" in expected[1]:  # fastbp lists its three extra activations too
+        assert got[1].split(" among ")[0] == expected[1].split(" among ")[0]
+        assert "leaky_relu" in got[1] and got[1].endswith("Got 'foo' instead.")
+    else:
+        assert got[1] == expected[1]
 
 
 @pytest.mark.parametrize("action", [
