@@ -513,3 +513,40 @@ def adding_problem(n_sequences, n_steps, seed=0, dtype=np.float64):
     marks[rows, rng.integers(n_steps // 2, n_steps, size=n_sequences)] = 1
     X = np.stack([values, marks], axis=2).astype(dt)
     return X, (values * marks).sum(axis=1).astype(dt)
+
+
+# --------------------------------------------------------------------------- classic hard problems
+def parity(n_bits, dtype=np.float64):
+    """Every n_bits-bit pattern, labelled 1 when it has an odd number of ones (XOR for 2 bits).
+
+    Returns X of shape (2**n_bits, n_bits) of 0/1 and y of shape (2**n_bits,) of 0/1 ints.
+    """
+    n_bits = check_int(n_bits, "n_bits", minimum=1)
+    if n_bits > 20:
+        raise ValueError(f"n_bits must be <= 20 (2**n_bits rows), got {n_bits}")
+    dt = _check_float_dtype(dtype)
+    codes = np.arange(2 ** n_bits)
+    X = (codes[:, None] >> np.arange(n_bits - 1, -1, -1)) & 1
+    return X.astype(dt), X.sum(axis=1).astype(np.int64) % 2
+
+
+def two_spirals(n_per_class=97, turns=3.0, noise=0.0, seed=0, dtype=np.float64):
+    """Lang & Witbrock's two-spirals problem: two interleaved spirals, one per class.
+
+    Point i of n_per_class on the first spiral lies at angle theta = i / n * turns * 2 pi and
+    radius proportional to theta (scaled so the outermost radius is 1); the second spiral is
+    the first turned by pi. Classes 0 and 1; noise adds N(0, noise) to the coordinates.
+    Returns X of shape (2 n_per_class, 2) and y of shape (2 n_per_class,).
+    """
+    n = check_int(n_per_class, "n_per_class", minimum=2)
+    turns = check_float(turns, "turns", minimum=0.0, strict_min=True)
+    noise = check_float(noise, "noise", minimum=0.0)
+    seed = check_int(seed, "seed", minimum=0)
+    dt = _check_float_dtype(dtype)
+    theta = np.arange(n) / n * turns * 2 * np.pi + np.pi / 2
+    radius = theta / theta.max()
+    first = np.stack([radius * np.cos(theta), radius * np.sin(theta)], axis=1)
+    X = np.concatenate([first, -first])
+    if noise > 0:
+        X = X + np.random.default_rng(seed).normal(scale=noise, size=X.shape)
+    return X.astype(dt), np.repeat([0, 1], n).astype(np.int64)

@@ -24,7 +24,7 @@ numbers: `_initialize` (weights into one buffer), `_fit_stochastic`, `_fit_lbfgs
 """
 import copy
 import warnings
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import scipy.optimize
@@ -33,6 +33,7 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _SklearnMLPClassifier
+from sklearn.neural_network import _multilayer_perceptron as _mlp
 from sklearn.neural_network import MLPRegressor as _SklearnMLPRegressor
 from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
 from sklearn.utils.optimize import _check_optimize_result
@@ -45,6 +46,17 @@ from ._threads import compute_threads
 from ._validation import check_dtype
 from .train import Trainer
 
+# FANN's batch algorithms as extra solvers (full batch every epoch; train() checks their
+# parameters). scikit-learn's _fit runs _fit_stochastic for the solvers in its module's
+# _STOCHASTIC_SOLVERS list (and only then offers partial_fit): they join it. Its own
+# classes are unaffected: their parameter validation refuses these solvers first.
+BATCH_SOLVERS = ("rprop", "quickprop")
+BATCH_SOLVER_PARAMS = ("rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
+                       "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu")
+for _solver in BATCH_SOLVERS:
+    if _solver not in _mlp._STOCHASTIC_SOLVERS:
+        _mlp._STOCHASTIC_SOLVERS.append(_solver)
+
 # scikit-learn's "adaptive" schedule divides the rate by this when the loss stalls, and
 # stops once the rate is at most MIN_ADAPTIVE_RATE.
 ADAPTIVE_DIVISOR = 5.0
@@ -56,7 +68,9 @@ class _FastbpMLP:
 
     # the extras, and the hidden activations scikit-learn lacks (leaky_relu, elu, softplus)
     _extra_constraints = {"n_jobs": [None, Integral], "dtype": "no_validation",
-                          "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))]}
+                          "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
+                          "solver": [StrOptions({"lbfgs", "sgd", "adam", *BATCH_SOLVERS})],
+                          **{name: [Real] for name in BATCH_SOLVER_PARAMS}}
 
     # -- data ----------------------------------------------------------------------------------
     def _fastbp_dtype(self, X):
@@ -193,10 +207,11 @@ class _FastbpMLP:
         if not incremental or not hasattr(self, "_trainer"):
             # float(): scikit-learn's constraints let bools through as numbers (alpha=True is 1.0)
             self._trainer = Trainer(
-                net, optimizer=self.solver,
+                net, mode="epoch" if self.solver in BATCH_SOLVERS else "case", optimizer=self.solver,
                 momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
                 nesterov=bool(self.nesterovs_momentum), alpha=float(self.alpha),
-                beta_1=float(self.beta_1), beta_2=float(self.beta_2), epsilon=float(self.epsilon))
+                beta_1=float(self.beta_1), beta_2=float(self.beta_2), epsilon=float(self.epsilon),
+                **{name: float(getattr(self, name)) for name in BATCH_SOLVER_PARAMS})
             self._learning_rate = float(self.learning_rate_init)
         trainer = self._trainer
         trainer.net = net
@@ -238,6 +253,8 @@ class _FastbpMLP:
                               "going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n_samples))
         trainer.mode = "case" if batch_size == 1 else "epoch" if batch_size == n_samples else "minibatch"
+        if self.solver in BATCH_SOLVERS:  # FANN's batch algorithms: every epoch one full batch
+            trainer.mode, batch_size = "epoch", n_samples
         trainer.batch_size = batch_size
         trainer.weights_changed()
         sample_idx = np.arange(n_samples, dtype=np.int64)
@@ -396,7 +413,9 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, dtype=None):
+                 n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
+                 rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
+                 quickprop_decay=-0.0001, quickprop_mu=1.75):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -408,6 +427,13 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
             max_fun=max_fun)
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.rprop_increase_factor = rprop_increase_factor
+        self.rprop_decrease_factor = rprop_decrease_factor
+        self.rprop_delta_min = rprop_delta_min
+        self.rprop_delta_max = rprop_delta_max
+        self.rprop_delta_zero = rprop_delta_zero
+        self.quickprop_decay = quickprop_decay
+        self.quickprop_mu = quickprop_mu
 
 
 class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
@@ -428,7 +454,9 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 n_jobs=None, dtype=None):
+                 n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
+                 rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
+                 quickprop_decay=-0.0001, quickprop_mu=1.75):
         super().__init__(
             loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -440,6 +468,13 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
             max_fun=max_fun)
         self.n_jobs = n_jobs
         self.dtype = dtype
+        self.rprop_increase_factor = rprop_increase_factor
+        self.rprop_decrease_factor = rprop_decrease_factor
+        self.rprop_delta_min = rprop_delta_min
+        self.rprop_delta_max = rprop_delta_max
+        self.rprop_delta_zero = rprop_delta_zero
+        self.quickprop_decay = quickprop_decay
+        self.quickprop_mu = quickprop_mu
 
 
 # -- save / load without pickle (fastbp.save, fastbp.load) --------------------------------------

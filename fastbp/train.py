@@ -75,7 +75,9 @@ class Trainer:
 
     def __init__(self, net, mode="case", batch_size=None, momentum=0.0, nesterov=False, alpha=0.0,
                  optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, bptt_steps=None,
-                 clip_norm=None):
+                 clip_norm=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
+                 rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
+                 quickprop_decay=-0.0001, quickprop_mu=1.75):
         if not isinstance(net, (Network, RNN)):
             raise TypeError(f"net must be a fastbp.Network or fastbp.RNN, got {type(net).__name__}")
         self.net = net
@@ -90,9 +92,29 @@ class Trainer:
         self.hyper[K.BETA_1] = check_float(beta_1, "beta_1", 0.0, 1.0, strict_max=True)
         self.hyper[K.BETA_2] = check_float(beta_2, "beta_2", 0.0, 1.0, strict_max=True)
         self.hyper[K.EPSILON] = check_float(epsilon, "epsilon", minimum=0.0, strict_min=True)
-        # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's second.
+        # FANN's batch algorithms, with FANN's parameter names and defaults
+        self.hyper[K.RPROP_INCREASE] = check_float(rprop_increase_factor, "rprop_increase_factor",
+                                                   minimum=1.0)
+        self.hyper[K.RPROP_DECREASE] = check_float(rprop_decrease_factor, "rprop_decrease_factor",
+                                                   0.0, 1.0, strict_min=True, strict_max=True)
+        self.hyper[K.RPROP_DELTA_MIN] = check_float(rprop_delta_min, "rprop_delta_min", minimum=0.0)
+        self.hyper[K.RPROP_DELTA_MAX] = check_float(rprop_delta_max, "rprop_delta_max",
+                                                    minimum=self.hyper[K.RPROP_DELTA_MIN],
+                                                    strict_min=True)
+        delta_zero = check_float(rprop_delta_zero, "rprop_delta_zero", minimum=0.0, strict_min=True)
+        self.hyper[K.QUICKPROP_DECAY] = check_float(quickprop_decay, "quickprop_decay", maximum=0.0)
+        self.hyper[K.QUICKPROP_MU] = check_float(quickprop_mu, "quickprop_mu", minimum=0.0,
+                                                 strict_min=True)
+        if K.OPTIMIZERS[self.optimizer] in K.BATCH_ONLY and self.mode != "epoch":
+            raise ValueError(f"optimizer={self.optimizer!r} is a batch algorithm (FANN's "
+                             f"{'FANN_TRAIN_RPROP' if self.optimizer == 'rprop' else 'FANN_TRAIN_QUICKPROP'}): "
+                             f"it needs mode='epoch', got mode={self.mode!r}")
+        # Optimizer state in the params layout: SGD velocity / Adam's first moment, Adam's
+        # second; RPROP's and Quickprop's last steps and gradients.
         self.state = np.zeros((K.STATE_ROWS[K.OPTIMIZERS[self.optimizer]], net.n_params),
                               dtype=net.dtype)
+        if self.optimizer == "rprop":
+            self.state[0] = delta_zero
         # recurrent networks only: truncated BPTT length (0: none), gradient-norm clipping (0: none)
         if not isinstance(net, RNN) and (bptt_steps is not None or clip_norm is not None):
             raise ValueError("bptt_steps and clip_norm apply to recurrent networks (fastbp.RNN)")
@@ -191,7 +213,9 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           nesterov=False, alpha=0.0, optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
           tol=None, n_iter_no_change=10, max_misclassified=None, min_weight_change=None,
           callback=None, progress=False, track="end", sample_weight=None, checkpoint=None,
-          checkpoint_every=1, resume=False, bptt_steps=None, clip_norm=None):
+          checkpoint_every=1, resume=False, bptt_steps=None, clip_norm=None,
+          rprop_increase_factor=1.2, rprop_decrease_factor=0.5, rprop_delta_min=0.0,
+          rprop_delta_max=50.0, rprop_delta_zero=0.1, quickprop_decay=-0.0001, quickprop_mu=1.75):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
@@ -199,7 +223,11 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     "minibatch" once per run of batch_size tuples of the epoch's order (default min(200, n),
     scikit-learn's "auto"). Each update over B
     tuples moves params against g = mean gradient + alpha * w / B on weights, with plain
-    SGD, momentum/Nesterov momentum, or optimizer="adam", as scikit-learn does.
+    SGD, momentum/Nesterov momentum, or optimizer="adam", as scikit-learn does; in epoch mode
+    also FANN's batch algorithms: optimizer="rprop" (iRPROP-, FANN's default:
+    rprop_increase_factor, rprop_decrease_factor, rprop_delta_min, rprop_delta_max,
+    rprop_delta_zero) and optimizer="quickprop" (learning_rate, quickprop_decay, quickprop_mu),
+    with FANN's names and defaults.
 
     Training stops after `epochs` epochs, or earlier by any rule that is set:
     max_misclassified (fraction of tuples misclassified <= it), min_weight_change (every
@@ -232,7 +260,9 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     data, give bit for bit the params of an uninterrupted run); without one it starts anew.
     """
     trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
-                      beta_2, epsilon, bptt_steps, clip_norm)
+                      beta_2, epsilon, bptt_steps, clip_norm, rprop_increase_factor,
+                      rprop_decrease_factor, rprop_delta_min, rprop_delta_max, rprop_delta_zero,
+                      quickprop_decay, quickprop_mu)
     learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0, strict_min=True)
     power_t = check_float(power_t, "power_t", minimum=0.0)
     rate = _schedule(schedule, learning_rate, power_t)

@@ -297,8 +297,13 @@ def test_constructor_is_sklearns_plus_keyword_only_extras(name):
     for p in theirs.values():
         assert (ours[p.name].kind, ours[p.name].default) == (p.kind, p.default), p.name
     extras = {k: ours[k] for k in list(ours)[len(theirs):]}
-    assert list(extras) == ["n_jobs", "dtype"]
-    assert all(p.kind is p.KEYWORD_ONLY and p.default is None for p in extras.values())
+    batch = ["rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
+             "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu"]
+    assert list(extras) == ["n_jobs", "dtype", *batch]
+    assert all(p.kind is p.KEYWORD_ONLY for p in extras.values())
+    assert extras["n_jobs"].default is None and extras["dtype"].default is None
+    # FANN's defaults for its batch algorithms
+    assert [extras[k].default for k in batch] == [1.2, 0.5, 0.0, 50.0, 0.1, -0.0001, 1.75]
 
 
 def test_pipeline():
@@ -339,7 +344,9 @@ def test_clone_and_get_params():
                                dtype=np.float64)
     params = est.get_params()
     assert params["n_jobs"] == 1 and params["dtype"] is np.float64
-    assert set(params) == set(sk.MLPClassifier().get_params()) | {"n_jobs", "dtype"}
+    assert set(params) - set(sk.MLPClassifier().get_params()) == {
+        "n_jobs", "dtype", "rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
+        "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu"}
 
     est.fit(X, y)
     copy = clone(est)
@@ -742,9 +749,9 @@ def test_bad_input_rejected_as_sklearn(action, pattern):
     assert expected != "ok" and re.search(pattern, expected[1])  # the case is one sklearn rejects
     assert got[0] is expected[0]
     assert re.search(pattern, got[1])
-    if "activation" in expected[1]:  # fastbp lists its three extra activations too
+    if "activation" in expected[1] or "'solver'" in expected[1]:  # fastbp lists its extras too
         assert got[1].split(" among ")[0] == expected[1].split(" among ")[0]
-        assert "leaky_relu" in got[1] and got[1].endswith("Got 'foo' instead.")
+        assert ("leaky_relu" in got[1] or "rprop" in got[1]) and got[1].endswith("Got 'foo' instead.")
     else:
         assert got[1] == expected[1]
 

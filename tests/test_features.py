@@ -22,3 +22,113 @@ def test_new_activations_everywhere(activation):
     assert fastbp.RNN([2, 3, 1], activation=activation).activation == activation
     net = fastbp.Network([2, 3, 1], activation=activation)
     assert np.isfinite(net.predict(X * 100)).all()
+
+
+# -- RPROP and Quickprop ------------------------------------------------------------------------
+def rprop_reference(w, g_seq, delta_zero=0.1, inc=1.2, dec=0.5, dmin=0.0, dmax=50.0):
+    """iRPROP- in plain numpy, with FANN's floor of 1e-4 under the last step."""
+    step, last = np.full_like(w, delta_zero), np.zeros_like(w)
+    for g in g_seq:
+        step = np.maximum(step, 1e-4)
+        flip = last * g < 0
+        step = np.where(flip, np.maximum(step * dec, dmin), np.minimum(step * inc, dmax))
+        g = np.where(flip, 0.0, g)
+        w = w - np.sign(g) * step
+        last = g
+    return w
+
+
+def quickprop_reference(w, g_seq, n, lr=0.7, decay=-0.0001, mu=1.75):
+    """FANN's fann_update_weights_quickprop in numpy: slopes are minus summed gradients."""
+    step, last = np.zeros_like(w), np.zeros_like(w)
+    shrink = mu / (1 + mu)
+    for g in g_seq:
+        slope = -n * g + decay * w
+        new = np.zeros_like(w)
+        for i in range(len(w)):
+            if step[i] > 0.001:
+                new[i] += lr / n * slope[i] if slope[i] > 0 else 0.0
+                new[i] += mu * step[i] if slope[i] > shrink * last[i] else step[i] * slope[i] / (last[i] - slope[i])
+            elif step[i] < -0.001:
+                new[i] += lr / n * slope[i] if slope[i] < 0 else 0.0
+                new[i] += mu * step[i] if slope[i] < shrink * last[i] else step[i] * slope[i] / (last[i] - slope[i])
+            else:
+                new[i] += lr / n * slope[i]
+        w, step, last = w + new, new, slope
+    return w
+
+
+@pytest.mark.parametrize("optimizer", ["rprop", "quickprop"])
+def test_batch_algorithms_follow_their_reference(optimizer):
+    """Three epochs of train(optimizer=...) = the reference rule fed the same mean gradients."""
+    X, y = fastbp.datasets.parity(3)
+    Y = y[:, None].astype(float)
+    net = fastbp.Network([3, 4, 1], activation="tanh", random_state=0)
+    probe = net.copy()
+    w, grads = probe.params.copy(), []
+    for _ in range(3):
+        probe.params[:] = w
+        grads.append(probe.loss_gradient(X, Y)[1])
+        w = rprop_reference(net.params, grads) if optimizer == "rprop" else \
+            quickprop_reference(net.params, grads, len(X))
+    fastbp.train(net, X, Y, mode="epoch", optimizer=optimizer, learning_rate=0.7, epochs=3)
+    np.testing.assert_allclose(net.params, w, rtol=1e-12, atol=1e-14)
+
+
+def test_rprop_and_quickprop_beat_plain_epoch_updating_on_parity_and_two_spirals():
+    X, y = fastbp.datasets.parity(4)
+    Y = y[:, None].astype(float)
+    final = {}
+    for optimizer in ("sgd", "rprop", "quickprop"):
+        losses = []
+        for seed in range(4):
+            net = fastbp.Network([4, 8, 1], activation="tanh", random_state=seed)
+            losses.append(fastbp.train(net, X, Y, mode="epoch", optimizer=optimizer,
+                                       learning_rate=0.7, epochs=300).loss[-1])
+        final[optimizer] = np.mean(losses)
+    assert final["rprop"] < 0.5 * final["sgd"] and final["quickprop"] < final["sgd"], final
+    Xs, ys = fastbp.datasets.two_spirals(97)
+    acc = {}
+    for optimizer in ("sgd", "rprop"):
+        net = fastbp.Network([2, 24, 24, 1], activation="tanh", random_state=0)
+        acc[optimizer] = fastbp.train(net, Xs, ys, mode="epoch", optimizer=optimizer,
+                                      learning_rate=0.7, epochs=1500).accuracy[-1]
+    assert acc["rprop"] > 0.95 and acc["rprop"] > acc["sgd"] + 0.1, acc
+
+
+def test_batch_algorithms_need_epoch_mode_and_good_parameters():
+    net = fastbp.Network([2, 2, 1], random_state=0)
+    X, y = fastbp.datasets.xor()
+    before = net.params.copy()
+    with pytest.raises(ValueError, match="batch algorithm .* needs mode='epoch'"):
+        fastbp.train(net, X, y, mode="case", optimizer="rprop")
+    with pytest.raises(ValueError, match="rprop_decrease_factor must be < 1"):
+        fastbp.train(net, X, y, mode="epoch", optimizer="rprop", rprop_decrease_factor=1.5)
+    with pytest.raises(ValueError, match="rprop_delta_max must be >"):
+        fastbp.train(net, X, y, mode="epoch", optimizer="rprop", rprop_delta_min=2.0, rprop_delta_max=1.0)
+    with pytest.raises(ValueError, match="quickprop_mu must be > 0"):
+        fastbp.train(net, X, y, mode="epoch", optimizer="quickprop", quickprop_mu=0.0)
+    assert np.array_equal(net.params, before)
+    rnn = fastbp.RNN([1, 4, 1], random_state=0)  # the RNN's epoch kernel takes them too
+    Xr = np.random.default_rng(0).normal(size=(20, 5, 1))
+    hist = fastbp.train(rnn, Xr, Xr.sum(axis=1), mode="epoch", optimizer="rprop", epochs=30)
+    assert hist.loss[-1] < hist.loss[0]
+
+
+@pytest.mark.parametrize("solver", ["rprop", "quickprop"])
+def test_estimators_take_fanns_batch_solvers(solver):
+    from sklearn.base import clone
+    X, y = fastbp.datasets.parity(4)
+    clf = fastbp.MLPClassifier(hidden_layer_sizes=(8,), activation="tanh", solver=solver,
+                               learning_rate_init=0.7, max_iter=400, tol=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    assert clf._trainer.mode == "epoch" and clf.n_iter_ == 400
+    assert clf.score(X, y) >= (0.9 if solver == "rprop" else 0.6)
+    assert clone(clf).get_params()["rprop_delta_max"] == 50.0
+    with pytest.raises(ValueError, match="rprop_decrease_factor"):
+        fastbp.MLPRegressor(solver="rprop", rprop_decrease_factor=2.0, max_iter=2).fit(X, y)
+    from sklearn.neural_network import MLPClassifier
+    with pytest.raises(ValueError, match="solver"):  # scikit-learn's own class is unaffected
+        MLPClassifier(solver=solver).fit(X, y)

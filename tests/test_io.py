@@ -254,7 +254,7 @@ TAMPERED_HEADERS = [
     (("attributes", "coefs_"), KeyError, "lack coefs_"),
     (("attributes", "_label_binarizer", "y_type_"), "binary", "do not fit"),
     (("attributes", "_label_binarizer"), KeyError, "needs classes_ and _label_binarizer"),
-    (("attributes", "_trainer", "optimizer"), "rprop", "invalid trainer"),
+    (("attributes", "_trainer", "optimizer"), "lbfgs", "invalid trainer"),
     (("attributes", "_trainer", "mode"), "case", None),  # a valid change: loads
     (("attributes", "_random_state", "rng", "state", "bit_generator"), "Evil", "unknown bit generator"),
     (("attributes", "loss_"), "low", "must be a number or null"),

@@ -51,13 +51,17 @@ SQUARED_ERROR, LOG_LOSS, POISSON = 0, 1, 2
 LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "poisson": POISSON}
 
 # Optimizer codes.
-SGD, ADAM = 0, 1
-OPTIMIZERS = {"sgd": SGD, "adam": ADAM}
+SGD, ADAM, RPROP, QUICKPROP = 0, 1, 2, 3
+OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "rprop": RPROP, "quickprop": QUICKPROP}
+BATCH_ONLY = (RPROP, QUICKPROP)  # FANN's batch algorithms: epoch updating only
+RPROP_MIN_STEP = 0.0001  # FANN's floor under a weight's last step
 
 # Slots of the float64 `hyper` array that carries an optimizer's scalars into a kernel.
 # STEP (Adam's t) and LR_T (Adam's bias-corrected rate) are written by the kernels.
-LR, MOMENTUM, NESTEROV, ALPHA, BETA_1, BETA_2, EPSILON, STEP, LR_T = range(9)
-N_HYPER = 9
+# RPROP's and Quickprop's parameters follow (FANN's names: rprop_increase_factor, ...).
+(LR, MOMENTUM, NESTEROV, ALPHA, BETA_1, BETA_2, EPSILON, STEP, LR_T, RPROP_INCREASE,
+ RPROP_DECREASE, RPROP_DELTA_MIN, RPROP_DELTA_MAX, QUICKPROP_DECAY, QUICKPROP_MU) = range(15)
+N_HYPER = 15
 
 # Columns of `geo`, the uint64 offsets every kernel derives from the layout table: fan_in,
 # fan_out, where W and the biases start in params, where the layer's inputs and outputs
@@ -68,7 +72,9 @@ ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint6
 
 # Rows of the optimizer state array (n_rows, n_params): SGD's velocity / Adam's first moment,
 # then Adam's second moment (row 1 is read by the Adam branches only).
-STATE_ROWS = {SGD: 1, ADAM: 2}
+# RPROP and Quickprop: row 0 each weight's last step (RPROP: its size, started at delta_zero),
+# row 1 its last gradient.
+STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 
 # fastmath without nnan/ninf, so NaN and inf checks keep working; reassoc lets reductions vectorise.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -435,11 +441,74 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
             d[a_off + i] = error
 
 
+@njit(inline="always", **JIT)
+def rprop_step(w, step, last, g, increase, decrease, delta_min, delta_max, min_step, zero):
+    """iRPROP- (Igel & Huesken 2000, FANN's FANN_TRAIN_RPROP): the step grows by `increase`
+    while the gradient keeps its sign and shrinks by `decrease` when it flips; then the
+    gradient counts as 0 (no move now, no flip next time). w moves by the step against the
+    gradient's sign. Returns (w, step, gradient to remember)."""
+    step = max(step, min_step)  # as FANN: a step of 0 would stop training
+    if last * g < zero:
+        return w, max(step * decrease, delta_min), zero
+    step = min(step * increase, delta_max)
+    if g > zero:
+        return w - step, step, g
+    if g < zero:
+        return w + step, step, g
+    return w, step, g
+
+
+@njit(inline="always", **JIT)
+def quickprop_step(w, last_step, last_slope, g, total, epsilon, decay, mu, shrink, small, zero):
+    """Quickprop (Fahlman 1988) as FANN's FANN_TRAIN_QUICKPROP writes it, in FANN's slopes
+    (minus the summed gradient, `total` times the mean gradient g, plus decay w): a parabola
+    through the last two slopes, steps at most mu times the last one, a linear term epsilon
+    slope where the slope keeps its sign. Returns (w, step, slope)."""
+    slope = -total * g + decay * w
+    step = zero
+    if last_step > small:
+        if slope > zero:
+            step += epsilon * slope
+        if slope > shrink * last_slope:
+            step += mu * last_step
+        else:
+            step += last_step * slope / (last_slope - slope)
+    elif last_step < -small:
+        if slope < zero:
+            step += epsilon * slope
+        if slope < shrink * last_slope:
+            step += mu * last_step
+        else:
+            step += last_step * slope / (last_slope - slope)
+    else:
+        step += epsilon * slope
+    return w + step, step, slope
+
+
 @njit(**JIT)
 def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
     """Move params[start:start+n] against g_k = scale vec[v_off+k] + decay w_k."""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
+    if opt == RPROP:
+        inc, dec = dt(hyper[RPROP_INCREASE]), dt(hyper[RPROP_DECREASE])
+        dmin, dmax = dt(hyper[RPROP_DELTA_MIN]), dt(hyper[RPROP_DELTA_MAX])
+        for j in range(n):
+            k = start + j
+            params[k], state[0, k], state[1, k] = rprop_step(
+                params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
+                inc, dec, dmin, dmax, dt(RPROP_MIN_STEP), dt(0))
+        return
+    if opt == QUICKPROP:
+        total = dt(1.0) / scale  # the batch's weight sum: FANN's slopes are sums
+        qmu = dt(hyper[QUICKPROP_MU])
+        epsilon, qdecay, shrink = lr * scale, dt(hyper[QUICKPROP_DECAY]), qmu / (dt(1) + qmu)
+        for j in range(n):
+            k = start + j
+            params[k], state[0, k], state[1, k] = quickprop_step(
+                params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
+                total, epsilon, qdecay, qmu, shrink, dt(0.001), dt(0))
+        return
     if opt == ADAM:
         b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
         c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
