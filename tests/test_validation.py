@@ -197,7 +197,7 @@ def test_wrongly_typed_train_parameters(net, data, kwargs, match):
         ({"sizes": [3]}, "sizes"),
         ({"sizes": [3, 0, 2]}, "sizes"),
         ({"sizes": [3, -4, 2]}, "sizes"),
-        ({"activation": "softplus"}, "activation"),
+        ({"activation": "swish"}, "activation"),
         ({"activation": "softmax"}, "activation"),  # softmax is for outputs only
         ({"output_activation": "tanh2"}, "output_activation"),
         ({"loss": "hinge"}, "loss"),
