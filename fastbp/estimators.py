@@ -41,7 +41,7 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from ._kernels import backprop as K
-from .network import DTYPES, HIDDEN_ACTIVATIONS, Network
+from .network import DTYPES, HIDDEN_ACTIVATIONS, Network, n_chunks_for
 from ._threads import compute_threads
 from ._validation import check_dtype
 from .train import Trainer
@@ -68,6 +68,7 @@ class _FastbpMLP:
 
     # the extras, and the hidden activations scikit-learn lacks (leaky_relu, elu, softplus)
     _extra_constraints = {"n_jobs": [None, Integral], "dtype": "no_validation",
+                          "callback": [callable, None],
                           "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
                           "solver": [StrOptions({"lbfgs", "sgd", "adam", *BATCH_SOLVERS})],
                           **{name: [Real] for name in BATCH_SOLVER_PARAMS}}
@@ -158,6 +159,16 @@ class _FastbpMLP:
         if hasattr(self, "_trainer"):
             del self._trainer
 
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """scikit-learn's fit; validation_data=(X_val, y_val) (stochastic solvers) also records
+        validation_loss_curve_ and validation_scores_ per epoch and, with
+        early_stopping=True, stops on that set instead of a validation_fraction split."""
+        self._validation_data = validation_data
+        try:
+            return super().fit(X, y, sample_weight=sample_weight)
+        finally:
+            del self._validation_data
+
     def _fit(self, X, y, sample_weight=None, incremental=False):
         # Checked before scikit-learn's _fit, which resets a fitted model before it fails on
         # these (a float layer size: TypeError in its initialisation; weights summing to 0:
@@ -221,7 +232,18 @@ class _FastbpMLP:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        if early_stopping:
+        user_validation = getattr(self, "_validation_data", None)
+        Y_val = None  # validation targets as the network sees them, for the validation loss
+        if user_validation is not None:  # the user's validation set instead of a split
+            X_val, y_val = self._checked_validation(user_validation, net)
+            Y_val = self._validation_targets(y_val, net)
+            X_train, y_train, sample_weight_train = X, y, sample_weight
+            sample_weight_val = None
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+            if not hasattr(self, "validation_loss_curve_") or not incremental:
+                self.validation_loss_curve_ = []
+        elif early_stopping:
             should_stratify = is_classifier(self) and self.n_outputs_ == 1
             stratify = y if should_stratify else None
             if sample_weight is None:
@@ -236,6 +258,8 @@ class _FastbpMLP:
             if X_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                                  "or the size of your dataset.")
+            Y_val = np.ascontiguousarray(y_val.reshape(y_val.shape[0], -1), dtype=net.dtype)
+            self.validation_loss_curve_ = []
             if is_classifier(self):
                 y_val = self._label_binarizer.inverse_transform(y_val)
             X_train = np.ascontiguousarray(X_train)
@@ -299,9 +323,20 @@ class _FastbpMLP:
                 if self.verbose:
                     print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
 
+                if Y_val is not None:  # the validation loss, as loss_ counts the data term
+                    v_sum, v_weight, _ = K.evaluate(net.params, net.layout, X_val, Y_val,
+                                                    np.empty(0, net.dtype), K.LOSSES[net.loss],
+                                                    n_chunks_for(X_val.shape[0]))
+                    self.validation_loss_curve_.append(data_scale * v_sum / v_weight)
+                    if user_validation is not None and not early_stopping:
+                        self.validation_scores_.append(self._score(X_val, y_val))
+
                 # update no_improvement_count based on training loss or
                 # validation score according to early_stopping
                 self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
+
+                if self.callback is not None and self.callback(self):
+                    break  # the user's per-epoch callback asked to stop
 
                 if self.solver == "sgd" and self.learning_rate == "invscaling":
                     self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
@@ -341,6 +376,29 @@ class _FastbpMLP:
                                   self._best_coefs + self._best_intercepts):
                 view[...] = best
             trainer.weights_changed()
+
+    def _checked_validation(self, validation_data, net):
+        """The user's (X_val, y_val), checked as fit's X and y are."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a pair (X_val, y_val)")
+        X_val, y_val = validation_data
+        X_val = validate_data(self, X_val, accept_sparse=["csr", "csc"], reset=False)
+        y_val = np.asarray(y_val)
+        if y_val.shape[0] != X_val.shape[0]:
+            raise ValueError(f"validation_data: X_val has {X_val.shape[0]} rows, y_val "
+                             f"{y_val.shape[0]}")
+        return self._dense(X_val, net.dtype), y_val
+
+    def _validation_targets(self, y_val, net):
+        if is_classifier(self):
+            unseen = set(np.unique(y_val.ravel() if self._label_binarizer.y_type_ != "multilabel-indicator"
+                                   else [])) - set(self.classes_)
+            if unseen:
+                raise ValueError(f"validation_data: y_val has classes not seen in y: {sorted(unseen)}")
+            Y = self._label_binarizer.transform(y_val)
+        else:
+            Y = y_val
+        return np.ascontiguousarray(np.asarray(Y).reshape(y_val.shape[0], -1), dtype=net.dtype)
 
     @staticmethod
     def _undo_epoch(net, trainer, before, state_before, hyper_before):
@@ -405,7 +463,8 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
     """
 
     _parameter_constraints = {**_SklearnMLPClassifier._parameter_constraints,
-                              **_FastbpMLP._extra_constraints}
+                              **_FastbpMLP._extra_constraints,
+                              "class_weight": [dict, StrOptions({"balanced"}), None]}
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant",
@@ -415,7 +474,7 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
-                 quickprop_decay=-0.0001, quickprop_mu=1.75):
+                 quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None, class_weight=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -434,6 +493,19 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
         self.rprop_delta_zero = rprop_delta_zero
         self.quickprop_decay = quickprop_decay
         self.quickprop_mu = quickprop_mu
+        self.callback = callback
+        self.class_weight = class_weight
+
+    def fit(self, X, y, sample_weight=None, *, validation_data=None):
+        """scikit-learn's fit, plus validation_data (see fastbp's _FastbpMLP.fit) and the
+        class_weight extra: each tuple's weight times its class's (a dict, or "balanced":
+        n_samples / (n_classes * count of the class))."""
+        if self.class_weight is not None:
+            from sklearn.utils.class_weight import compute_sample_weight
+            weights = compute_sample_weight(self.class_weight, y)
+            sample_weight = weights if sample_weight is None else \
+                weights * np.asarray(sample_weight, dtype=np.float64)
+        return super().fit(X, y, sample_weight=sample_weight, validation_data=validation_data)
 
 
 class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
@@ -456,7 +528,7 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
-                 quickprop_decay=-0.0001, quickprop_mu=1.75):
+                 quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None):
         super().__init__(
             loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -475,6 +547,7 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
         self.rprop_delta_zero = rprop_delta_zero
         self.quickprop_decay = quickprop_decay
         self.quickprop_mu = quickprop_mu
+        self.callback = callback
 
 
 # -- save / load without pickle (fastbp.save, fastbp.load) --------------------------------------
@@ -484,7 +557,7 @@ _INT_ATTRS = ("n_features_in_", "n_outputs_", "n_iter_", "t_", "n_layers_", "_no
 _FLOAT_ATTRS = ("loss_", "best_loss_", "best_validation_score_", "_learning_rate")
 _ARRAY_ATTRS = ("classes_", "feature_names_in_")
 _ARRAY_LIST_ATTRS = ("coefs_", "intercepts_", "_best_coefs", "_best_intercepts")
-_FLOAT_LIST_ATTRS = ("loss_curve_", "validation_scores_")
+_FLOAT_LIST_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
 _FITTED = set(_INT_ATTRS + _FLOAT_ATTRS + _ARRAY_ATTRS + _ARRAY_LIST_ATTRS + _FLOAT_LIST_ATTRS
               + ("out_activation_", "_random_state", "_label_binarizer", "_trainer"))
 
@@ -501,6 +574,9 @@ def encode_estimator(est):
             value = [int(v) for v in np.atleast_1d(value)] if not isinstance(value, Integral) else int(value)
         elif name == "dtype" and value is not None:
             value = np.dtype(value).name
+        elif name == "class_weight" and isinstance(value, dict):  # JSON keys are strings only
+            value = {"items": [[k.item() if isinstance(k, np.generic) else k, float(v)]
+                               for k, v in value.items()]}
         elif isinstance(value, np.generic):
             value = value.item()
         if value is not None and not isinstance(value, (bool, int, float, str, list, dict)):
@@ -571,6 +647,11 @@ def decode_estimator(kind, header, arrays, check):
     params = dict(params)
     if isinstance(params.get("random_state"), dict):
         params["random_state"] = decode_rng(params["random_state"].get("rng"), check, "random_state")
+    if isinstance(params.get("class_weight"), dict):
+        items = params["class_weight"].get("items")
+        if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
+            check.fail("class_weight must be a list of [class, weight] pairs")
+        params["class_weight"] = {k: v for k, v in items}
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
     est = cls(**params)

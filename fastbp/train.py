@@ -27,7 +27,8 @@ class DivergenceWarning(RuntimeWarning):
 class InterruptedWarning(UserWarning):
     """Training was interrupted (KeyboardInterrupt) and stopped after its last completed epoch."""
 
-HISTORY_LISTS = ("loss", "accuracy", "seconds", "learning_rate", "weight_change")
+HISTORY_LISTS = ("loss", "accuracy", "seconds", "learning_rate", "weight_change", "val_loss",
+                 "val_accuracy")
 
 
 @dataclass
@@ -40,8 +41,12 @@ class History:
     seconds[k]  wall time of the epoch's training (the kernel call; not the extra forward
                 pass of track="end"), learning_rate[k] the rate it used,
     weight_change[k]  the largest |change| of any weight or bias over the epoch
+    val_loss[k], val_accuracy[k]  with validation=(Xv, Yv): the mean loss (without the L2
+                term) and the fraction right on the validation data after epoch k+1
     stopped_by  the rule that ended training: "epochs", "misclassified", "weight_change",
-                "no_improvement", "callback", "diverged" (a non-finite loss or weight: the
+                "no_improvement", "callback", "early_stopping" (the validation loss stopped
+                improving; the network gets the weights of its best epoch back),
+                "diverged" (a non-finite loss or weight: the
                 network keeps the weights of the last finite epoch, and a DivergenceWarning
                 is issued) or "interrupted" (KeyboardInterrupt, e.g. Ctrl-C: the network
                 keeps the weights of the last completed epoch, an InterruptedWarning is
@@ -52,6 +57,8 @@ class History:
     seconds: list = field(default_factory=list)
     learning_rate: list = field(default_factory=list)
     weight_change: list = field(default_factory=list)
+    val_loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
     n_samples: int = 0
     stopped_by: str = ""
 
@@ -215,7 +222,8 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           callback=None, progress=False, track="end", sample_weight=None, checkpoint=None,
           checkpoint_every=1, resume=False, bptt_steps=None, clip_norm=None,
           rprop_increase_factor=1.2, rprop_decrease_factor=0.5, rprop_delta_min=0.0,
-          rprop_delta_max=50.0, rprop_delta_zero=0.1, quickprop_decay=-0.0001, quickprop_mu=1.75):
+          rprop_delta_max=50.0, rprop_delta_zero=0.1, quickprop_decay=-0.0001, quickprop_mu=1.75,
+          validation=None, early_stopping=False):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
@@ -246,6 +254,11 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     follow the mean gradient over all / batch_size sequences; bptt_steps truncates
     backpropagation through time (errors flow back at most that many steps) and clip_norm
     scales each update's gradient down to that Euclidean norm when it is longer.
+
+    validation=(Xv, Yv) evaluates the network on that data after every epoch (History.val_loss,
+    val_accuracy); with early_stopping=True training stops once the validation loss has not
+    improved by `tol` (default 1e-4) for n_iter_no_change epochs, and the network gets the
+    weights of its best epoch back (stopped_by="early_stopping").
 
     KeyboardInterrupt (Ctrl-C) stops training after the epoch that is running (a kernel
     call is never cut short): the network keeps the weights of the last completed epoch,
@@ -283,6 +296,19 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     rng = net.random_state_ if random_state is None else check_random_state(random_state)
     X, Y = net.check_XY(X, Y)
     weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
+    early_stopping = check_bool(early_stopping, "early_stopping")
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise TypeError("validation must be a pair (X_val, Y_val)")
+        try:
+            X_val, Y_val = net.check_XY(*validation)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"validation: {error}") from None
+        val_weights = np.empty(0, dtype=net.dtype)
+    elif early_stopping:
+        raise ValueError("early_stopping=True needs validation=(X_val, Y_val)")
+    val_tol = 1e-4 if tol is None else tol
+    best_val, best_params, val_stall = np.inf, None, 0
     if isinstance(net, RNN):
         if checkpoint is not None:
             raise ValueError("checkpoint: not supported for fastbp.RNN yet (Network only)")
@@ -365,6 +391,14 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                 history.weight_change.append(float(np.max(np.abs(net.params - before))))
                 if net.is_classifier:
                     history.accuracy.append(n_correct / n)
+                if validation is not None:
+                    v_sum, v_weight, v_correct = (
+                        net._evaluate_sums(X_val, Y_val, val_weights) if isinstance(net, RNN)
+                        else K.evaluate(net.params, net.layout, X_val, Y_val, val_weights,
+                                        K.LOSSES[net.loss], n_chunks_for(X_val.shape[0])))
+                    history.val_loss.append(v_sum / v_weight)
+                    if net.is_classifier:
+                        history.val_accuracy.append(v_correct / X_val.shape[0])
                 done = history.n_epochs
                 if bar is not None:
                     bar.update(1)
@@ -380,6 +414,17 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                     stop = "weight_change"
                 if max_misclassified is not None and 1.0 - history.accuracy[-1] <= max_misclassified:
                     stop = "misclassified"
+                if early_stopping:
+                    if history.val_loss[-1] < best_val - val_tol:
+                        val_stall = 0
+                    else:
+                        val_stall += 1
+                    if history.val_loss[-1] < best_val:
+                        best_val, best_params = history.val_loss[-1], net.params.copy()
+                    if val_stall > n_iter_no_change:
+                        stop = "early_stopping"
+                        net.params[:] = best_params
+                        trainer.weights_changed()
                 if callback is not None:
                     trained = net.params.copy()
                     if callback(net, history):
@@ -464,9 +509,9 @@ def _resume(path, net, trainer, rng, history, progress_state):
     for name in HISTORY_LISTS:
         values = check.field(lists, name, lambda v: isinstance(v, list) and all(
             io._is_number(x) for x in v), "a list of numbers", "checkpoint history")
-        if name != "accuracy" or net.is_classifier:
-            if len(values) != epoch:
-                check.fail(f"checkpoint history {name!r} has {len(values)} entries for {epoch} epochs")
+        optional = name.startswith("val_") or (name == "accuracy" and not net.is_classifier)
+        if len(values) != epoch and not (optional and not values):
+            check.fail(f"checkpoint history {name!r} has {len(values)} entries for {epoch} epochs")
         setattr(history, name, [float(v) for v in values])
     stopped_by = check.field(info, "stopped_by", lambda v: isinstance(v, str), "a string", "checkpoint")
     for key in ("best_loss", "no_improvement"):

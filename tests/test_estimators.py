@@ -299,7 +299,8 @@ def test_constructor_is_sklearns_plus_keyword_only_extras(name):
     extras = {k: ours[k] for k in list(ours)[len(theirs):]}
     batch = ["rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
              "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu"]
-    assert list(extras) == ["n_jobs", "dtype", *batch]
+    tail = ["callback", "class_weight"] if name == "MLPClassifier" else ["callback"]
+    assert list(extras) == ["n_jobs", "dtype", *batch, *tail]
     assert all(p.kind is p.KEYWORD_ONLY for p in extras.values())
     assert extras["n_jobs"].default is None and extras["dtype"].default is None
     # FANN's defaults for its batch algorithms
@@ -346,7 +347,8 @@ def test_clone_and_get_params():
     assert params["n_jobs"] == 1 and params["dtype"] is np.float64
     assert set(params) - set(sk.MLPClassifier().get_params()) == {
         "n_jobs", "dtype", "rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
-        "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu"}
+        "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu", "callback",
+        "class_weight"}
 
     est.fit(X, y)
     copy = clone(est)

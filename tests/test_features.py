@@ -132,3 +132,65 @@ def test_estimators_take_fanns_batch_solvers(solver):
     from sklearn.neural_network import MLPClassifier
     with pytest.raises(ValueError, match="solver"):  # scikit-learn's own class is unaffected
         MLPClassifier(solver=solver).fit(X, y)
+
+
+# -- validation data ----------------------------------------------------------------------------
+def test_train_validation_history_and_early_stopping():
+    X, y = fastbp.datasets.teacher(400, 5, seed=0, dtype=np.float64)
+    Xv, yv = fastbp.datasets.teacher(200, 5, seed=1, dtype=np.float64)
+    Xv, yv = Xv[:100], yv[:100]
+    net = fastbp.Network([5, 64, 1], activation="relu", random_state=0)
+    hist = fastbp.train(net, X, y, mode="minibatch", batch_size=16, optimizer="adam",
+                        learning_rate=0.01, epochs=400, validation=(Xv, yv), early_stopping=True,
+                        n_iter_no_change=5)
+    assert hist.stopped_by == "early_stopping" and hist.n_epochs < 400
+    assert len(hist.val_loss) == len(hist.val_accuracy) == hist.n_epochs
+    best = int(np.argmin(hist.val_loss))
+    loss_now, accuracy_now = net.evaluate(Xv, yv)
+    assert loss_now == pytest.approx(hist.val_loss[best], rel=1e-9)  # the best epoch's weights back
+    assert accuracy_now == hist.val_accuracy[best]
+    with pytest.raises(ValueError, match="early_stopping=True needs validation"):
+        fastbp.train(net, X, y, early_stopping=True)
+    with pytest.raises(ValueError, match="validation: X has 4 features"):
+        fastbp.train(net, X, y, validation=(Xv[:, :4], yv))
+    with pytest.raises(TypeError, match="validation must be a pair"):
+        fastbp.train(net, X, y, validation=Xv)
+
+
+def test_estimator_validation_data_class_weight_and_callback():
+    X, y = fastbp.datasets.teacher(600, 6, n_classes=3, seed=0, dtype=np.float64)
+    Xv, yv = fastbp.datasets.teacher(900, 6, n_classes=3, seed=0, dtype=np.float64)
+    Xv, yv = Xv[600:], yv[600:]  # the same teacher, other inputs
+    clf = fastbp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=30, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y, validation_data=(Xv, yv))
+    assert len(clf.validation_loss_curve_) == len(clf.validation_scores_) == clf.n_iter_ == 30
+    assert clf.validation_scores_[-1] == pytest.approx(clf.score(Xv, yv))
+    assert clf.validation_loss_curve_[-1] < clf.validation_loss_curve_[0]
+    # early stopping on the user's set: its best epoch's weights come back
+    early = fastbp.MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, early_stopping=True,
+                                 n_iter_no_change=3, random_state=0)
+    early.fit(X, y, validation_data=(Xv, yv))
+    assert early.n_iter_ < 300 and early.score(Xv, yv) == pytest.approx(max(early.validation_scores_))
+    # class_weight: a rare class weighed up is predicted more often
+    rare = np.where(y == 2, 2, 0)
+    keep = (rare == 0) | (np.arange(len(y)) % 5 == 0)
+    plain = fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=60, random_state=0)
+    balanced = fastbp.MLPClassifier(hidden_layer_sizes=(8,), max_iter=60, random_state=0,
+                                    class_weight="balanced")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain.fit(X[keep], rare[keep])
+        balanced.fit(X[keep], rare[keep])
+    assert (balanced.predict(X) == 2).sum() > (plain.predict(X) == 2).sum()
+    # a per-epoch callback that stops training
+    seen = []
+    stopper = fastbp.MLPRegressor(hidden_layer_sizes=(4,), max_iter=50, random_state=0,
+                                  callback=lambda est: seen.append(est.n_iter_) or est.n_iter_ == 5)
+    stopper.fit(X, X[:, 0])
+    assert stopper.n_iter_ == 5 and seen == [1, 2, 3, 4, 5]
+    with pytest.raises(TypeError, match="validation_data must be a pair"):
+        clf.fit(X, y, validation_data=Xv)
+    with pytest.raises(ValueError, match="classes not seen"):
+        clf.fit(X, y, validation_data=(Xv, yv + 7))
