@@ -12,7 +12,7 @@ from .train import DivergenceWarning, History, train
 
 __version__ = "0.1.0"
 __all__ = ["Network", "RNN", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
-           "MLPRegressor", "RNNClassifier", "RNNRegressor", "__version__"]
+           "MLPRegressor", "RNNClassifier", "RNNRegressor", "plot_history", "__version__"]
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 _RNN_ESTIMATORS = ("RNNClassifier", "RNNRegressor")
@@ -23,6 +23,9 @@ def __getattr__(name):
     if name in _ESTIMATORS:
         from . import estimators
         return getattr(estimators, name)
+    if name == "plot_history":
+        from .plots import plot_history
+        return plot_history
     if name in _RNN_ESTIMATORS:
         from . import rnn_estimators
         return getattr(rnn_estimators, name)

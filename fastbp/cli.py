@@ -121,6 +121,10 @@ def build_parser():
                     "(75/25 stratified split). Each training prints its final loss, accuracy, epochs, "
                     "seconds and training tuples per second. The first run compiles the kernels "
                     "(cached on disk afterwards).")
+    demo.add_argument("--plot", default="fastbp-demo.png", metavar="PNG",
+                      help="where to draw the digits run's training and validation curves "
+                           "(default: fastbp-demo.png; needs matplotlib: pip install "
+                           "\"fastbp[plot]\"; --plot '' for none)")
     demo.add_argument("--quick", action="store_true",
                       help="train digits for 3 epochs instead of the default 20 (for smoke tests)")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
@@ -197,6 +201,9 @@ def build_parser():
                          "by .fastbp.npz, next to FILE)")
     tr.add_argument("--no-progress", dest="progress", action="store_false",
                     help="do not show the progress bar (default: shown)")
+    tr.add_argument("--plot", metavar="PNG", default=None,
+                    help="draw the loss and accuracy per epoch, on the training rows and the "
+                         "held-out test rows, to this file (needs matplotlib; default: none)")
     tr.set_defaults(run=run_train)
 
     pr = commands.add_parser(
@@ -264,6 +271,24 @@ def _warm_up(net, X, Y, **options):
     return time.perf_counter() - start
 
 
+def _write_plot(path, history, title):
+    """fastbp.plot_history to `path` (nothing for an empty path); a note when matplotlib is missing."""
+    if not path:
+        return
+    try:
+        import matplotlib
+    except ImportError:
+        print(f'(no plot: {path} needs matplotlib, pip install "fastbp[plot]")')
+        return
+    matplotlib.use("Agg")  # a file, never a window
+    from .plots import plot_history
+    try:
+        plot_history(history, path, title=title)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot write the plot to {path}: {error}") from None
+    print(f"wrote the training curves to {path}")
+
+
 def _timed_train(net, X, Y, stop_on_interrupt=True, **options):
     """(History, wall seconds of train()). train() answers Ctrl-C by returning the epochs
     done (stopped_by "interrupted"); the demo then stops (KeyboardInterrupt), while `train`
@@ -328,10 +353,11 @@ def run_demo(args):
           f"test tuples, standardized; case updating, learning rate {DIGITS_LR}, {epochs} epochs: "
           f"{net!r} (kernels ready in {jit:.2f} s)", flush=True)
     history, seconds = _timed_train(net, X_train, Y_train, epochs=epochs, progress=args.progress,
-                                    **options)
+                                    validation=(X_test, Y_test), **options)
     _, test_accuracy = net.evaluate(X_test, Y_test)
     print("digits     " + _result_line(history, seconds, _percent(history.accuracy[-1]),
                                        _percent(test_accuracy)))
+    _write_plot(args.plot, history, "digits, case updating: training and test (validation) curves")
     print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
     return 0
 
@@ -669,8 +695,13 @@ def run_train(args):
         jit = _warm_up(net, X_train, Y_fit, **options)
         print(f"{net!r}, {mode} updating{batch}, learning rate {lr}, momentum {momentum}, "
               f"{args.epochs} epochs (kernels ready in {jit:.2f} s)", flush=True)
+        validation = None
+        if args.plot and len(test_rows):  # the test rows' curve in the plot
+            validation = (X_test, Y_test if task == "classification" else
+                          ((Y_test - np.asarray(meta["y_mean"])) / np.asarray(meta["y_std"])).astype(dtype))
         history, seconds = _timed_train(net, X_train, Y_fit, epochs=args.epochs,
-                                        progress=args.progress, stop_on_interrupt=False, **options)
+                                        progress=args.progress, stop_on_interrupt=False,
+                                        validation=validation, **options)
     except (ValueError, TypeError) as error:
         raise UsageError(str(error)) from None
 
@@ -686,6 +717,8 @@ def run_train(args):
     out = Path(args.out) if args.out else Path(args.file).with_suffix(".fastbp.npz")
     _save_model(out, net, meta)
     print(f"saved model to {out}")
+    if history.n_epochs:
+        _write_plot(args.plot, history, f"{Path(args.file).name}: {mode} updating")
     if history.stopped_by == "interrupted":
         print(f"interrupted: the model saved is the one after epoch {history.n_epochs}",
               file=sys.stderr)

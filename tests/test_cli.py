@@ -59,10 +59,11 @@ def capture_saved(monkeypatch):
     return saved
 
 
-def test_demo_runs_as_a_module():
+def test_demo_runs_as_a_module(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, "-m", "fastbp", "demo", "--quick", "--no-progress"],
-                          capture_output=True, text=True, env=env, timeout=900)
+                          capture_output=True, text=True, env=env, timeout=900, cwd=tmp_path)
+    assert (tmp_path / "fastbp-demo.png").stat().st_size > 1000  # the digits run's curves
     assert done.returncode == 0, done.stderr
     results = [line for line in done.stdout.splitlines() if line.endswith("tuples/s")]
     xor = [line for line in results if line.startswith("xor ")]
@@ -406,3 +407,12 @@ def test_ctrl_c_during_train_saves_the_last_epoch_and_exits_130(tmp_path):
     assert "Traceback" not in stderr and f"saved model to {out}" in stdout
     net, meta = cli._load_model(out)
     assert np.isfinite(net.predict(X[:5])).all() and meta["task"] == "classification"
+
+
+def test_train_writes_a_plot(labelled_csv, tmp_path, capsys):
+    path, _, _ = labelled_csv
+    png = tmp_path / "curves.png"
+    assert cli.main(["train", path, "--target", "species", "--epochs", "5", "--out",
+                     str(tmp_path / "m.npz"), "--plot", str(png), *FAST]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"wrote the training curves to {png}" in capsys.readouterr().out

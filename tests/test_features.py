@@ -194,3 +194,26 @@ def test_estimator_validation_data_class_weight_and_callback():
         clf.fit(X, y, validation_data=Xv)
     with pytest.raises(ValueError, match="classes not seen"):
         clf.fit(X, y, validation_data=(Xv, yv + 7))
+
+
+# -- plots --------------------------------------------------------------------------------------
+def test_plot_history_of_histories_and_estimators(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    X, y = fastbp.datasets.xor()
+    net = fastbp.Network([2, 4, 1], random_state=0)
+    hist = fastbp.train(net, X, y, epochs=20, validation=(X, y))
+    fig = fastbp.plot_history(hist, tmp_path / "h.png")
+    assert len(fig.axes) == 2 and (tmp_path / "h.png").stat().st_size > 1000
+    assert len(fig.axes[0].lines) == 2  # training and validation loss
+    reg = fastbp.MLPRegressor(hidden_layer_sizes=(3,), max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reg.fit(X, y)
+    assert len(fastbp.plot_history(reg).axes) == 1  # a regressor: loss only
+    rnn = fastbp.RNNRegressor(hidden_size=3, max_iter=3).fit(np.zeros((4, 3, 1)), np.arange(4.0))
+    assert fastbp.plot_history(rnn).axes[0].lines[0].get_ydata().shape == (3,)
+    with pytest.raises(TypeError, match="plot_history takes"):
+        fastbp.plot_history(net)
+    with pytest.raises(ValueError, match="no epochs"):
+        fastbp.plot_history(fastbp.History())
