@@ -68,7 +68,7 @@ class _FastbpMLP:
 
     # the extras, and the hidden activations scikit-learn lacks (leaky_relu, elu, softplus)
     _extra_constraints = {"n_jobs": [None, Integral], "dtype": "no_validation",
-                          "callback": [callable, None],
+                          "callback": [callable, None], "dropout": "no_validation",
                           "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
                           "solver": [StrOptions({"lbfgs", "sgd", "adam", *BATCH_SOLVERS})],
                           **{name: [Real] for name in BATCH_SOLVER_PARAMS}}
@@ -222,8 +222,11 @@ class _FastbpMLP:
                 momentum=float(self.momentum) if self.solver == "sgd" else 0.0,
                 nesterov=bool(self.nesterovs_momentum), alpha=float(self.alpha),
                 beta_1=float(self.beta_1), beta_2=float(self.beta_2), epsilon=float(self.epsilon),
-                **{name: float(getattr(self, name)) for name in BATCH_SOLVER_PARAMS})
+                **{name: float(getattr(self, name)) for name in BATCH_SOLVER_PARAMS},
+                dropout=self.dropout)
             self._learning_rate = float(self.learning_rate_init)
+            if self._trainer.dropout is not None:  # the masks follow the estimator's generator
+                self._trainer.dropout_seed = int(self._random_state.randint(0, 2 ** 62))
         trainer = self._trainer
         trainer.net = net
         trainer.hyper[K.ALPHA] = self.alpha
@@ -425,6 +428,8 @@ class _FastbpMLP:
     # -- L-BFGS --------------------------------------------------------------------------------
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads,
                    layer_units):
+        if self.dropout is not None:
+            raise ValueError("dropout works with the stochastic solvers (sgd, adam), not lbfgs")
         net = self._network()
         Y, weights = self._targets_and_weights(y, sample_weight, net)
         weight_sum = float(weights.sum()) if weights.shape[0] else float(X.shape[0])
@@ -474,7 +479,8 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
-                 quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None, class_weight=None):
+                 quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None, class_weight=None,
+                 dropout=None):
         super().__init__(
             hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
             alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -494,6 +500,7 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
         self.quickprop_decay = quickprop_decay
         self.quickprop_mu = quickprop_mu
         self.callback = callback
+        self.dropout = dropout
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None, *, validation_data=None):
@@ -528,7 +535,7 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
-                 quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None):
+                 quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None, dropout=None):
         super().__init__(
             loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
             solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
@@ -548,6 +555,7 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
         self.quickprop_decay = quickprop_decay
         self.quickprop_mu = quickprop_mu
         self.callback = callback
+        self.dropout = dropout
 
 
 # -- save / load without pickle (fastbp.save, fastbp.load) --------------------------------------

@@ -84,7 +84,7 @@ class Trainer:
                  optimizer="sgd", beta_1=0.9, beta_2=0.999, epsilon=1e-8, bptt_steps=None,
                  clip_norm=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
-                 quickprop_decay=-0.0001, quickprop_mu=1.75):
+                 quickprop_decay=-0.0001, quickprop_mu=1.75, dropout=None):
         if not isinstance(net, (Network, RNN)):
             raise TypeError(f"net must be a fastbp.Network or fastbp.RNN, got {type(net).__name__}")
         self.net = net
@@ -129,7 +129,40 @@ class Trainer:
         self.max_norm = 0.0 if clip_norm is None else check_float(clip_norm, "clip_norm", minimum=0.0,
                                                                   strict_min=True)
         self._buffers = {}
+        self.dropout = self._dropout_rates(dropout)
+        self.dropout_seed = 0  # set per train() call from its generator; one more per pass
+        self.passes = 0
         self._pending = None  # epoch mode: (stats, weight sum) of the pass whose gradient is in the buffer
+
+    def _dropout_rates(self, dropout):
+        """Per weight layer, the rate its outputs are dropped at (the output layer: 0)."""
+        net = self.net
+        if dropout is None:
+            return None
+        if isinstance(net, RNN):
+            raise ValueError("dropout: not supported for fastbp.RNN (feed-forward Networks only)")
+        n_hidden = len(net.sizes) - 2
+        if n_hidden == 0:
+            raise ValueError("dropout needs a hidden layer; this network has none")
+        rates = [dropout] * n_hidden if not isinstance(dropout, (list, tuple, np.ndarray)) else list(dropout)
+        if len(rates) != n_hidden:
+            raise ValueError(f"dropout must be one rate or one per hidden layer ({n_hidden}), "
+                             f"got {len(rates)}")
+        rates = [check_float(r, f"dropout[{i}]", 0.0, 1.0, strict_max=True) for i, r in enumerate(rates)]
+        return rates if any(rates) else None
+
+    def training_layout(self):
+        """The layout the training kernels get: the network's, plus the dropout columns
+        (with this pass's seed) when dropout is on."""
+        net = self.net
+        if self.dropout is None:
+            return net.layout
+        self.passes += 1
+        table = np.zeros((net.layout.shape[0], K.TRAIN_LAYOUT_COLUMNS), dtype=np.int64)
+        table[:, :K.LAYOUT_COLUMNS] = net.layout
+        table[:-1, K.DROP] = [round(r * K.DROP_ONE) for r in self.dropout]
+        table[:, K.DROP_SEED] = np.int64((self.dropout_seed + self.passes * 0x9E3779B97F4A7C15) % 2 ** 63)
+        return table
 
     def _gradient_buffers(self, n_tuples):
         """Per-chunk gradient rows and the summed gradient, allocated once per pass size."""
@@ -153,21 +186,23 @@ class Trainer:
         loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
         if isinstance(net, RNN):
             return self._run_rnn_epoch(X, Y, weights, order, loss_code, opt), None
+        layout = self.training_layout()
         if self.mode == "case":
-            return K.case_epoch(net.params, net.layout, X, Y, weights, order, loss_code, opt,
+            return K.case_epoch(net.params, layout, X, Y, weights, order, loss_code, opt,
                                 self.hyper, self.state), None
         if self.mode == "minibatch":
             batch_size = min(self.batch_size, order.shape[0])  # also keeps it within int64
             rows, grad = self._gradient_buffers(batch_size)
-            return K.minibatch_epoch(net.params, net.layout, X, Y, weights, order, batch_size,
+            return K.minibatch_epoch(net.params, layout, X, Y, weights, order, batch_size,
                                      loss_code, opt, self.hyper, self.state, rows, grad), None
         rows, grad = self._gradient_buffers(order.shape[0])
         if self._pending is None:  # first epoch, or the weights changed since the last pass
             self._pending = self._pass_stats(K.batch_gradient(
-                net.params, net.layout, X, Y, weights, order, 0, order.shape[0], loss_code, rows, grad))
+                net.params, layout, X, Y, weights, order, 0, order.shape[0], loss_code, rows, grad))
+            layout = self.training_layout()  # the next pass drops other units
         passed, weight_sum = self._pending
         self._pending = self._pass_stats(K.epoch_step(
-            net.params, net.layout, X, Y, weights, order, weight_sum, loss_code, opt, self.hyper,
+            net.params, layout, X, Y, weights, order, weight_sum, loss_code, opt, self.hyper,
             self.state, rows, grad))
         return passed, self._pending[0]
 
@@ -223,7 +258,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           checkpoint_every=1, resume=False, bptt_steps=None, clip_norm=None,
           rprop_increase_factor=1.2, rprop_decrease_factor=0.5, rprop_delta_min=0.0,
           rprop_delta_max=50.0, rprop_delta_zero=0.1, quickprop_decay=-0.0001, quickprop_mu=1.75,
-          validation=None, early_stopping=False):
+          validation=None, early_stopping=False, dropout=None):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
     mode "case" updates after every tuple (the order a permutation drawn per epoch when
@@ -255,6 +290,11 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     backpropagation through time (errors flow back at most that many steps) and clip_norm
     scales each update's gradient down to that Euclidean norm when it is longer.
 
+    dropout=rate (or one rate per hidden layer) drops each hidden unit's output with that
+    probability in every training pass and scales the others by 1/(1-rate) (inverted
+    dropout), in every mode; which units a pass drops follows from the generator, so runs
+    repeat bit for bit. Predict and evaluate (and track="end") use the whole network.
+
     validation=(Xv, Yv) evaluates the network on that data after every epoch (History.val_loss,
     val_accuracy); with early_stopping=True training stops once the validation loss has not
     improved by `tol` (default 1e-4) for n_iter_no_change epochs, and the network gets the
@@ -275,7 +315,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
                       beta_2, epsilon, bptt_steps, clip_norm, rprop_increase_factor,
                       rprop_decrease_factor, rprop_delta_min, rprop_delta_max, rprop_delta_zero,
-                      quickprop_decay, quickprop_mu)
+                      quickprop_decay, quickprop_mu, dropout)
     learning_rate = check_float(learning_rate, "learning_rate", minimum=0.0, strict_min=True)
     power_t = check_float(power_t, "power_t", minimum=0.0)
     rate = _schedule(schedule, learning_rate, power_t)
@@ -294,6 +334,9 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
         raise TypeError(f"callback must be callable, got {callback!r}")
     shuffle = check_bool(shuffle, "shuffle")
     rng = net.random_state_ if random_state is None else check_random_state(random_state)
+    if trainer.dropout is not None:  # drawn only with dropout on: other runs keep their shuffles
+        trainer.dropout_seed = int(rng.randint(0, 2 ** 62) if isinstance(rng, np.random.RandomState)
+                                   else rng.integers(0, 2 ** 62))
     X, Y = net.check_XY(X, Y)
     weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
     early_stopping = check_bool(early_stopping, "early_stopping")

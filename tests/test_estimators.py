@@ -299,7 +299,7 @@ def test_constructor_is_sklearns_plus_keyword_only_extras(name):
     extras = {k: ours[k] for k in list(ours)[len(theirs):]}
     batch = ["rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
              "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu"]
-    tail = ["callback", "class_weight"] if name == "MLPClassifier" else ["callback"]
+    tail = ["callback", "class_weight", "dropout"] if name == "MLPClassifier" else ["callback", "dropout"]
     assert list(extras) == ["n_jobs", "dtype", *batch, *tail]
     assert all(p.kind is p.KEYWORD_ONLY for p in extras.values())
     assert extras["n_jobs"].default is None and extras["dtype"].default is None
@@ -348,7 +348,7 @@ def test_clone_and_get_params():
     assert set(params) - set(sk.MLPClassifier().get_params()) == {
         "n_jobs", "dtype", "rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
         "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu", "callback",
-        "class_weight"}
+        "class_weight", "dropout"}
 
     est.fit(X, y)
     copy = clone(est)

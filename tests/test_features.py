@@ -217,3 +217,114 @@ def test_plot_history_of_histories_and_estimators(tmp_path):
         fastbp.plot_history(net)
     with pytest.raises(ValueError, match="no epochs"):
         fastbp.plot_history(fastbp.History())
+
+
+# -- dropout ------------------------------------------------------------------------------------
+from fastbp._kernels import backprop as K  # noqa: E402
+from fastbp.network import n_chunks_for  # noqa: E402
+from fastbp.train import Trainer  # noqa: E402
+
+
+def dropout_problem(dtype=np.float64):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5)).astype(dtype)
+    Y = (X[:, :1] * X[:, 1:2] > 0).astype(dtype)
+    net = fastbp.Network([5, 7, 6, 1], activation="tanh", dtype=dtype, random_state=0)
+    return net, X, Y
+
+
+def test_dropout_gradient_is_the_thinned_networks_gradient():
+    """With the pass's seed fixed, the gradient under dropout is the gradient of the loss the
+    same (dropped-out) pass computes: central differences through the same masks."""
+    net, X, Y = dropout_problem()
+    trainer = Trainer(net, "epoch", dropout=[0.3, 0.5])
+    trainer.dropout_seed = 12345
+    layout = trainer.training_layout()
+    order = np.arange(len(X), dtype=np.int64)
+    rows = np.empty((n_chunks_for(len(X)), net.n_params))
+    grad = np.empty(net.n_params)
+
+    def loss_and_grad():
+        loss, _, _ = K.batch_gradient(net.params, layout, X, Y, np.empty(0), order, 0, len(X),
+                                      K.SQUARED_ERROR, rows, grad)
+        return loss, grad.copy()
+
+    loss, analytic = loss_and_grad()
+    numeric = np.empty_like(analytic)
+    for k in range(net.n_params):
+        keep = net.params[k]
+        net.params[k] = keep + 1e-6
+        up, _ = loss_and_grad()
+        net.params[k] = keep - 1e-6
+        down, _ = loss_and_grad()
+        net.params[k] = keep
+        numeric[k] = (up - down) / 2e-6
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+    plain, _, _ = K.batch_gradient(net.params, net.layout, X, Y, np.empty(0), order, 0, len(X),
+                                   K.SQUARED_ERROR, rows, grad)
+    assert loss != plain  # units were dropped
+
+
+def test_dropout_case_equals_minibatch_of_one_and_repeats_bit_for_bit():
+    net, X, Y = dropout_problem()
+    runs = {}
+    for mode, batch in (("case", None), ("minibatch", 1), ("case-again", None)):
+        run = net.copy()
+        fastbp.train(run, X, Y, mode=mode.split("-")[0], batch_size=batch, epochs=3,
+                     learning_rate=0.1, dropout=0.4, random_state=7)
+        runs[mode] = run.params
+    assert np.array_equal(runs["case"], runs["case-again"])
+    np.testing.assert_allclose(runs["case"], runs["minibatch"], rtol=1e-10, atol=1e-12)
+    other = net.copy()
+    fastbp.train(other, X, Y, mode="case", epochs=3, learning_rate=0.1, dropout=0.4, random_state=8)
+    assert not np.allclose(other.params, runs["case"])
+    zero = net.copy()
+    plain = net.copy()
+    fastbp.train(zero, X, Y, mode="case", epochs=2, dropout=0.0, random_state=7)
+    fastbp.train(plain, X, Y, mode="case", epochs=2, random_state=7)
+    assert np.array_equal(zero.params, plain.params)  # rate 0 is no dropout, bit for bit
+
+
+def test_dropout_epoch_mode_same_bits_on_any_thread_count_and_off_at_predict():
+    net, X, Y = dropout_problem(np.float32)
+    X = np.tile(X, (20, 1))
+    Y = np.tile(Y, (20, 1))
+    a, b = net.copy(), net.copy()
+    fastbp.train(a, X, Y, mode="epoch", epochs=3, dropout=0.5, random_state=1, n_jobs=1)
+    fastbp.train(b, X, Y, mode="epoch", epochs=3, dropout=0.5, random_state=1, n_jobs=2)
+    assert np.array_equal(a.params, b.params)
+    ref = fastbp.Network.from_coefs(a.coefs, a.intercepts, activation="tanh")
+    assert np.array_equal(a.predict(X), ref.predict(X)) and np.array_equal(a.predict(X), a.predict(X))
+
+
+def test_dropout_drops_at_its_rate():
+    layout = np.zeros((2, K.TRAIN_LAYOUT_COLUMNS), dtype=np.int64)
+    layout[0, K.DROP], layout[0, K.DROP_SEED] = round(0.3 * K.DROP_ONE), 99
+    kept = [K.keep_scale(layout, 0, t, j) for t in range(200) for j in range(50)]
+    assert abs(np.mean(np.array(kept) == 0) - 0.3) < 0.02
+    assert set(kept) == {0.0, K.DROP_ONE / (K.DROP_ONE - layout[0, K.DROP])}  # 1/(1 - 0.3), to 2**-32
+
+
+def test_dropout_refusals():
+    net, X, Y = dropout_problem()
+    for bad, message in ((1.0, "dropout\\[0\\] must be < 1"), (-0.1, "must be >= 0"),
+                         ([0.1], "one per hidden layer \\(2\\)"), ("x", "must be a real number")):
+        with pytest.raises((ValueError, TypeError), match=message):
+            fastbp.train(net, X, Y, dropout=bad)
+    with pytest.raises(ValueError, match="needs a hidden layer"):
+        fastbp.train(fastbp.Network([5, 1]), X, Y, dropout=0.2)
+    with pytest.raises(ValueError, match="not supported for fastbp.RNN"):
+        fastbp.train(fastbp.RNN([5, 3, 1]), X[:, None, :], Y, dropout=0.2)
+
+
+def test_estimators_take_dropout():
+    X, y = fastbp.datasets.teacher(300, 8, seed=0, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = fastbp.MLPClassifier(hidden_layer_sizes=(32,), dropout=0.3, max_iter=20, random_state=0).fit(X, y)
+        b = fastbp.MLPClassifier(hidden_layer_sizes=(32,), dropout=0.3, max_iter=20, random_state=0).fit(X, y)
+        c = fastbp.MLPClassifier(hidden_layer_sizes=(32,), max_iter=20, random_state=0).fit(X, y)
+    assert np.array_equal(a.coefs_[0], b.coefs_[0]) and not np.array_equal(a.coefs_[0], c.coefs_[0])
+    assert a.score(X, y) > 0.7  # 20 epochs of adam at its default rate, half the units gone
+    with pytest.raises(ValueError, match="dropout works with the stochastic solvers"):
+        fastbp.MLPClassifier(solver="lbfgs", dropout=0.2, max_iter=2).fit(X, y)

@@ -35,6 +35,14 @@ from numba.extending import intrinsic
 # Columns of the layout table: one row per weight layer, int64.
 FAN_IN, FAN_OUT, W_OFF, B_OFF, ACT = 0, 1, 2, 3, 4
 LAYOUT_COLUMNS = 5
+# Training with dropout passes the kernels the table with two more columns: the rate at which
+# the layer's outputs are dropped, in units of 2**-32 (0: none; never on the output layer),
+# and the pass's seed. Which units a pass drops is a hash of (seed, tuple, layer, unit): the
+# same in every mode and on any number of threads, recomputed where the backward pass needs
+# it, so no mask is stored. Predict and evaluate get the 5-column table: no dropout.
+DROP, DROP_SEED = 5, 6
+TRAIN_LAYOUT_COLUMNS = 7
+DROP_ONE = 2 ** 32
 
 # Activation codes (hidden layers: identity, logistic, tanh, relu; output: identity, logistic, softmax, exp).
 IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, LEAKY_RELU, ELU, SOFTPLUS = range(9)
@@ -260,6 +268,51 @@ def times_derivative(delta, act, start, n, code):
             delta[start + j] *= one - fast_exp(-act[start + j])
 
 
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@njit(inline="always", **JIT)
+def keep_scale(layout, l, t, j):
+    """Inverted dropout's factor for unit j of layer l on tuple t: 0 with the layer's rate,
+    else 1 / (1 - rate). A splitmix64 hash of (seed, t, l, j), so any pass can recompute it."""
+    x = np.uint64(layout[l, DROP_SEED]) ^ (np.uint64(t) * _GOLDEN) ^ (np.uint64(l) << np.uint64(40)) \
+        ^ np.uint64(j)
+    x += _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    x ^= x >> np.uint64(31)
+    rate = layout[l, DROP]
+    if np.int64(x >> np.uint64(32)) < rate:
+        return 0.0
+    return DROP_ONE / (DROP_ONE - rate)
+
+
+@njit(inline="always", **JIT)
+def dropping(layout, l):
+    """True when layer l's outputs are dropped out in this pass."""
+    return layout.shape[1] > DROP and layout[l, DROP] > 0
+
+
+@njit(**JIT)  # a call, not inlined: only dropout runs pay for its code
+def drop_out(layout, l, t, act, start, n):
+    """O' = O * keep_scale for the n outputs of layer l at act[start:] (tuple t)."""
+    for j in range(n):
+        act[start + j] *= act.dtype.type(keep_scale(layout, l, t, j))
+
+
+@njit(**JIT)  # a call, not inlined: only dropout runs pay for its code
+def undo_drop_out(layout, l, t, act, delta, start, n):
+    """Before f'(I) is applied to layer l's errors: a dropped unit passes no error; a kept one
+    gets O back (act held O') and its error times the factor dO'/dO."""
+    for j in range(n):
+        k = keep_scale(layout, l, t, j)
+        if k == 0.0:
+            delta[start + j] = 0
+        else:
+            act[start + j] /= act.dtype.type(k)
+            delta[start + j] *= act.dtype.type(k)
+
+
 @njit(**JIT)
 def forward(params, layout, geo, act):
     """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
@@ -293,6 +346,46 @@ def forward(params, layout, geo, act):
                     act[a_out + j] += o_i * params[row + j]
                 i += ONE
         activate(act, a_out, fan_out, layout[l, ACT])
+
+
+@njit(**JIT)
+def forward_dropout(params, layout, geo, act, t):
+    """forward with dropout on the hidden layers (t: the tuple's row, which its hash needs).
+    A copy of forward plus two lines: a test in forward itself cost case updating on `tiny`
+    10%, and sharing the loop body through an inlined helper 70%."""
+    last = geo.shape[0] - 1
+    for l in range(geo.shape[0]):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+            s = params[b_off]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i]
+            act[a_out] = s
+        else:
+            for j in range(fan_out):
+                act[a_out + j] = params[b_off + j]
+            # Four input rows per sweep over the outputs: the running sums make a round trip
+            # through memory once per four rows, not once per row (that latency bound it).
+            i = np.uint64(0)
+            while i + FOUR <= fan_in:
+                o0, o1 = act[a_in + i], act[a_in + i + ONE]
+                o2, o3 = act[a_in + i + TWO], act[a_in + i + THREE]
+                r0 = w_off + i * fan_out
+                r1, r2, r3 = r0 + fan_out, r0 + TWO * fan_out, r0 + THREE * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += (o0 * params[r0 + j] + o1 * params[r1 + j]) + \
+                        (o2 * params[r2 + j] + o3 * params[r3 + j])
+                i += FOUR
+            while i < fan_in:  # the last fan_in % 4 rows
+                o_i = act[a_in + i]
+                row = w_off + i * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += o_i * params[row + j]
+                i += ONE
+        activate(act, a_out, fan_out, layout[l, ACT])
+        if l < last and dropping(layout, l):
+            drop_out(layout, l, t, act, a_out, fan_out)
 
 
 @njit(inline="always", **JIT)
@@ -553,6 +646,32 @@ def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper)
 
 
 @njit(**JIT)
+def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper, t):
+    """Case updating, from the output layer down: the errors of each layer's inputs,
+    delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both."""
+    begin_update(hyper, opt)
+    for l in range(geo.shape[0] - 1, -1, -1):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            if l > 0:
+                for i in range(fan_in):
+                    delta[a_in + i] = params[w_off + i] * delta[a_out]
+            update_outer(params, state, w_off, ONE, fan_in, delta, a_out, act, a_in, decay, opt,
+                         hyper, False, False)
+            update_outer(params, state, b_off, ZERO, ONE, act, a_in, delta, a_out, decay, opt,
+                         hyper, False, True)  # its bias: no weight rows, the bias row alone
+        else:
+            update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
+                         opt, hyper, l > 0, True)
+        if l > 0:
+            if dropping(layout, l - 1):  # (a copy of errors_and_update plus this test)
+                undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
+            times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+
+
+@njit(**JIT)
 def apply_mean_update(params, grad, state, geo, weight_sum, opt, hyper):
     """Epoch/minibatch updating: move against grad / S (+ alpha w / S on weights), where grad
     is the (weighted) sum of the tuples' gradients and S the sum of their weights."""
@@ -592,7 +711,10 @@ def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
     """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
-    forward(params, layout, geo, act)
+    if layout.shape[1] > DROP:
+        forward_dropout(params, layout, geo, act, t)
+    else:
+        forward(params, layout, geo, act)
     last = geo.shape[0] - 1
     out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     return (tuple_loss(act, out, n_out, Y, t, loss_code, code),
@@ -638,6 +760,10 @@ def block_forward(params, layout, X, order, p0, b, act):
                 activate(act, np.uint64(start + r * fan_out), np.uint64(fan_out), code)
         else:
             activate(act, np.uint64(start), np.uint64(b * fan_out), code)
+        if l < layout.shape[0] - 1 and dropping(layout, l):
+            for r in range(b):
+                drop_out(layout, l, order[p0 + r], act, np.uint64(start + r * fan_out),
+                         np.uint64(fan_out))
         units += fan_in
 
 
@@ -685,6 +811,10 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, 
                 g_bias[j] += d_out[r, j]
         if l > 0:  # hidden errors: delta_in = (delta_out W^T) * f'(I_in)
             np.dot(d_out, W.T, unit_matrix(delta, in_units, fan_in, b))
+            if dropping(layout, l - 1):
+                for r in range(b):
+                    undo_drop_out(layout, l - 1, order[p0 + r], act, delta,
+                                  np.uint64(BLOCK * in_units + r * fan_in), np.uint64(fan_in))
             times_derivative(delta, act, np.uint64(BLOCK * in_units), np.uint64(b * fan_in),
                              layout[l - 1, ACT])
         out_units = in_units
@@ -753,8 +883,12 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
-        errors_and_update(params, layout, geo, state, act, delta,
-                          params.dtype.type(alpha / weight), opt, hyper)
+        if layout.shape[1] > DROP:
+            errors_and_update_dropout(params, layout, geo, state, act, delta,
+                                      params.dtype.type(alpha / weight), opt, hyper, t)
+        else:
+            errors_and_update(params, layout, geo, state, act, delta,
+                              params.dtype.type(alpha / weight), opt, hyper)
     return loss_sum, penalty_sum, n_correct
 
 
