@@ -10,7 +10,6 @@ is a pipe closed early (as by `| head`).
 """
 import argparse
 import csv
-import json
 import math
 import os
 import reprlib

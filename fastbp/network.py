@@ -45,6 +45,23 @@ def check_random_state(seed):
     raise TypeError(f"random_state must be None, an int, a numpy RandomState or Generator, got {seed!r}")
 
 
+def check_units(model, sizes, activation, output_activation, loss, dtype):
+    """Check and set what a Network and an RNN share: sizes (a checked sequence), the
+    hidden and output activations, the loss (paired with the output) and the dtype."""
+    model.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1, maximum=MAX_SIZE)
+                        for i, s in enumerate(sizes))
+    model.activation = check_choice(activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
+    model.output_activation = check_choice(output_activation, "output_activation",
+                                           OUTPUT_ACTIVATIONS, ACTIVATION_ALIASES)
+    model.loss = check_choice(loss, "loss", tuple(LOSS_OUTPUTS))
+    if model.output_activation not in LOSS_OUTPUTS[model.loss]:
+        raise ValueError(f"loss={model.loss!r} needs output_activation in {LOSS_OUTPUTS[model.loss]}, "
+                         f"got {model.output_activation!r}")
+    if model.output_activation == "softmax" and model.sizes[-1] < 2:
+        raise ValueError("output_activation='softmax' needs at least 2 output units")
+    model.dtype = check_dtype(dtype, "dtype", DTYPES)
+
+
 class Network:
     """A multilayer feed-forward network whose weights and biases live in one buffer.
 
@@ -81,18 +98,7 @@ class Network:
             raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output layer, got {list(sizes)}")
-        self.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1, maximum=MAX_SIZE)
-                           for i, s in enumerate(sizes))
-        self.activation = check_choice(activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
-        self.output_activation = check_choice(output_activation, "output_activation",
-                                              OUTPUT_ACTIVATIONS, ACTIVATION_ALIASES)
-        self.loss = check_choice(loss, "loss", tuple(LOSS_OUTPUTS))
-        if self.output_activation not in LOSS_OUTPUTS[self.loss]:
-            raise ValueError(f"loss={self.loss!r} needs output_activation in {LOSS_OUTPUTS[self.loss]}, "
-                             f"got {self.output_activation!r}")
-        if self.output_activation == "softmax" and self.sizes[-1] < 2:
-            raise ValueError("output_activation='softmax' needs at least 2 output units")
-        self.dtype = check_dtype(dtype, "dtype", DTYPES)
+        check_units(self, sizes, activation, output_activation, loss, dtype)
         if init is not None:
             init = check_choice(init, "init", INITS)
         init_range = check_float(init_range, "init_range", minimum=0.0, maximum=1e300,

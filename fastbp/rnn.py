@@ -20,9 +20,8 @@ import numpy as np
 
 from ._kernels import backprop as K
 from ._threads import compute_threads
-from ._validation import as_matrix, as_sample_weight, check_choice, check_dtype, check_float, check_int
-from .network import (ACTIVATION_ALIASES, DTYPES, HIDDEN_ACTIVATIONS, LOSS_OUTPUTS, MAX_SIZE,
-                      OUTPUT_ACTIVATIONS, Network, check_random_state, n_chunks_for)
+from ._validation import as_matrix, as_sample_weight, check_float, check_int
+from .network import Network, check_random_state, check_units, n_chunks_for
 
 TARGETS = ("sequence", "step")
 
@@ -50,18 +49,7 @@ class RNN:
             raise TypeError(f"sizes must be [n_in, n_hidden, n_out], got {sizes!r}")
         if len(sizes) != 3:
             raise ValueError(f"sizes must be [n_in, n_hidden, n_out] (3 numbers), got {list(sizes)}")
-        self.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1, maximum=MAX_SIZE)
-                           for i, s in enumerate(sizes))
-        self.activation = check_choice(activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
-        self.output_activation = check_choice(output_activation, "output_activation",
-                                              OUTPUT_ACTIVATIONS, ACTIVATION_ALIASES)
-        self.loss = check_choice(loss, "loss", tuple(LOSS_OUTPUTS))
-        if self.output_activation not in LOSS_OUTPUTS[self.loss]:
-            raise ValueError(f"loss={self.loss!r} needs output_activation in {LOSS_OUTPUTS[self.loss]}, "
-                             f"got {self.output_activation!r}")
-        if self.output_activation == "softmax" and self.sizes[2] < 2:
-            raise ValueError("output_activation='softmax' needs at least 2 output units")
-        self.dtype = check_dtype(dtype, "dtype", DTYPES)
+        check_units(self, sizes, activation, output_activation, loss, dtype)
         n_in, nh, no = self.sizes
         if init_range is None:
             init_range = 1.0 / np.sqrt(nh)

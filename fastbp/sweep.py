@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
 
 RUNS_FILE, SUMMARY_FILE = "runs.jsonl", "summary.csv"
 THROUGHPUT_PLOT, LOSS_PLOT = "throughput.png", "loss.png"

@@ -5,7 +5,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
-import numba
 import numpy as np
 
 

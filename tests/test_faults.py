@@ -3,7 +3,6 @@ at every point of an epoch, checkpoints and resuming, concurrent fits in threads
 Numba's threading layer."""
 import importlib
 import importlib.metadata
-import os
 import signal
 import threading
 import time
