@@ -7,7 +7,8 @@ import numpy as np
 
 from ._kernels import backprop as K
 from ._threads import compute_threads
-from ._validation import as_matrix, as_sample_weight, check_choice, check_dtype, check_float, check_int
+from ._validation import (as_matrix, as_sample_weight, check_bool, check_choice, check_dtype,
+                          check_float, check_int)
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
@@ -93,7 +94,7 @@ class Network:
 
     def __init__(self, sizes, activation="logistic", output_activation="logistic",
                  loss="squared_error", dtype=np.float64, random_state=None, *, init="uniform",
-                 init_range=0.5):
+                 init_range=0.5, batch_norm=False, bn_momentum=0.1, bn_eps=1e-5):
         if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or (isinstance(sizes, np.ndarray) and sizes.ndim != 1):
             raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
         if len(sizes) < 2:
@@ -105,10 +106,20 @@ class Network:
                                  strict_min=True)
         self.random_state_ = check_random_state(random_state)
 
+        self.batch_norm = check_bool(batch_norm, "batch_norm")
+        self.bn_momentum = check_float(bn_momentum, "bn_momentum", 0.0, 1.0)
+        self.bn_eps = check_float(bn_eps, "bn_eps", minimum=0.0, strict_min=True)
+        if self.batch_norm and len(self.sizes) < 3:
+            raise ValueError("batch_norm needs a hidden layer; this network has none")
         self.layout = self._make_layout()
         last = self.layout[-1]
-        self.params = np.zeros(int(last[K.B_OFF] + last[K.FAN_OUT]), dtype=self.dtype)
+        n_weights = int(last[K.B_OFF] + last[K.FAN_OUT])
+        self.bn_layout, n_bn = self._make_bn_layout(n_weights)
+        self.params = np.zeros(n_weights + 2 * n_bn, dtype=self.dtype)
+        # running mean then variance of each normalised layer's net inputs (for predict)
+        self.bn_stats = np.zeros(2 * n_bn)
         self._make_views()
+        self._reset_bn()
         if init is not None:
             self.initialize(init, init_range)
 
@@ -145,6 +156,10 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if "batch_norm" not in state:  # pickled before batch normalisation existed
+            self.batch_norm, self.bn_momentum, self.bn_eps = False, 0.1, 1e-5
+            self.bn_layout = np.zeros((len(self.sizes) - 1, K.BN_COLUMNS), dtype=np.int64)
+            self.bn_stats = np.zeros(0)
         self._make_views()
 
     # -- layout --------------------------------------------------------------------------------
@@ -158,6 +173,31 @@ class Network:
             layout[l] = (fan_in, fan_out, offset, offset + fan_in * fan_out, K.ACTIVATIONS[act])
             offset += fan_in * fan_out + fan_out
         return layout
+
+    def _make_bn_layout(self, n_weights):
+        """The `bn` table of the kernels (BN_ON, gamma's and beta's offsets in params, the
+        running statistics' offset in bn_stats), and the number of normalised units."""
+        table = np.zeros((len(self.sizes) - 1, K.BN_COLUMNS), dtype=np.int64)
+        if not self.batch_norm:
+            return table, 0
+        hidden = list(self.sizes[1:-1])
+        n_bn = sum(hidden)
+        g, stat = n_weights, 0
+        for l, size in enumerate(hidden):
+            table[l] = (1, g, g + n_bn, stat)
+            g += size
+            stat += 2 * size
+        return table, n_bn
+
+    def _reset_bn(self):
+        """gamma 1, beta 0, running mean 0 and variance 1 (as PyTorch starts them)."""
+        for l, (on, g, b, stat) in enumerate(self.bn_layout):
+            if on:
+                size = self.sizes[l + 1]
+                self.params[g:g + size] = 1
+                self.params[b:b + size] = 0
+                self.bn_stats[stat:stat + size] = 0
+                self.bn_stats[stat + size:stat + 2 * size] = 1
 
     def _make_views(self):
         self.coefs = [self.params[w:b].reshape(fi, fo) for fi, fo, w, b, _ in self.layout]
@@ -213,6 +253,7 @@ class Network:
         new.params = self.params.copy()
         new.layout = self.layout.copy()
         new.random_state_ = copy.deepcopy(self.random_state_)
+        new.bn_stats = self.bn_stats.copy()
         new._make_views()
         return new
 
@@ -252,7 +293,12 @@ class Network:
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         with compute_threads():
-            K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
+            if self.batch_norm:  # inference mode: the running statistics
+                K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X,
+                              np.empty((0, self.n_outputs), self.dtype), np.empty(0, self.dtype),
+                              K.LOSSES[self.loss], self.bn_eps, result)
+            else:
+                K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
         return result
 
     def evaluate(self, X, Y, sample_weight=None):
@@ -263,9 +309,18 @@ class Network:
         X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
         with compute_threads():
-            loss_sum, weight_sum, n_correct = K.evaluate(self.params, self.layout, X, Y, weights,
-                                                         K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
+            loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
         return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
+
+    def _evaluate_sums(self, X, Y, weights):
+        """(sum w E, sum w, n_correct) at the current weights, on checked input (batch
+        normalisation in inference mode)."""
+        if self.batch_norm:
+            return K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X, Y,
+                                 weights, K.LOSSES[self.loss], self.bn_eps,
+                                 np.empty((0, self.n_outputs), self.dtype))
+        return K.evaluate(self.params, self.layout, X, Y, weights, K.LOSSES[self.loss],
+                          n_chunks_for(X.shape[0]))
 
     def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None):
         """(loss, grad): loss = sum_t w_t E_t / S + alpha/(2S) * sum of squared weights, with
@@ -285,8 +340,13 @@ class Network:
         grad = np.empty(self.n_params, dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)
         with compute_threads():
-            loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
-                                                       order, 0, n, K.LOSSES[self.loss], rows, grad)
+            if self.batch_norm:  # all of X as one batch, as epoch updating sees it
+                loss_sum, weight_sum, _ = K.bn_loss_gradient(
+                    self.params, self.layout, self.bn_layout, self.bn_stats, X, Y, weights,
+                    K.LOSSES[self.loss], grad, self.bn_eps)
+            else:
+                loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
+                                                           order, 0, n, K.LOSSES[self.loss], rows, grad)
         loss = loss_sum / weight_sum
         if alpha:
             for (_, _, w, b, _) in self.layout:

@@ -129,6 +129,12 @@ class Trainer:
                                                                   strict_min=True)
         self._buffers = {}
         self.dropout = self._dropout_rates(dropout)
+        if isinstance(net, Network) and net.batch_norm:
+            if self.mode == "case":
+                raise ValueError("batch_norm normalises over a batch: it needs mode='minibatch' "
+                                 "or 'epoch', got mode='case'")
+            if self.dropout is not None:
+                raise ValueError("dropout with batch_norm is not supported")
         self.dropout_seed = 0  # set per train() call from its generator; one more per pass
         self.passes = 0
         self._pending = None  # epoch mode: (stats, weight sum) of the pass whose gradient is in the buffer
@@ -185,6 +191,13 @@ class Trainer:
         loss_code, opt = K.LOSSES[net.loss], K.OPTIMIZERS[self.optimizer]
         if isinstance(net, RNN):
             return self._run_rnn_epoch(X, Y, weights, order, loss_code, opt), None
+        if net.batch_norm:  # the batch's statistics: whole batches, one kernel call per epoch
+            batch = order.shape[0] if self.mode == "epoch" else min(self.batch_size, order.shape[0])
+            grad = self._gradient_buffers(batch)[1]
+            return K.bn_batches(net.params, net.layout, net.bn_layout, net.bn_stats, X, Y, weights,
+                                order, batch, loss_code, opt, self.hyper, self.state, grad,
+                                net.bn_momentum, net.bn_eps, int(net.layout[-1, K.B_OFF]
+                                                                 + net.layout[-1, K.FAN_OUT])), None
         layout = self.training_layout()
         if self.mode == "case":
             return K.case_epoch(net.params, layout, X, Y, weights, order, loss_code, opt,
@@ -409,9 +422,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                     loss_sum, _, n_correct = passed if track == "pass" else after
                     loss = loss_sum / n
                 else:
-                    loss_sum, weight_sum, n_correct = (
-                        net._evaluate_sums(X, Y, weights) if isinstance(net, RNN) else K.evaluate(
-                            net.params, net.layout, X, Y, weights, K.LOSSES[net.loss], n_chunks_for(n)))
+                    loss_sum, weight_sum, n_correct = net._evaluate_sums(X, Y, weights)
                     loss = loss_sum / weight_sum
                 if not (np.isfinite(loss) and np.isfinite(net.params).all()
                         and (after is None or np.isfinite(after[0]))):
@@ -434,10 +445,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                 if net.is_classifier:
                     history.accuracy.append(n_correct / n)
                 if validation is not None:
-                    v_sum, v_weight, v_correct = (
-                        net._evaluate_sums(X_val, Y_val, val_weights) if isinstance(net, RNN)
-                        else K.evaluate(net.params, net.layout, X_val, Y_val, val_weights,
-                                        K.LOSSES[net.loss], n_chunks_for(X_val.shape[0])))
+                    v_sum, v_weight, v_correct = net._evaluate_sums(X_val, Y_val, val_weights)
                     history.val_loss.append(v_sum / v_weight)
                     if net.is_classifier:
                         history.val_accuracy.append(v_correct / X_val.shape[0])
@@ -537,8 +545,9 @@ def _resume(path, net, trainer, rng, history, progress_state):
     header, arrays = io.read_archive(path, kinds=("checkpoint",))
     check = io._Checker(path)
     saved = io.decode_network(header, arrays, check)
-    if (saved.sizes, saved.activation, saved.output_activation, saved.loss, saved.dtype) != \
-            (net.sizes, net.activation, net.output_activation, net.loss, net.dtype):
+    if (saved.sizes, saved.activation, saved.output_activation, saved.loss, saved.dtype,
+            saved.batch_norm) != (net.sizes, net.activation, net.output_activation, net.loss,
+                                  net.dtype, net.batch_norm):
         raise ValueError(f"checkpoint {path} holds {saved!r}, which is not this network {net!r}")
     info = check.field(header, "checkpoint", lambda v: isinstance(v, dict), "an object")
     for key, value in (("mode", trainer.mode), ("optimizer", trainer.optimizer),
@@ -568,6 +577,7 @@ def _resume(path, net, trainer, rng, history, progress_state):
         check.fail(f"unexpected arrays {sorted(arrays)}")
     # all checked: now change the caller's objects
     net.params[:] = saved.params
+    net.bn_stats[:] = saved.bn_stats
     trainer.hyper[:], trainer.state[:] = hyper, state
     trainer.weights_changed()
     _set_rng_state(rng, _rng_state(shuffle))

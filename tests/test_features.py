@@ -328,3 +328,90 @@ def test_estimators_take_dropout():
     assert a.score(X, y) > 0.7  # 20 epochs of adam at its default rate, half the units gone
     with pytest.raises(ValueError, match="dropout works with the stochastic solvers"):
         fastbp.MLPClassifier(solver="lbfgs", dropout=0.2, max_iter=2).fit(X, y)
+
+
+# -- batch normalisation ------------------------------------------------------------------------
+def bn_problem():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(30, 4)) * [1, 10, 0.1, 3] + [0, 5, -2, 1]
+    y = rng.integers(0, 3, size=30)
+    net = fastbp.Network([4, 6, 5, 3], activation="tanh", output_activation="softmax",
+                         loss="log_loss", random_state=0, batch_norm=True)
+    net.params[:] += np.random.default_rng(1).normal(scale=0.1, size=net.n_params)  # gamma, beta != 1, 0
+    return net, X, fastbp.datasets.one_hot(y, 3)
+
+
+def naive_bn_forward(net, X, stats=None):
+    """Plain numpy: each hidden layer's I normalised over the batch (or with running stats)."""
+    A = X
+    n_layers = len(net.sizes) - 1
+    for l in range(n_layers):
+        Z = A @ net.coefs[l] + net.intercepts[l]
+        on, g, b, s = net.bn_layout[l]
+        if on:
+            size = net.sizes[l + 1]
+            mean, var = (Z.mean(0), Z.var(0)) if stats is None else \
+                (stats[s:s + size], stats[s + size:s + 2 * size])
+            Z = net.params[g:g + size] * (Z - mean) / np.sqrt(var + net.bn_eps) + net.params[b:b + size]
+        if l < n_layers - 1:
+            A = np.tanh(Z)
+        else:
+            e = np.exp(Z - Z.max(1, keepdims=True))
+            A = e / e.sum(1, keepdims=True)
+    return A
+
+
+def test_batch_norm_gradient_matches_central_differences():
+    net, X, Y = bn_problem()
+    loss, grad = net.loss_gradient(X, Y, alpha=0.1)
+    ref = -np.mean(np.sum(Y * np.log(naive_bn_forward(net, X)), axis=1))
+    assert loss == pytest.approx(ref + 0.05 * sum((c ** 2).sum() for c in net.coefs) / len(X), rel=1e-10)
+    numeric = np.empty_like(grad)
+    for k in range(net.n_params):
+        keep = net.params[k]
+        net.params[k] = keep + 1e-6
+        up = net.loss_gradient(X, Y, alpha=0.1)[0]
+        net.params[k] = keep - 1e-6
+        down = net.loss_gradient(X, Y, alpha=0.1)[0]
+        net.params[k] = keep
+        numeric[k] = (up - down) / 2e-6
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
+    n_bn = 6 + 5
+    assert np.abs(grad[-2 * n_bn:]).max() > 1e-3  # gamma and beta have gradients too
+
+
+def test_batch_norm_trains_keeps_running_statistics_and_predicts_in_inference_mode(tmp_path):
+    net, X, Y = bn_problem()
+    start = net.copy()
+    fastbp.train(net, X, Y, mode="epoch", epochs=1, learning_rate=0.1)
+    # the running statistics moved 10% of the way from (0, 1) to the first batch's own
+    Z = X @ start.coefs[0] + start.intercepts[0]
+    np.testing.assert_allclose(net.bn_stats[:6], 0.1 * Z.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(net.bn_stats[6:12], 0.9 + 0.1 * Z.var(0, ddof=1), rtol=1e-10)
+    hist = fastbp.train(net, X, Y, mode="minibatch", batch_size=10, epochs=200, learning_rate=0.05)
+    assert hist.loss[-1] < hist.loss[0]
+    np.testing.assert_allclose(net.predict(X), naive_bn_forward(net, X, net.bn_stats), rtol=1e-10)
+    back = fastbp.load(fastbp.save(net, tmp_path / "bn.npz"))
+    assert back.batch_norm and np.array_equal(back.bn_stats, net.bn_stats)
+    assert np.array_equal(back.predict(X), net.predict(X))
+    with pytest.raises(ValueError, match="needs mode='minibatch' or 'epoch'"):
+        fastbp.train(net, X, Y, mode="case")
+    with pytest.raises(ValueError, match="batch_norm needs a hidden layer"):
+        fastbp.Network([4, 3], batch_norm=True)
+
+
+def test_batch_norm_checkpoint_resume_is_bit_for_bit(tmp_path):
+    net, X, Y = bn_problem()
+    full = net.copy()
+    fastbp.train(full, X, Y, mode="minibatch", batch_size=10, epochs=6, learning_rate=0.05)
+    part = net.copy()
+    path = tmp_path / "bn.ckpt"
+    with pytest.warns(fastbp.train.__globals__["InterruptedWarning"]):
+        fastbp.train(part, X, Y, mode="minibatch", batch_size=10, epochs=6, learning_rate=0.05,
+                     checkpoint=path, callback=lambda n, h: (_ for _ in ()).throw(KeyboardInterrupt)
+                     if h.n_epochs == 3 else None)
+    resumed = net.copy()
+    fastbp.train(resumed, X, Y, mode="minibatch", batch_size=10, epochs=6, learning_rate=0.05,
+                 checkpoint=path, resume=True)
+    assert np.array_equal(resumed.params, full.params)
+    assert np.array_equal(resumed.bn_stats, full.bn_stats)
