@@ -63,7 +63,28 @@ def check_units(model, sizes, activation, output_activation, loss, dtype):
     model.dtype = check_dtype(dtype, "dtype", DTYPES)
 
 
-class Network:
+class Units:
+    """What a Network and an RNN both answer from their sizes, params and output units."""
+
+    @property
+    def n_params(self):
+        return self.params.shape[0]
+
+    @property
+    def n_inputs(self):
+        return self.sizes[0]
+
+    @property
+    def n_outputs(self):
+        return self.sizes[-1]
+
+    @property
+    def is_classifier(self):
+        """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
+        return self.output_activation in ("logistic", "softmax")
+
+
+class Network(Units):
     """A multilayer feed-forward network whose weights and biases live in one buffer.
 
     Layer l (0-based) maps sizes[l] inputs to sizes[l+1] units. In `params` it owns its
@@ -208,22 +229,6 @@ class Network:
         """Number of weight layers (len(sizes) - 1)."""
         return len(self.sizes) - 1
 
-    @property
-    def n_params(self):
-        return self.params.shape[0]
-
-    @property
-    def n_inputs(self):
-        return self.sizes[0]
-
-    @property
-    def n_outputs(self):
-        return self.sizes[-1]
-
-    @property
-    def is_classifier(self):
-        """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
-        return self.output_activation in ("logistic", "softmax")
 
     def set_params(self, values):
         """Copy `values` (n_params numbers) into the buffer; views stay valid."""

@@ -21,12 +21,12 @@ import numpy as np
 from ._kernels import backprop as K
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_float, check_int
-from .network import Network, check_random_state, check_units, n_chunks_for
+from .network import Network, Units, check_random_state, check_units, n_chunks_for
 
 TARGETS = ("sequence", "step")
 
 
-class RNN:
+class RNN(Units):
     """An Elman network [n_in, n_hidden, n_out] whose weights and biases live in one buffer.
 
     Parameters
@@ -92,21 +92,6 @@ class RNN:
                 f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
                 f"dtype={self.dtype.name})")
 
-    @property
-    def n_params(self):
-        return self.params.shape[0]
-
-    @property
-    def n_inputs(self):
-        return self.sizes[0]
-
-    @property
-    def n_outputs(self):
-        return self.sizes[2]
-
-    @property
-    def is_classifier(self):
-        return self.output_activation in ("logistic", "softmax")
 
     # -- input --------------------------------------------------------------------------------
     def check_X(self, X, name="X"):
