@@ -16,7 +16,9 @@ fastbp's compiled kernels over one contiguous weight buffer, of which `coefs_` a
   output follow scikit-learn's loop exactly.
 - solver="lbfgs" hands fastbp's parallel full-batch gradient to scipy's L-BFGS-B.
 - Extras, keyword-only: n_jobs (Numba threads), dtype (float32 or float64; default: keep
-  float32 input float32, as scikit-learn does, else float64).
+  float32 input float32, as scikit-learn does, else float64), FANN's solvers "rprop" and
+  "quickprop" with their parameters, leaky_relu/elu/softplus, dropout, a per-epoch
+  callback, class_weight (classifier), and fit(..., validation_data=...).
 
 scikit-learn's own `_fit` drives a fit; the methods overridden here are the ones that do
 numbers: `_initialize` (weights into one buffer), `_fit_stochastic`, `_fit_lbfgs` and
@@ -465,6 +467,18 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
         default; -1: all; -2: all but one).
     dtype : {None, float32, float64}, default=None
         The network's dtype; None keeps float32 input float32, else float64.
+    rprop_increase_factor, rprop_decrease_factor, rprop_delta_min, rprop_delta_max,
+    rprop_delta_zero, quickprop_decay, quickprop_mu : float
+        FANN's parameters (and defaults) of solver="rprop" / "quickprop", which train on the
+        full batch every epoch.
+    callback : callable or None, default=None
+        callback(estimator) after every epoch of a stochastic solver; True stops training.
+    dropout : float, list of floats or None, default=None
+        Inverted dropout of the hidden units (one rate, or one per hidden layer).
+    class_weight : dict, "balanced" or None, default=None
+        Each tuple's weight is multiplied by its class's.
+
+    fit also takes validation_data=(X_val, y_val): see _FastbpMLP.fit.
     """
 
     _parameter_constraints = {**_SklearnMLPClassifier._parameter_constraints,
@@ -521,7 +535,7 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
     Same parameters, defaults, methods and fitted attributes as
     `sklearn.neural_network.MLPRegressor` (see its documentation), including
     loss="poisson"; `coefs_` and `intercepts_` are views of one contiguous weight buffer.
-    Extras, keyword-only: n_jobs and dtype, as for `fastbp.MLPClassifier`.
+    Extras, keyword-only, as for `fastbp.MLPClassifier` (but class_weight).
     """
 
     _parameter_constraints = {**_SklearnMLPRegressor._parameter_constraints,

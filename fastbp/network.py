@@ -83,6 +83,12 @@ class Units:
         """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
         return self.output_activation in ("logistic", "softmax")
 
+    def __repr__(self):
+        extra = ", batch_norm=True" if getattr(self, "batch_norm", False) else ""
+        return (f"{type(self).__name__}({list(self.sizes)}, activation={self.activation!r}, "
+                f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
+                f"dtype={self.dtype.name}{extra})")
+
 
 class Network(Units):
     """A multilayer feed-forward network whose weights and biases live in one buffer.
@@ -262,10 +268,6 @@ class Network(Units):
         new._make_views()
         return new
 
-    def __repr__(self):
-        return (f"Network({list(self.sizes)}, activation={self.activation!r}, "
-                f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
-                f"dtype={self.dtype.name})")
 
     # -- data ----------------------------------------------------------------------------------
     def check_X(self, X, name="X"):

@@ -84,13 +84,8 @@ class RNN(Units):
         self._make_views()
 
     def copy(self):
-        new = copy.deepcopy(self)
-        return new
-
-    def __repr__(self):
-        return (f"RNN({list(self.sizes)}, activation={self.activation!r}, "
-                f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
-                f"dtype={self.dtype.name})")
+        """An independent network: weights, generator state and remembered target kind."""
+        return copy.deepcopy(self)
 
 
     # -- input --------------------------------------------------------------------------------
@@ -197,9 +192,8 @@ class RNN(Units):
                                                  np.int64(bptt), K.LOSSES[self.loss], rows, grad)
         grad = grad / weight_sum
         loss = loss_sum / weight_sum + 0.5 * alpha * self._squared_weights() / weight_sum
-        if alpha:
-            for block in (self.W_x, self.W_h, self.W_y):
-                start = block.__array_interface__["data"][0] - self.params.__array_interface__["data"][0]
-                k = start // self.params.itemsize
-                grad[k:k + block.size] += alpha * block.ravel() / weight_sum
+        if alpha:  # the weight blocks, W_x and W_h, then W_y (their offsets are in the layout)
+            for start, stop in ((K.R_WX, K.R_BH), (K.R_WY, K.R_BY)):
+                block = slice(self.layout[start], self.layout[stop])
+                grad[block] += alpha * self.params[block] / weight_sum
         return loss, grad

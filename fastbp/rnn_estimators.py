@@ -53,7 +53,7 @@ class _RNNEstimator(BaseEstimator):
             return np.dtype(np.float32) if getattr(X, "dtype", None) == np.float32 else np.dtype(np.float64)
         return check_dtype(self.dtype, "dtype", DTYPES)
 
-    def _X(self, X, dtype=None):
+    def _X(self, X):
         arr = np.asarray(X) if not hasattr(X, "nnz") else X
         if getattr(arr, "ndim", 0) != 3:
             raise ValueError(f"X must be 3-D (n_sequences, n_steps, n_features), got shape "
@@ -174,8 +174,8 @@ class RNNRegressor(RegressorMixin, _RNNEstimator):
         y = np.asarray(y, dtype=np.float64)
         predicted = self.predict(X)
         k = 1 if y.ndim == 1 else y.shape[-1]
-        weights = None if sample_weight is None or y.ndim < 3 else np.repeat(sample_weight, y.shape[1])
-        if sample_weight is not None and y.ndim < 3:
-            weights = sample_weight
+        weights = sample_weight  # per sequence; per-step targets repeat it over the steps
+        if sample_weight is not None and y.ndim == 3:
+            weights = np.repeat(sample_weight, y.shape[1])
         return float(r2_score(y.reshape(-1, k), predicted.reshape(-1, k), sample_weight=weights))
 

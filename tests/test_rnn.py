@@ -69,17 +69,17 @@ def problem(kind, n=7, T=5, n_in=3, n_out=2, seed=0):
 @pytest.mark.parametrize("activation", ["tanh", "logistic", "relu"])
 @pytest.mark.parametrize("targets", ["sequence", "step"])
 def test_bptt_gradient_matches_central_differences(activation, targets):
-    rnn = RNN([3, 4, 2], activation=activation, random_state=1)
+    rnn = RNN([3, 4, 2], activation=activation, random_state=1)  # with the L2 term too
     X, Y = problem(targets)
-    loss, grad = rnn.loss_gradient(X, Y)
+    loss, grad = rnn.loss_gradient(X, Y, alpha=0.2)
     eps = 1e-6
     numeric = np.empty_like(grad)
     for k in range(rnn.n_params):
         keep = rnn.params[k]
         rnn.params[k] = keep + eps
-        up, _ = rnn.loss_gradient(X, Y)
+        up, _ = rnn.loss_gradient(X, Y, alpha=0.2)
         rnn.params[k] = keep - eps
-        down, _ = rnn.loss_gradient(X, Y)
+        down, _ = rnn.loss_gradient(X, Y, alpha=0.2)
         rnn.params[k] = keep
         numeric[k] = (up - down) / (2 * eps)
     np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-8)
