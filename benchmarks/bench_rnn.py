@@ -2,16 +2,16 @@
 (an update per sequence), minibatch (32 sequences) and epoch updating, and predict.
 
 The workload is the adding problem (fastbp.datasets.adding_problem) at RNN_WORKLOAD's size,
-the one scripts/compare_rnn.py runs against PyTorch's nn.RNN. Timed at the kernel call
-train() makes per epoch; the JIT is warmed in setup.
+the one scripts/compare_rnn.py runs against PyTorch's nn.RNN. Each sample is one epoch run
+as train() runs it (common.epoch_by_epoch); the JIT is warmed in setup.
 """
 import numpy as np
 
 from fastbp import RNN
 from fastbp.datasets import adding_problem
-from fastbp.train import Trainer
+from fastbp.driver import Trainer
 
-from .common import SEED, THREADS, Benchmark
+from .common import SEED, THREADS, Benchmark, epoch_by_epoch
 
 # sequences, steps, hidden units (2 inputs, 1 output per sequence)
 RNN_WORKLOAD = (2000, 50, 32)
@@ -30,16 +30,18 @@ class RNNSuite(Benchmark):
         if mode == "case" and n_jobs != 1:
             raise NotImplementedError("case updating is serial: n_jobs does not apply")
         self.use_threads(n_jobs)
-        self.rnn = RNN([2, RNN_WORKLOAD[2], 1], dtype=np.dtype(dtype), random_state=SEED)
-        self.X, self.Y = self.rnn.check_XY(*data)
-        self.trainer = Trainer(self.rnn, mode, batch_size=RNN_MINIBATCH, clip_norm=1.0)
-        self.weights = np.empty(0, dtype=self.X.dtype)
-        n = self.X.shape[0]
-        self.order = np.random.RandomState(SEED).permutation(n).astype(np.int64)
-        self.trainer.run_epoch(self.X, self.Y, self.weights, self.order[:64], 0.001)  # warm the JIT
+        def network():
+            return RNN([2, RNN_WORKLOAD[2], 1], dtype=np.dtype(dtype), random_state=SEED)
+
+        X, Y = network().check_XY(*data)
+        warm = network()  # the same kernel on a few sequences: compiled (or loaded) here
+        epoch_by_epoch(Trainer(warm, mode, batch_size=RNN_MINIBATCH, clip_norm=1.0),
+                       X[:64], Y[:64], learning_rate=0.001)()
+        self.epoch = epoch_by_epoch(Trainer(network(), mode, batch_size=RNN_MINIBATCH,
+                                            clip_norm=1.0), X, Y, learning_rate=0.001)
 
     def time_epoch(self, data, mode, dtype, n_jobs):
-        self.trainer.run_epoch(self.X, self.Y, self.weights, self.order, 0.001)
+        self.epoch()
 
 
 

@@ -1,16 +1,17 @@
 """Seconds per epoch of case, epoch and minibatch updating, and of predict, on the
 BENCHMARKS.md workloads, over dtype and thread count.
 
-Each sample is one epoch over the whole workload, timed at the kernel call `train()` makes
-per epoch, without its history, shuffling and bookkeeping. The network keeps training from
-sample to sample; the cost of an epoch does not depend on the weights.
+Each sample is one epoch over the whole workload, run as train() runs it (its run kernel:
+the tuple order, the pass, the history and the rules) without train()'s argument checks.
+The network keeps training from sample to sample; the cost of an epoch does not depend on
+the weights. Whole train() and fit() calls on small problems: bench_small.py.
 """
 import numpy as np
 
-from fastbp.train import Trainer
+from fastbp.driver import Trainer
 
-from .common import (BENCH_WORKLOADS, DTYPES, LEARNING_RATE, MINIBATCH, SEED, THREADS,
-                     WARMUP_TUPLES, Benchmark, make_network)
+from .common import (BENCH_WORKLOADS, DTYPES, MINIBATCH, THREADS, WARMUP_TUPLES, Benchmark,
+                     epoch_by_epoch, make_network)
 
 
 class EpochSuite(Benchmark):
@@ -23,24 +24,15 @@ class EpochSuite(Benchmark):
         if mode == "case" and n_jobs != 1:
             raise NotImplementedError("case updating is serial: n_jobs does not apply")
         self.use_threads(n_jobs)
-        net = make_network(workload, dtype)
-        self.X, self.Y = net.check_XY(*data[workload])  # converted once, as train() does
-        self.trainer = Trainer(net, mode, batch_size=MINIBATCH)
-        self.weights = np.empty(0, dtype=self.X.dtype)  # unweighted
-        n = self.X.shape[0]
-        if mode == "epoch":
-            self.order = np.arange(n, dtype=np.int64)
-        else:
-            self.order = np.random.RandomState(SEED).permutation(n).astype(np.int64)
+        X, Y = make_network(workload, dtype).check_XY(*data[workload])  # converted once, as train() does
         # Same kernel, dtypes and chunk count on the first tuples: timings exclude compilation.
-        self.run_epoch(self.order[:WARMUP_TUPLES])
-
-    def run_epoch(self, order):
-        """What train() does per epoch, for the tuples X[order]."""
-        self.trainer.run_epoch(self.X, self.Y, self.weights, order, LEARNING_RATE)
+        epoch_by_epoch(Trainer(make_network(workload, dtype), mode, batch_size=MINIBATCH),
+                       X[:WARMUP_TUPLES], Y[:WARMUP_TUPLES])()
+        self.epoch = epoch_by_epoch(Trainer(make_network(workload, dtype), mode,
+                                            batch_size=MINIBATCH), X, Y)
 
     def time_epoch(self, data, workload, mode, dtype, n_jobs):
-        self.run_epoch(self.order)
+        self.epoch()
 
 
 class PredictSuite(Benchmark):

@@ -11,6 +11,7 @@ import numpy as np
 
 from fastbp import Network
 from fastbp.datasets import WORKLOADS, load_workload
+from fastbp.driver import Rules, Run
 from fastbp.network import MAX_CHUNKS, MIN_CHUNK_TUPLES
 from fastbp._threads import compute_threads
 
@@ -63,3 +64,12 @@ def make_network(workload, dtype="float32"):
     return Network(WORKLOADS[workload].sizes, activation="logistic",
                    output_activation="logistic", loss="squared_error", dtype=np.dtype(dtype),
                    random_state=SEED)
+
+
+def epoch_by_epoch(trainer, X, Y, learning_rate=LEARNING_RATE):
+    """A function that trains `trainer`'s network one more epoch on (X, Y) per call, as
+    train() runs an epoch (its run kernel: order, pass, history, rules), without train()'s
+    argument checks: the kernel's work per epoch."""
+    run = Run(trainer, X, Y, np.empty(0, dtype=X.dtype), Rules(epochs=2 ** 40, weight_change=False),
+              learning_rate=learning_rate, seed=SEED)
+    return lambda: run.run_slice(run.epoch + 1)

@@ -14,6 +14,8 @@ from contextlib import contextmanager, nullcontext
 import numba
 import numpy as np
 
+from ._validation import check_n_jobs
+
 _lock = threading.Lock()
 _blas = {"controller": None, "users": 0, "limit": None}
 
@@ -98,19 +100,21 @@ def single_threaded_blas():
 
 
 @contextmanager
-def compute_threads(n_jobs=None):
+def compute_threads(n_jobs=None, parallel=True):
     """Run kernels with n_jobs Numba threads and single-threaded BLAS; both are restored
     afterwards, also on error. n_jobs as in joblib: None keeps the current count, a positive
     number is a count (at most Numba's NUMBA_NUM_THREADS), -1 is all of them, -2 all but
-    one, and so on (at least one). Numba's count is per calling thread."""
-    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))
-                               or n_jobs == 0):
-        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: all threads, -2: all "
-                         f"but one, ...), got {n_jobs!r}")
+    one, and so on (at least one). Numba's count is per calling thread.
+
+    parallel=False: the kernels inside run no parallel region (a small problem), so there is
+    nothing to set: n_jobs is only checked, and the threading layer is not even started."""
+    n_jobs = check_n_jobs(n_jobs)
+    if not parallel:
+        yield
+        return
     before = numba.get_num_threads()
     if n_jobs is not None:
         limit = numba.config.NUMBA_NUM_THREADS
-        n_jobs = int(n_jobs)
         numba.set_num_threads(min(n_jobs, limit) if n_jobs > 0 else max(1, limit + 1 + n_jobs))
     guard = _serial_parallel_calls if threading_layer() == "workqueue" else nullcontext()
     try:

@@ -35,6 +35,15 @@ def check_int(value, name, minimum=1, maximum=None):
     return int(value)
 
 
+def check_n_jobs(n_jobs):
+    """n_jobs as joblib counts threads: None, or a non-zero integer (-1 all, -2 all but one)."""
+    if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer))
+                               or n_jobs == 0):
+        raise ValueError(f"n_jobs must be None or a non-zero integer (-1: all threads, -2: all "
+                         f"but one, ...), got {n_jobs!r}")
+    return None if n_jobs is None else int(n_jobs)
+
+
 def check_dtype(value, name, allowed):
     """np.dtype(value) if it is one of `allowed`; ValueError naming `name` for anything else
     (np.dtype itself raises TypeError, ValueError or even SyntaxError on odd values)."""

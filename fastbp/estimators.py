@@ -43,10 +43,11 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from ._kernels import backprop as K
-from .network import DTYPES, HIDDEN_ACTIVATIONS, Network, n_chunks_for
+from .driver import GivenOrders, Rules, Run, Trainer, Validation
+from .network import DTYPES, HIDDEN_ACTIVATIONS, Network
 from ._threads import compute_threads
 from ._validation import check_dtype
-from .train import Trainer
+from .train import DivergenceWarning
 
 # FANN's batch algorithms as extra solvers (full batch every epoch; train() checks their
 # parameters). scikit-learn's _fit runs _fit_stochastic for the solvers in its module's
@@ -58,11 +59,6 @@ BATCH_SOLVER_PARAMS = ("rprop_increase_factor", "rprop_decrease_factor", "rprop_
 for _solver in BATCH_SOLVERS:
     if _solver not in _mlp._STOCHASTIC_SOLVERS:
         _mlp._STOCHASTIC_SOLVERS.append(_solver)
-
-# scikit-learn's "adaptive" schedule divides the rate by this when the loss stalls, and
-# stops once the rate is at most MIN_ADAPTIVE_RATE.
-ADAPTIVE_DIVISOR = 5.0
-MIN_ADAPTIVE_RATE = 1e-6
 
 
 class _FastbpMLP:
@@ -137,14 +133,12 @@ class _FastbpMLP:
 
     def __getstate__(self):
         """The fitted weights once: coefs_/intercepts_ (rebuilt into one buffer on loading),
-        not the Network too, nor the trainer's per-pass gradient scratch."""
+        not the Network too."""
         state = super().__getstate__()
         state.pop("_net", None)
         if "_trainer" in state:
             trainer = copy.copy(state["_trainer"])
             trainer.net = None  # __setstate__ hands it the rebuilt network
-            trainer.weights_changed()
-            trainer._buffers = {}
             state["_trainer"] = trainer
         return state
 
@@ -216,6 +210,10 @@ class _FastbpMLP:
     # -- stochastic solvers --------------------------------------------------------------------
     def _fit_stochastic(self, X, y, sample_weight, activations, deltas, coef_grads,
                         intercept_grads, layer_units, incremental):
+        """scikit-learn's stochastic loop as ONE fastbp run (fastbp.driver): its shuffles (drawn
+        from the estimator's generator a slice of epochs at a time), schedules, no-improvement
+        and early-stopping rules all run in the compiled run kernel; Python books the
+        estimator's attributes, its verbose lines and the callback between slices."""
         net = self._network()
         if not incremental or not hasattr(self, "_trainer"):
             # float(): scikit-learn's constraints let bools through as numbers (alpha=True is 1.0)
@@ -237,41 +235,8 @@ class _FastbpMLP:
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         early_stopping = self.early_stopping
-        user_validation = getattr(self, "_validation_data", None)
-        Y_val = None  # validation targets as the network sees them, for the validation loss
-        if user_validation is not None:  # the user's validation set instead of a split
-            X_val, y_val = self._checked_validation(user_validation, net)
-            Y_val = self._validation_targets(y_val, net)
-            X_train, y_train, sample_weight_train = X, y, sample_weight
-            sample_weight_val = None
-            if self.validation_scores_ is None:
-                self.validation_scores_ = []
-            if not hasattr(self, "validation_loss_curve_") or not incremental:
-                self.validation_loss_curve_ = []
-        elif early_stopping:
-            should_stratify = is_classifier(self) and self.n_outputs_ == 1
-            stratify = y if should_stratify else None
-            if sample_weight is None:
-                X_train, X_val, y_train, y_val = train_test_split(
-                    X, y, random_state=self._random_state, test_size=self.validation_fraction,
-                    stratify=stratify)
-                sample_weight_train = sample_weight_val = None
-            else:
-                X_train, X_val, y_train, y_val, sample_weight_train, sample_weight_val = \
-                    train_test_split(X, y, sample_weight, random_state=self._random_state,
-                                     test_size=self.validation_fraction, stratify=stratify)
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' "
-                                 "or the size of your dataset.")
-            Y_val = np.ascontiguousarray(y_val.reshape(y_val.shape[0], -1), dtype=net.dtype)
-            self.validation_loss_curve_ = []
-            if is_classifier(self):
-                y_val = self._label_binarizer.inverse_transform(y_val)
-            X_train = np.ascontiguousarray(X_train)
-        else:
-            X_train, y_train, sample_weight_train = X, y, sample_weight
-            X_val = y_val = sample_weight_val = None
-
+        validation = self._validation(X, y, sample_weight, net, incremental)
+        X_train, y_train, sample_weight_train = validation.pop("train")
         n_samples = X_train.shape[0]
         Y_train, weights = self._targets_and_weights(y_train, sample_weight_train, net)
         if self.batch_size == "auto":
@@ -285,102 +250,187 @@ class _FastbpMLP:
         if self.solver in BATCH_SOLVERS:  # FANN's batch algorithms: every epoch one full batch
             trainer.mode, batch_size = "epoch", n_samples
         trainer.batch_size = batch_size
-        trainer.weights_changed()
-        sample_idx = np.arange(n_samples, dtype=np.int64)
-        natural = sample_idx.copy()
-        data_scale = self._data_loss_scale()
 
-        before = net.params.copy()
-        state_before, hyper_before = trainer.state.copy(), trainer.hyper.copy()
-        committed = (0, self.t_, len(self.loss_curve_), getattr(self, "loss_", None))
-        pending = False  # True from just before a kernel call until its epoch is booked
-        try:
-            self.n_iter_ = 0
-            for it in range(self.max_iter):
-                if self.shuffle:
-                    # scikit-learn's sklearn.utils.shuffle of the previous order, same stream
-                    sample_idx = sample_idx[self._random_state.permutation(n_samples)]
-                order = natural if trainer.mode == "epoch" else sample_idx
-                before[:] = net.params
-                state_before[:], hyper_before[:] = trainer.state, trainer.hyper
-                pending = True
-                (loss_sum, penalty_sum, _), after = trainer.run_epoch(
-                    X_train, Y_train, weights, order, self._learning_rate)
-                loss = (data_scale * loss_sum + penalty_sum) / n_samples
-                # epoch updating also knows the loss at the new weights: check it too
-                if not (np.isfinite(loss) and np.isfinite(net.params).all()
-                        and (after is None or np.isfinite(after[0] + after[1]))):
-                    # Stop at once with the last finite weights, and fail as scikit-learn's
-                    # fit does when its weights end non-finite.
-                    self._undo_epoch(net, trainer, before, state_before, hyper_before)
-                    raise ValueError(
-                        "Solver produced non-finite parameter weights. The input data may "
-                        "contain large values and need to be preprocessed. (fastbp stopped "
-                        f"in epoch {self.n_iter_ + 1}; the model keeps its weights after "
-                        f"epoch {self.n_iter_}.)")
-
-                self.n_iter_ += 1
-                self.loss_ = loss
-                self.t_ += n_samples
-                self.loss_curve_.append(self.loss_)
-                committed = (self.n_iter_, self.t_, len(self.loss_curve_), self.loss_)
-                pending = False
-                if self.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-
-                if Y_val is not None:  # the validation loss, as loss_ counts the data term
-                    v_sum, v_weight, _ = K.evaluate(net.params, net.layout, X_val, Y_val,
-                                                    np.empty(0, net.dtype), K.LOSSES[net.loss],
-                                                    n_chunks_for(X_val.shape[0]))
-                    self.validation_loss_curve_.append(data_scale * v_sum / v_weight)
-                    if user_validation is not None and not early_stopping:
-                        self.validation_scores_.append(self._score(X_val, y_val))
-
-                # update no_improvement_count based on training loss or
-                # validation score according to early_stopping
-                self._update_no_improvement_count(early_stopping, X_val, y_val, sample_weight_val)
-
-                if self.callback is not None and self.callback(self):
-                    break  # the user's per-epoch callback asked to stop
-
-                if self.solver == "sgd" and self.learning_rate == "invscaling":
-                    self._learning_rate = float(self.learning_rate_init) / (self.t_ + 1) ** self.power_t
-
-                if self._no_improvement_count > self.n_iter_no_change:
-                    # not better than last `n_iter_no_change` iterations by tol
-                    # stop or decrease learning rate
-                    if early_stopping:
-                        msg = ("Validation score did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    else:
-                        msg = ("Training loss did not improve more than tol=%f for %d "
-                               "consecutive epochs." % (self.tol, self.n_iter_no_change))
-                    if self._trigger_stopping(msg):
-                        break
-                    self._no_improvement_count = 0
-
-                if incremental:
-                    break
-
-                if self.n_iter_ == self.max_iter:
-                    warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                                  "optimization hasn't converged yet." % self.max_iter,
-                                  ConvergenceWarning)
-        except KeyboardInterrupt:
-            if pending:  # between an epoch's kernel call and the end of its bookkeeping: undo it
-                self.n_iter_, self.t_, n_curve, loss = committed
-                del self.loss_curve_[n_curve:]
-                if loss is not None:
-                    self.loss_ = loss
-                self._undo_epoch(net, trainer, before, state_before, hyper_before)
-            warnings.warn("Training interrupted by user.")
-
+        schedule = K.SCHED_CONSTANT
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            schedule = K.SCHED_SAMPLES_INVSCALING
+        elif self.solver == "sgd" and self.learning_rate == "adaptive":
+            schedule = K.SCHED_ADAPTIVE
+        rules = Rules(epochs=1 if incremental else self.max_iter, tol=float(self.tol),
+                      n_iter_no_change=int(self.n_iter_no_change), early_stopping=early_stopping,
+                      weight_change=False, sklearn=True, data_scale=self._data_loss_scale())
+        dropout_seed = getattr(trainer, "dropout_seed", 0)
+        trainer.runs = getattr(trainer, "runs", 0) + 1  # each call's dropout masks anew
+        run = Run(trainer, X_train, Y_train, weights, rules,
+                  learning_rate=float(self.learning_rate_init), schedule=schedule,
+                  power_t=float(self.power_t),
+                  seed=(dropout_seed + trainer.runs * 0x9E3779B97F4A7C15) % 2 ** 63,
+                  orders=GivenOrders(self._random_state, n_samples, self.shuffle),
+                  validation=validation.get("run"))
+        # what carries over from earlier fits (warm_start, partial_fit): scikit-learn's counters
+        run.num[K.N_LR] = self._learning_rate
+        run.ctl[K.C_SAMPLES] = self.t_
+        run.ctl[K.C_NO_IMPROVEMENT] = self._no_improvement_count
         if early_stopping:
-            # restore best weights, into the buffer so coefs_ stay its views
+            run.num[K.N_BEST_VAL] = self.best_validation_score_
+            if getattr(self, "_best_coefs", None) is not None:
+                run.best[:] = np.concatenate([a.ravel() for a in self._best_coefs + self._best_intercepts])
+        elif self.best_loss_ is not None:
+            run.num[K.N_BEST_LOSS] = self.best_loss_
+
+        self.n_iter_ = 0
+        booked = [0]
+        try:
+            with run.threads(None):
+                while not run.status:
+                    first = run.epoch + 1
+                    run.run_slice(run.next_end(per_epoch=self.callback is not None))
+                    self._book(run, booked, validation)
+                    if self.callback is not None and run.epoch == first and self.callback(self):
+                        run.stop(K.STOP_CALLBACK)  # the user's per-epoch callback asked to stop
+        except KeyboardInterrupt:
+            # every epoch a kernel ran is whole: book them all (the orders drawn for epochs
+            # that did not run go back to the generator)
+            run.history.n_epochs = run.epoch
+            run.orders.settle(run.epoch - int(run.ctl[K.C_ORDERS_FIRST]) + 1)
+            self._book(run, booked, validation)
+            warnings.warn("Training interrupted by user.")
+        self._finish(run, early_stopping, incremental)
+
+    def _validation(self, X, y, sample_weight, net, incremental):
+        """{"train": (X, y, sample_weight) to train on, "run": the run's Validation (absent
+        without validation data)}: the user's validation_data, else scikit-learn's
+        early-stopping split (same generator, same split)."""
+        user_validation = getattr(self, "_validation_data", None)
+        if user_validation is not None:  # the user's validation set instead of a split
+            X_val, y_val = self._checked_validation(user_validation, net)
+            Y_val = self._validation_targets(y_val, net)
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+            if not hasattr(self, "validation_loss_curve_") or not incremental:
+                self.validation_loss_curve_ = []
+            return {"train": (X, y, sample_weight),
+                    "run": self._run_validation(X_val, Y_val, None, y_val)}
+        if not self.early_stopping:
+            return {"train": (X, y, sample_weight)}
+        should_stratify = is_classifier(self) and self.n_outputs_ == 1
+        stratify = y if should_stratify else None
+        if sample_weight is None:
+            X_train, X_val, y_train, y_val = train_test_split(
+                X, y, random_state=self._random_state, test_size=self.validation_fraction,
+                stratify=stratify)
+            sample_weight_train = sample_weight_val = None
+        else:
+            X_train, X_val, y_train, y_val, sample_weight_train, sample_weight_val = \
+                train_test_split(X, y, sample_weight, random_state=self._random_state,
+                                 test_size=self.validation_fraction, stratify=stratify)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
+        self.validation_loss_curve_ = []
+        Y_val = np.ascontiguousarray(y_val.reshape(y_val.shape[0], -1), dtype=net.dtype)
+        return {"train": (np.ascontiguousarray(X_train), y_train, sample_weight_train),
+                "run": self._run_validation(X_val, Y_val, sample_weight_val, y_val)}
+
+    def _run_validation(self, X_val, Y_val, sample_weight_val, y_val):
+        """The run's Validation: the loss on Y_val (the network's targets), and scikit-learn's
+        score, accuracy (on the binarized labels) or R^2 (on y as given, in float64)."""
+        X_val = np.ascontiguousarray(X_val, dtype=Y_val.dtype)
+        if is_classifier(self):
+            score, Y_score = K.SCORE_ACCURACY, Y_val
+        else:
+            score, Y_score = K.SCORE_R2, np.asarray(y_val).reshape(len(y_val), -1)
+        weights = None if sample_weight_val is None else np.asarray(sample_weight_val, np.float64)
+        return Validation(X_val, Y_val, score=score,
+                          Y_score=np.ascontiguousarray(Y_score, dtype=np.float64), weights=weights)
+
+    def _book(self, run, booked, validation):
+        """The epochs the run has done since the last call into scikit-learn's attributes
+        (idempotent: a Ctrl-C anywhere leaves them agreeing with the weights), and its
+        verbose lines."""
+        start, done = booked[0], run.epoch
+        buffer = run.history._buffer
+        losses = buffer[K.H_LOSS, start:done].tolist()
+        self.loss_curve_.extend(losses)
+        self.n_iter_ = done
+        if losses:
+            self.loss_ = losses[-1]
+        self.t_ = int(run.ctl[K.C_SAMPLES])
+        self._no_improvement_count = int(run.ctl[K.C_NO_IMPROVEMENT])
+        self._learning_rate = float(run.num[K.N_LR])
+        if self.early_stopping:
+            self.best_validation_score_ = float(run.num[K.N_BEST_VAL])
+        else:
+            self.best_loss_ = float(run.num[K.N_BEST_LOSS])
+        if "run" in validation:
+            scale = self._data_loss_scale()  # as loss_ counts the data term
+            self.validation_loss_curve_.extend((scale * buffer[K.H_VAL_LOSS, start:done]).tolist())
+            self.validation_scores_.extend(buffer[K.H_VAL_SCORE, start:done].tolist())
+        booked[0] = done
+        if self.verbose:
+            for e in range(start, done):
+                self._print_epoch(e, buffer)
+
+    def _print_epoch(self, col, buffer):
+        """scikit-learn's verbose lines for epoch col + 1."""
+        print("Iteration %d, loss = %.8f" % (col + 1, buffer[K.H_LOSS, col]))
+        if self.early_stopping:
+            print("Validation score: %f" % buffer[K.H_VAL_SCORE, col])
+        event = buffer[K.H_EVENT, col]
+        if event == K.EVENT_NONE:
+            return
+        if self.early_stopping:
+            msg = ("Validation score did not improve more than tol=%f for %d consecutive "
+                   "epochs." % (self.tol, self.n_iter_no_change))
+        else:
+            msg = ("Training loss did not improve more than tol=%f for %d consecutive epochs."
+                   % (self.tol, self.n_iter_no_change))
+        if event == K.EVENT_STOP:
+            print(msg + " Stopping.")
+        elif event == K.EVENT_LR_TOO_SMALL:
+            print(msg + " Learning rate too small. Stopping.")
+        else:
+            print(msg + " Setting learning rate to %f"
+                  % (buffer[K.H_LEARNING_RATE, col] / K.ADAPTIVE_DIVISOR))
+
+    def _finish(self, run, early_stopping, incremental):
+        """After the last slice: divergence, scikit-learn's ConvergenceWarning, and the best
+        validation epoch's weights back under early stopping."""
+        best_kept = early_stopping and (run.ctl[K.C_BEST_EPOCH] > 0
+                                        or getattr(self, "_best_coefs", None) is not None)
+        if run.status == "diverged" and not best_kept:
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may "
+                "contain large values and need to be preprocessed. (fastbp stopped "
+                f"in epoch {int(run.ctl[K.C_DIVERGED_AT])}; the model keeps its weights after "
+                f"epoch {self.n_iter_}.)")
+        if run.status == "diverged":
+            warnings.warn(f"Training diverged in epoch {int(run.ctl[K.C_DIVERGED_AT])}: "
+                          "fastbp stopped there; the model keeps the weights of its best "
+                          "validation epoch.", DivergenceWarning)
+        if run.status == "epochs" and not incremental:
+            warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                          "optimization hasn't converged yet." % self.max_iter,
+                          ConvergenceWarning)
+        if early_stopping and best_kept:
+            # the best weights into the buffer, so coefs_ stay its views
+            if run.ctl[K.C_BEST_EPOCH] > 0:
+                best = Network.from_coefs(self.coefs_, self.intercepts_, dtype=run.net.dtype)
+                best.params[:] = run.best
+                self._best_coefs = [c.copy() for c in best.coefs]
+                self._best_intercepts = [b.copy() for b in best.intercepts]
             for view, best in zip(self.coefs_ + self.intercepts_,
                                   self._best_coefs + self._best_intercepts):
                 view[...] = best
-            trainer.weights_changed()
+
+    @property
+    def _optimizer(self):
+        """What scikit-learn's own _optimizer offers to read: its current learning_rate
+        (lowered by "adaptive", set by "invscaling"; Adam's bias-corrected rate of the last
+        step), learning_rate_init and, for Adam, t (the updates made)."""
+        if not hasattr(self, "_trainer"):
+            raise AttributeError("_optimizer: the estimator is not fitted")
+        return _OptimizerView(self)
 
     def _checked_validation(self, validation_data, net):
         """The user's (X_val, y_val), checked as fit's X and y are."""
@@ -404,28 +454,6 @@ class _FastbpMLP:
         else:
             Y = y_val
         return np.ascontiguousarray(np.asarray(Y).reshape(y_val.shape[0], -1), dtype=net.dtype)
-
-    @staticmethod
-    def _undo_epoch(net, trainer, before, state_before, hyper_before):
-        net.params[:] = before
-        trainer.state[:], trainer.hyper[:] = state_before, hyper_before
-        trainer.weights_changed()
-
-    def _trigger_stopping(self, msg):
-        """scikit-learn's optimizers' trigger_stopping: True to stop; 'adaptive' SGD divides
-        the rate by 5 instead, until it is at most 1e-6."""
-        if self.solver == "adam" or self.learning_rate != "adaptive":
-            if self.verbose:
-                print(msg + " Stopping.")
-            return True
-        if self._learning_rate <= MIN_ADAPTIVE_RATE:
-            if self.verbose:
-                print(msg + " Learning rate too small. Stopping.")
-            return True
-        self._learning_rate /= ADAPTIVE_DIVISOR
-        if self.verbose:
-            print(msg + " Setting learning rate to %f" % self._learning_rate)
-        return False
 
     # -- L-BFGS --------------------------------------------------------------------------------
     def _fit_lbfgs(self, X, y, sample_weight, activations, deltas, coef_grads, intercept_grads,
@@ -453,6 +481,20 @@ class _FastbpMLP:
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         net.params[:] = opt_res.x
+
+
+class _OptimizerView:
+    """A fitted drop-in's _optimizer: scikit-learn's SGDOptimizer / AdamOptimizer attributes
+    that its tests and users read, computed from fastbp's run state."""
+
+    def __init__(self, est):
+        trainer = est._trainer
+        self.learning_rate_init = float(est.learning_rate_init)
+        if trainer.optimizer == "adam":
+            self.t = int(trainer.hyper[K.STEP])
+            self.learning_rate = float(trainer.hyper[K.LR_T]) if self.t else self.learning_rate_init
+        else:
+            self.learning_rate = float(est._learning_rate)
 
 
 class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):

@@ -46,6 +46,14 @@ def check_random_state(seed):
     raise TypeError(f"random_state must be None, an int, a numpy RandomState or Generator, got {seed!r}")
 
 
+def draw_seed(rng):
+    """One draw from a generator, 0 .. 2**63-1: a training run's seed, from which the tuple
+    order of every epoch and every dropout mask follow (train() draws one per call)."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2 ** 63, dtype=np.int64))
+    return int(rng.randint(0, 2 ** 63, dtype=np.int64))
+
+
 def check_units(model, sizes, activation, output_activation, loss, dtype):
     """Check and set what a Network and an RNN share: sizes (a checked sequence), the
     hidden and output activations, the loss (paired with the output) and the dtype."""

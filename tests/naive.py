@@ -336,3 +336,41 @@ def pass_loss(params, spec, X, Y, order, lr, batch_size=1):
         total += mean_loss(params, spec, X[batch], Y[batch]) * len(batch)
         params = minibatch_epoch(params, spec, X, Y, batch, lr, len(batch))
     return total / len(order), params
+
+
+# -- the tuple order of an epoch -------------------------------------------------------------
+# fastbp.train draws one number from the generator per call, the run's seed:
+# rng.randint(0, 2**63, dtype=np.int64) (a RandomState) or rng.integers(0, 2**63) (a Generator).
+# Epoch e's order is a Fisher-Yates shuffle of 0..n-1 whose draws come from splitmix64, keyed
+# by (seed, e): here in plain Python integers, the twin of the kernels' hashed_order.
+MASK64 = (1 << 64) - 1
+GOLDEN, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def splitmix(x):
+    """splitmix64's output for state x (x + golden ratio, then two xor-shift-multiplies)."""
+    x = (x + GOLDEN) & MASK64
+    x = ((x ^ (x >> 30)) * MIX1) & MASK64
+    x = ((x ^ (x >> 27)) * MIX2) & MASK64
+    return x ^ (x >> 31)
+
+
+def run_seed(random_state):
+    """The seed train(random_state=...) draws: one number of the generator (an int: a new
+    RandomState of it, as scikit-learn's check_random_state)."""
+    rng = np.random.RandomState(random_state) if isinstance(random_state, int) else random_state
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2 ** 63, dtype=np.int64))
+    return int(rng.randint(0, 2 ** 63, dtype=np.int64))
+
+
+def epoch_order(seed, epoch, n):
+    """The permutation of 0..n-1 that train() uses in epoch `epoch` (1-based) of a run."""
+    order = list(range(n))
+    key = splitmix(seed ^ splitmix(epoch))
+    for i in range(n - 1, 0, -1):
+        r = splitmix((key + i) & MASK64)
+        bound = i + 1
+        j = ((r >> 32) * bound) >> 32 if bound <= 0xFFFFFFFF else r % bound
+        order[i], order[j] = order[j], order[i]
+    return np.array(order)

@@ -143,7 +143,8 @@ def test_forward_pass_and_gradient_match_the_book(dtype):
 def test_one_case_update_matches_the_book(mode, batch_size, dtype):
     net = textbook_net(dtype)
     start = net.params.astype(np.float64)
-    hist = fastbp.train(net, X, Y, mode=mode, batch_size=batch_size, learning_rate=LR, epochs=1, shuffle=False)
+    hist = fastbp.train(net, X, Y, mode=mode, batch_size=batch_size, learning_rate=LR, epochs=1,
+                        shuffle=False, track="end")
     assert hist.n_epochs == 1 and hist.stopped_by == "epochs"
     # Table 9.4, at the book's precision
     got = named(net)

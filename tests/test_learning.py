@@ -53,9 +53,9 @@ def blobs():
 def test_xor(xor_data, mode, learning_rate, momentum, seed):
     X, Y = xor_data
     net = fastbp.Network([2, 4, 1], activation="logistic", output_activation="logistic", random_state=seed)
-    hist = fastbp.train(
+    hist = fastbp.train(  # track="end": the rule judges the network after each epoch
         net, X, Y, mode=mode, learning_rate=learning_rate, momentum=momentum, epochs=20000,
-        random_state=seed, max_misclassified=0.0,
+        random_state=seed, max_misclassified=0.0, track="end",
     )  # fmt: skip
     assert hist.stopped_by == "misclassified" and hist.n_epochs < 20000
     assert hist.accuracy[-1] == 1.0

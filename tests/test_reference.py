@@ -44,11 +44,12 @@ def make(config, dtype=np.float64, seed=0):
 
 
 def orders_for(shuffle, random_state, epochs=EPOCHS, n=N):
-    """The permutations train() draws: rng.permutation(n) per epoch, or 0..n-1."""
+    """The tuple orders of train(): epoch e's permutation keyed by (the run's seed, e), or
+    0..n-1 (the seed is drawn either way)."""
+    seed = naive.run_seed(random_state)
     if not shuffle:
         return [np.arange(n)] * epochs
-    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.RandomState(random_state)
-    return [rng.permutation(n) for _ in range(epochs)]
+    return [naive.epoch_order(seed, e, n) for e in range(1, epochs + 1)]
 
 
 def replay(start, spec, X, Y, orders, lrs, batch_size, alpha=0.0, optimizer=None):
@@ -192,7 +193,7 @@ def test_case_mode(config, shuffle, momentum, nesterov, alpha):
     spec, start = naive.Spec.of(net), net.params.copy()
     hist = fastbp.train(
         net, X, Y, mode="case", learning_rate=0.3, epochs=EPOCHS, shuffle=shuffle, random_state=SEED,
-        momentum=momentum, nesterov=nesterov, alpha=alpha,
+        momentum=momentum, nesterov=nesterov, alpha=alpha, track="end",
     )  # fmt: skip
     expected = replay(
         start, spec, X, Y, orders_for(shuffle, SEED), [0.3] * EPOCHS, 1, alpha,
@@ -229,15 +230,15 @@ def test_case_mode_shuffles_from_the_network_generator():
 
 @pytest.mark.parametrize("mode, batch_size", [("case", 1), ("minibatch", 7), ("epoch", N)])
 def test_track_pass(mode, batch_size):
-    """track="pass": each tuple's loss at the weights it met, averaged over the pass.
+    """track="pass" (the default): each tuple's loss at the weights it met, averaged over the pass.
 
     In epoch mode every tuple meets the weights of the start of the epoch.
     """
     net, X, Y = make("tanh-logistic-se")
     spec, params = naive.Spec.of(net), net.params.copy()
-    hist = fastbp.train(
+    hist = fastbp.train(  # track="pass" is the default
         net, X, Y, mode=mode, batch_size=batch_size if mode == "minibatch" else None, learning_rate=0.3,
-        epochs=2, shuffle=False, track="pass",
+        epochs=2, shuffle=False,
     )  # fmt: skip
     expected = []
     for _ in range(2):
@@ -257,7 +258,7 @@ def test_epoch_mode(config, momentum, nesterov, alpha):
     spec, start = naive.Spec.of(net), net.params.copy()
     hist = fastbp.train(
         net, X, Y, mode="epoch", learning_rate=0.5, epochs=EPOCHS, random_state=SEED,
-        momentum=momentum, nesterov=nesterov, alpha=alpha,
+        momentum=momentum, nesterov=nesterov, alpha=alpha, track="end",
     )  # fmt: skip
     # each epoch: w <- w - lr * (mean gradient + alpha w / n)
     params, sgd, expected = start, naive.SGD(len(start), momentum, nesterov), []

@@ -51,8 +51,10 @@ def test_tiny_floor_hand_kernel_does_fastbps_arithmetic():
     floor.hand(W1, b1, W2, b2, w3, b3, X, Y, order, np.float32(0.1), np.uint64(8))
     hyper = np.zeros(K.N_HYPER)
     hyper[K.LR] = 0.1
-    K.case_epoch(net.params, net.layout, X, Y, np.empty(0), order, K.SQUARED_ERROR, K.SGD,
-                 hyper, np.zeros((1, net.n_params), np.float32))
+    geo = K.geometry(net.layout)
+    act, delta = np.empty(K.n_units(geo), np.float32), np.empty(K.n_units(geo), np.float32)
+    K.case_pass(net.params, net.layout, geo, act, delta, X, Y, np.empty(0, np.float32), order,
+                K.SQUARED_ERROR, K.SGD, hyper, np.zeros((1, net.n_params), np.float32))
     assert np.abs(net.params - start).max() > 1e-3  # both trained: the weights moved
     for got, want in zip((W1, W2, w3[:, None], b1, b2, b3), net.coefs + net.intercepts):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

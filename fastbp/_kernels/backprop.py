@@ -27,9 +27,13 @@ a loop (7x slower on a 64-wide row); slicing views instead costs a reference-cou
 object per slice, which dominated small networks. Unsigned offsets cost neither. Never mix
 them with signed integers or integer literals (Numba makes uint64 + int64 a float64).
 """
+import os
+import sys
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 # Columns of the layout table: one row per weight layer, int64.
@@ -84,7 +88,8 @@ ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint6
 # row 1 its last gradient.
 STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 
-# fastmath without nnan/ninf, so NaN and inf checks keep working; reassoc lets reductions vectorise.
+# fastmath without nnan/ninf, so NaN and inf checks keep working -- on values as loaded from
+# memory: under reassoc, isfinite(a + b) can fold to True (seen); reassoc lets reductions vectorise.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 # Options of every kernel. error_model="numpy" drops Python's ZeroDivisionError checks from hot loops;
@@ -166,6 +171,31 @@ def fast_tanh(x):
     large = dt(1) - dt(2) / (fast_exp(a + a) + dt(1))
     y = small if a < dt(0.625) else (large if x >= dt(0) else -large)
     return y if x == x else x  # NaN stays NaN
+
+
+# -- the clock ------------------------------------------------------------------------------------
+@intrinsic
+def monotonic_ns(typingctx):
+    """clock_gettime(CLOCK_MONOTONIC) in nanoseconds, read from compiled code (about 30 ns
+    here, a vDSO call): the run kernels time their epochs and their slice budget with it."""
+    def codegen(context, builder, signature, args):
+        i64, i32 = ir.IntType(64), ir.IntType(32)
+        if CLOCK_MONOTONIC is None:  # no clock_gettime: slices end by their epoch count alone
+            return i64(0)
+        timespec = ir.LiteralStructType([i64, i64])
+        clock_gettime = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i32, [i32, timespec.as_pointer()]), "clock_gettime")
+        now = cgutils.alloca_once(builder, timespec)
+        builder.call(clock_gettime, [i32(CLOCK_MONOTONIC), now])
+        seconds = builder.load(builder.gep(now, [i32(0), i32(0)]))
+        nanoseconds = builder.load(builder.gep(now, [i32(0), i32(1)]))
+        return builder.add(builder.mul(seconds, i64(1_000_000_000)), nanoseconds)
+    return types.int64(), codegen
+
+
+# clock_gettime's clockid_t for the monotonic clock: macOS 6, Linux (and other POSIX) 1;
+# Windows has no clock_gettime.
+CLOCK_MONOTONIC = 6 if sys.platform == "darwin" else 1 if os.name == "posix" else None
 
 
 # -- one tuple ------------------------------------------------------------------------------
@@ -272,15 +302,44 @@ _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E
 
 
 @njit(inline="always", **JIT)
-def keep_scale(layout, l, t, j):
-    """Inverted dropout's factor for unit j of layer l on tuple t: 0 with the layer's rate,
-    else 1 / (1 - rate). A splitmix64 hash of (seed, t, l, j), so any pass can recompute it."""
-    x = np.uint64(layout[l, DROP_SEED]) ^ (np.uint64(t) * _GOLDEN) ^ (np.uint64(l) << np.uint64(40)) \
-        ^ np.uint64(j)
+def splitmix(x):
+    """splitmix64's output function of x + golden ratio: a bijective mix of 64 bits, so that
+    consecutive inputs give independent-looking outputs (the counter-based generator behind
+    dropout masks and tuple orders: any draw follows from its key, on any thread)."""
     x += _GOLDEN
     x = (x ^ (x >> np.uint64(30))) * _MIX1
     x = (x ^ (x >> np.uint64(27))) * _MIX2
-    x ^= x >> np.uint64(31)
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(**JIT)
+def hashed_order(order, seed, epoch):
+    """order = epoch's permutation of 0..n-1 under the run's seed: a Fisher-Yates shuffle of
+    0..n-1 whose i-th draw is splitmix64 of (key, i), key = splitmix64(seed ^
+    splitmix64(epoch)). A counter-based generator: an epoch's order follows from (seed, epoch)
+    alone -- no state to carry, save or restore, the same on any thread count."""
+    n = order.shape[0]
+    for i in range(n):
+        order[i] = i
+    key = splitmix(np.uint64(seed) ^ splitmix(np.uint64(epoch)))
+    for i in range(n - 1, 0, -1):
+        r = splitmix(key + np.uint64(i))
+        bound = np.uint64(i + 1)
+        # j uniform in 0..i: the high 32 bits scaled to the bound (Lemire's multiply-shift;
+        # its bias, under bound / 2**32, is far below anything a shuffle can show)
+        if bound <= np.uint64(0xFFFFFFFF):
+            j = np.int64(((r >> np.uint64(32)) * bound) >> np.uint64(32))
+        else:
+            j = np.int64(r % bound)
+        order[i], order[j] = order[j], order[i]
+
+
+@njit(inline="always", **JIT)
+def keep_scale(layout, l, t, j):
+    """Inverted dropout's factor for unit j of layer l on tuple t: 0 with the layer's rate,
+    else 1 / (1 - rate). A splitmix64 hash of (seed, t, l, j), so any pass can recompute it."""
+    x = splitmix(np.uint64(layout[l, DROP_SEED]) ^ (np.uint64(t) * _GOLDEN)
+                 ^ (np.uint64(l) << np.uint64(40)) ^ np.uint64(j))
     rate = layout[l, DROP]
     if np.int64(x >> np.uint64(32)) < rate:
         return 0.0
@@ -672,6 +731,48 @@ def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt
 
 
 @njit(**JIT)
+def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
+    """grad[W] += a[a_off+i] d[d_off+j] over the n_rows x n_cols block W at `start`, and its
+    bias row (input 1) right after it; with `errors`, d[a_off+i] = sum_j W_ij d[d_off+j]
+    (the backward pass and the gradient share one loop over each row, as in update_outer)."""
+    dt = params.dtype.type
+    for i in range(n_rows + ONE):
+        a_i = a[a_off + i] if i < n_rows else dt(1)
+        row = start + i * n_cols
+        error = dt(0)
+        for j in range(n_cols):
+            error += params[row + j] * d[d_off + j]
+            grad[row + j] += a_i * d[d_off + j]
+        if errors and i < n_rows:
+            d[a_off + i] = error
+
+
+@njit(**JIT)
+def errors_and_gradient(params, layout, geo, act, delta, grad, t):
+    """The backward pass of one tuple whose output errors are in delta, from the output layer
+    down: grad += O_i delta_j for every weight (delta_j for every bias), and each layer's input
+    errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update does, with the
+    increments summed into grad instead of applied (epoch and minibatch updating)."""
+    for l in range(geo.shape[0] - 1, -1, -1):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            d = delta[a_out]
+            for i in range(fan_in):
+                grad[w_off + i] += act[a_in + i] * d
+            if l > 0:
+                for i in range(fan_in):
+                    delta[a_in + i] = params[w_off + i] * d
+            grad[b_off] += d
+        else:
+            add_outer(grad, params, w_off, fan_in, fan_out, act, a_in, delta, a_out, l > 0)
+        if l > 0:
+            if dropping(layout, l - 1):
+                undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
+            times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+
+
+@njit(**JIT)
 def apply_mean_update(params, grad, state, geo, weight_sum, opt, hyper):
     """Epoch/minibatch updating: move against grad / S (+ alpha w / S on weights), where grad
     is the (weighted) sum of the tuples' gradients and S the sum of their weights."""
@@ -727,6 +828,9 @@ def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
 # block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
 # BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
 BLOCK = 128
+# Networks whose layers are all at most this wide pass tuple by tuple instead (by_tuples):
+# their matrix products are too small to pay for a BLAS call each.
+SMALL_LAYER = 16
 
 
 @njit(**JIT)
@@ -843,13 +947,15 @@ def split_workspace(row, layout):
     return row[:size], row[size:2 * size], row[2 * size:]
 
 
-# -- whole epochs --------------------------------------------------------------------------
-# Every training kernel returns (loss_sum, penalty_sum, n_correct) for the tuples it passed:
-# summed over its updates u, each over B_u tuples of weight sum S_u at weights W_u,
+# -- whole passes --------------------------------------------------------------------------
+# A pass runs over the tuples of one epoch in a given order and returns (loss_sum,
+# penalty_sum, n_correct) for the tuples it passed: summed over its updates u, each over B_u
+# tuples of weight sum S_u at weights W_u,
 #     loss_sum    = sum_u B_u/S_u * sum_(t in u) w_t E_t
 #     penalty_sum = sum_u B_u/S_u * alpha/2 * ||W_u||^2      (0 when alpha = 0)
 # so that (loss_sum + penalty_sum) / n is scikit-learn's loss_curve_ entry, and loss_sum / n
-# the plain mean loss when no weights are given.
+# the plain mean loss when no weights are given. Passes allocate nothing: their scratch
+# arrays come from the run (fastbp.train.Run), made once per train() or fit() call.
 
 # Gradient rows are summed in blocks of this many parameters, one block per task.
 _REDUCE_BLOCK = 4096
@@ -858,16 +964,13 @@ _PARALLEL_REDUCE = 1 << 20
 
 
 @njit(**JIT)
-def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, state):
+def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper, state):
     """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
 
     A tuple of weight w moves params by the gradient of w*E + alpha/2 ||W||^2 divided by w
     (scikit-learn with batch_size=1): the data term is unchanged, the L2 term is divided by
     w, and a tuple of weight 0 changes nothing.
     """
-    geo = geometry(layout)
-    act = np.empty(n_units(geo), dtype=params.dtype)
-    delta = np.empty(n_units(geo), dtype=params.dtype)
     alpha = hyper[ALPHA]
     last = geo.shape[0] - 1
     out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
@@ -893,22 +996,53 @@ def case_epoch(params, layout, X, Y, weights, order, loss_code, opt, hyper, stat
 
 
 @njit(**JIT)
-def add_chunks(losses, weight_sums, corrects):
-    """(loss_sum, weight_sum, n_correct) over the chunks, added in chunk order."""
-    loss_sum, weight_sum, n_correct = 0.0, 0.0, 0
-    for c in range(losses.shape[0]):
-        loss_sum += losses[c]
-        weight_sum += weight_sums[c]
-        n_correct += corrects[c]
-    return loss_sum, weight_sum, n_correct
+def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, loss_code,
+                    grad):
+    """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
+    (see by_tuples), where a matrix product's call costs more than its arithmetic: on XOR a
+    pass of 4 tuples as matrix products took 13 us. Returns (sum w E, sum w, n_correct)."""
+    last = geo.shape[0] - 1
+    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    loss_c, weight_c, correct_c = 0.0, 0.0, 0
+    for p in range(lo, hi):
+        t = order[p]
+        weight = weight_of(weights, t)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
+        loss_c += weight * loss
+        weight_c += weight
+        correct_c += correct
+        if weight == 0.0:
+            continue
+        output_error(act, delta, out, n_out, Y, t, loss_code, code)
+        if weight != 1.0:
+            scale = params.dtype.type(weight)
+            for k in range(n_out):
+                delta[out + k] *= scale
+        errors_and_gradient(params, layout, geo, act, delta, grad, t)
+    return loss_c, weight_c, correct_c
 
 
 @njit(**JIT)
-def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, loss_code, row, work_row):
-    """row = sum of w_t dE/dw over X[order[lo:hi]], a block at a time:
+def by_tuples(layout):
+    """Whether gradient passes go a tuple at a time (every layer at most SMALL_LAYER units
+    wide) or a block at a time as matrix products. A property of the network alone, so a
+    network's results never depend on how its data are cut."""
+    for l in range(layout.shape[0]):
+        if layout[l, FAN_OUT] > SMALL_LAYER or layout[l, FAN_IN] > SMALL_LAYER:
+            return False
+    return True
+
+
+@njit(**JIT)
+def chunk_gradient(params, layout, geo, X, Y, weights, order, lo, hi, loss_code, row, work_row,
+                   tuples):
+    """row = sum of w_t dE/dw over X[order[lo:hi]], a tuple or a block at a time:
     returns (sum w_t E_t, sum w_t, n_correct)."""
     act, delta, scratch = split_workspace(work_row, layout)
     row[:] = 0
+    if tuples:
+        return tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,
+                               loss_code, row)
     loss_c, weight_c, correct_c = 0.0, 0.0, 0
     for p0 in range(lo, hi, BLOCK):
         loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
@@ -928,75 +1062,88 @@ def add_rows(rows, grad, lo, hi):
         grad[lo:hi] += rows[c, lo:hi]
 
 
+@njit(**JIT)
+def add_chunks(losses, weight_sums, corrects):
+    """(loss_sum, weight_sum, n_correct) over the chunks, added in chunk order."""
+    loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
+    for c in range(losses.shape[0]):
+        loss_sum += losses[c]
+        weight_sum += weight_sums[c]
+        n_correct += corrects[c]
+    return loss_sum, weight_sum, n_correct
+
+
+@njit(**JIT)
+def add_sums(sums):
+    """(loss_sum, weight_sum, n_correct) over the chunks' rows of sums, added in chunk order."""
+    loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
+    for c in range(sums.shape[0]):
+        loss_sum += sums[c, 0]
+        weight_sum += sums[c, 1]
+        n_correct += sums[c, 2]
+    return loss_sum, weight_sum, np.int64(n_correct)
+
+
 @njit(inline="always", **JIT)
-def gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
-                  work):
+def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows, grad,
+                  work, sums, tuples):
     """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
 
     The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
-    `rows` in parallel (`work`: one workspace row per chunk); the rows are then added in a
-    fixed order, so the result depends on the data and the chunk count only, never on the
-    number of threads. Returns (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk,
-    or little to add, runs without a parallel region: launching one costs microseconds,
-    which a minibatch step cannot spare.
+    `rows` in parallel (`work`: one workspace row per chunk, `sums` one row of (loss,
+    weight, correct) per chunk); the rows are then added in a fixed order, so the result
+    depends on the data and the chunk count only, never on the number of threads. Returns
+    (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk, or little to add, runs
+    without a parallel region: launching one costs microseconds, which a minibatch step
+    cannot spare.
 
     Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
-    caller's own): a cached kernel must never call another cached parallel kernel, which
-    crashes when both are loaded from the disk cache (numba issue 8578).
+    caller's own; in a serial kernel they are plain loops): a cached kernel must never call
+    another cached parallel kernel, which crashes when both are loaded from the disk cache
+    (numba issue 8578).
     """
     n_chunks, n_params = rows.shape[0], rows.shape[1]
     n = stop - start
-    losses = np.zeros(n_chunks)
-    weight_sums = np.zeros(n_chunks)
-    corrects = np.zeros(n_chunks, dtype=np.int64)
     if n_chunks == 1:
-        losses[0], weight_sums[0], corrects[0] = chunk_gradient(
-            params, layout, X, Y, weights, order, start, stop, loss_code, rows[0], work[0])
+        sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
+            params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows[0], work[0],
+            tuples)
     else:
         for c in prange(n_chunks):
-            losses[c], weight_sums[c], corrects[c] = chunk_gradient(
-                params, layout, X, Y, weights, order, start + n * c // n_chunks,
-                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c])
+            sums[c, 0], sums[c, 1], sums[c, 2] = chunk_gradient(
+                params, layout, geo, X, Y, weights, order, start + n * c // n_chunks,
+                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c], tuples)
     if n_chunks * n_params > _PARALLEL_REDUCE:
         n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
         for b in prange(n_blocks):
             add_rows(rows, grad, b * n_params // n_blocks, (b + 1) * n_params // n_blocks)
     else:
         add_rows(rows, grad, 0, n_params)
-    return add_chunks(losses, weight_sums, corrects)
+    return add_sums(sums[:n_chunks])
 
 
 @njit(parallel=True, **JIT)
 def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
-    return gradient_pass(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
-                         new_workspaces(params, layout, rows.shape[0]))
+    n_chunks = rows.shape[0]
+    return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
+                         loss_code, rows, grad, new_workspaces(params, layout, n_chunks),
+                         np.zeros((n_chunks, 3)), by_tuples(layout))
 
 
-@njit(parallel=True, **JIT)
-def epoch_step(params, layout, X, Y, weights, order, weight_sum, loss_code, opt, hyper, state,
-               rows, grad):
-    """Epoch updating, one epoch: the update with the gradient the previous pass left in grad
-    (its weight sum is weight_sum), then the pass at the new weights, which gives this
-    epoch's loss and the next gradient. Returns that pass's (sum w E, S, n_correct)."""
-    apply_mean_update(params, grad, state, geometry(layout), weight_sum, opt, hyper)
-    return gradient_pass(params, layout, X, Y, weights, order, 0, order.shape[0], loss_code,
-                         rows, grad, new_workspaces(params, layout, rows.shape[0]))
-
-
-@njit(parallel=True, **JIT)
-def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code, opt, hyper,
-                    state, rows, grad):
-    """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one update."""
+@njit(inline="always", **JIT)
+def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper,
+                   state, rows, grad, work, sums, tuples):
+    """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one
+    update. rows holds one row per chunk of a batch of batch_size tuples."""
     n = order.shape[0]
-    geo = geometry(layout)
     alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
-    work = new_workspaces(params, layout, rows.shape[0])
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
-        loss_b, weight_b, correct_b = gradient_pass(params, layout, X, Y, weights, order, start,
-                                                    stop, loss_code, rows, grad, work)
+        loss_b, weight_b, correct_b = gradient_pass(params, layout, geo, X, Y, weights, order,
+                                                    start, stop, loss_code, rows, grad, work, sums,
+                                                    tuples)
         n_correct += correct_b
         if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
             continue
@@ -1007,27 +1154,39 @@ def minibatch_epoch(params, layout, X, Y, weights, order, batch_size, loss_code,
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(parallel=True, **JIT)
-def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
-    """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights."""
+@njit(inline="always", **JIT)
+def evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums):
+    """Forward passes only over all of X, in acts.shape[0] fixed chunks (acts: one unit buffer
+    per chunk): (sum w E, sum w, n_correct) at the current weights. Inlined, as
+    gradient_pass, into serial and parallel kernels alike."""
     n = X.shape[0]
-    geo = geometry(layout)
-    losses = np.zeros(n_chunks)
-    weight_sums = np.zeros(n_chunks)
-    corrects = np.zeros(n_chunks, dtype=np.int64)
+    n_chunks = acts.shape[0]
+    last = geo.shape[0] - 1
+    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
     for c in prange(n_chunks):
-        act = np.empty(n_units(geo), dtype=params.dtype)
+        act = acts[c]
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             weight = weight_of(weights, t)
-            loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
-            loss_c += weight * loss
+            for i in range(geo[0, G_IN]):
+                act[i] = X[t, i]
+            forward(params, layout, geo, act)
+            loss_c += weight * tuple_loss(act, out, n_out, Y, t, loss_code, code)
             weight_c += weight
-            correct_c += correct
-        losses[c] = loss_c
-        weight_sums[c] = weight_c
-        corrects[c] = correct_c
-    return add_chunks(losses, weight_sums, corrects)
+            correct_c += is_correct(act, out, n_out, Y, t, code)
+        sums[c, 0] = loss_c
+        sums[c, 1] = weight_c
+        sums[c, 2] = correct_c
+    return add_sums(sums[:n_chunks])
+
+
+@njit(parallel=True, **JIT)
+def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
+    """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights."""
+    geo = geometry(layout)
+    return evaluate_pass(params, layout, geo, X, Y, weights, loss_code,
+                         np.empty((n_chunks, n_units(geo)), dtype=params.dtype),
+                         np.empty((n_chunks, 3)))
 
 
 @njit(parallel=True, **JIT)
@@ -1558,3 +1717,592 @@ def bn_evaluate(params, layout, bn, stats, X, Y, weights, loss_code, eps, result
                 weight_sum += weight
                 n_correct += is_correct(A, out, np.uint64(n_out), Y, t, code)
     return loss_sum, weight_sum, n_correct
+
+
+# -- training runs: many epochs per kernel call -------------------------------------------------
+# A run kernel trains epoch after epoch -- the tuple order, the learning rate, the pass, the
+# history, the stop rules -- and returns to Python only when its slice ends: after the
+# slice's last epoch (C_END), once its time budget is spent, or when a rule stops the run.
+# Python (fastbp.train.Run) owns the run's state between slices, in three arrays:
+#   ctl   int64    settings and counters (the C_* slots)
+#   num   float64  settings and running values (the N_* slots)
+#   hist  float64  (H_ROWS, capacity): column e-1 is epoch e's record, a row per series
+# Each family of network and mode has its run kernel, a loop around its pass; they share
+# begin_epoch (learning rate), epoch_order (tuple order) and end_epoch (the rules).
+(C_EPOCH, C_END, C_LAST, C_STATUS, C_SEED, C_ORDER, C_ORDERS_FIRST, C_SCHEDULE, C_TRACK_END,
+ C_TOL_RULE, C_PATIENCE, C_NO_IMPROVEMENT, C_ES_RULE, C_STALL, C_WEIGHT_CHANGE, C_PENDING,
+ C_SAMPLES, C_BUDGET_NS, C_CLASSIFIER, C_DIVERGED_AT, C_PENALTY, C_SCORE, C_BEST_EPOCH) = range(23)
+N_CTL = 23
+(N_LR0, N_LR, N_POWER_T, N_TOL, N_VAL_TOL, N_MAX_MISCLASSIFIED, N_MIN_WEIGHT_CHANGE,
+ N_BEST_LOSS, N_BEST_VAL, N_DATA_SCALE, N_PEND_LOSS, N_PEND_PENALTY, N_PEND_CORRECT,
+ N_PEND_WEIGHT) = range(14)
+N_NUM = 14
+# Rows of hist; the first seven are History's lists, in this order.
+(H_LOSS, H_ACCURACY, H_SECONDS, H_LEARNING_RATE, H_WEIGHT_CHANGE, H_VAL_LOSS, H_VAL_ACCURACY,
+ H_VAL_SCORE, H_EVENT) = range(9)
+H_ROWS = 9
+
+# C_STATUS: why the run stopped (RUNNING: it has not).
+# STOP_CALLBACK is set by Python, when a per-epoch callback asks to stop.
+RUNNING, STOP_EPOCHS, STOP_MISCLASSIFIED, STOP_WEIGHT_CHANGE, STOP_NO_IMPROVEMENT, \
+    STOP_EARLY_STOPPING, STOP_DIVERGED, STOP_CALLBACK = range(8)
+STOP_NAMES = ("", "epochs", "misclassified", "weight_change", "no_improvement", "early_stopping",
+              "diverged", "callback")
+# C_ORDER: the tuple order of an epoch: 0..n-1, hashed_order of (seed, epoch), or row
+# epoch - C_ORDERS_FIRST of orders drawn in Python (the drop-ins: scikit-learn's stream).
+ORDER_NATURAL, ORDER_HASHED, ORDER_GIVEN = range(3)
+# C_SCHEDULE: the learning rate of epoch e (1-based): lr0, lr0 / e, lr0 / e**power_t, whatever
+# Python set for the epoch (a callable schedule); scikit-learn's "invscaling" (lr0 / (t + 1)
+# **power_t after each epoch, t the tuples passed so far) and "adaptive" (divided by
+# ADAPTIVE_DIVISOR when the loss stalls, the run stopping once it is at most MIN_ADAPTIVE_RATE).
+SCHED_CONSTANT, SCHED_INV_T, SCHED_INVSCALING, SCHED_GIVEN, SCHED_SAMPLES_INVSCALING, \
+    SCHED_ADAPTIVE = range(6)
+ADAPTIVE_DIVISOR = 5.0
+MIN_ADAPTIVE_RATE = 1e-6
+# C_TOL_RULE and C_ES_RULE: the no-improvement and early-stopping rules as train() states them,
+# or as scikit-learn's MLP does (one counter, fed by the validation score under early stopping,
+# and the "adaptive" schedule's answer to a stall).
+RULE_OFF, RULE_TRAIN, RULE_SKLEARN = range(3)
+# C_SCORE: scikit-learn's validation score: accuracy (its predict's labels) or R^2.
+SCORE_NONE, SCORE_ACCURACY, SCORE_R2 = range(3)
+# hist[H_EVENT]: what scikit-learn's verbose loop prints after the epoch's loss.
+EVENT_NONE, EVENT_STOP, EVENT_LR_LOWERED, EVENT_LR_TOO_SMALL = range(4)
+# Validation sums per chunk: loss, weight (the tuples), right (train()'s count), any output not
+# finite, scikit-learn's weighted count right and weight sum, then its squared error per output.
+V_LOSS, V_WEIGHT, V_RIGHT, V_NONFINITE, V_SK_RIGHT, V_SK_WEIGHT, V_SQUARED = range(7)
+# Dropout masks of the pass serving epoch e follow from splitmix64(seed ^ DROPOUT_KEY ^ e').
+DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
+
+# The bookkeeping kernels round as Python does: no fastmath (a reciprocal or a fused
+# multiply-add would move a learning rate or a loss by an ulp from what the rules promise).
+PLAIN_JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+
+@njit(**PLAIN_JIT)
+def begin_epoch(ctl, num, hist, hyper, e):
+    """Epoch e's learning rate: into hyper (for the pass) and the history."""
+    schedule = ctl[C_SCHEDULE]
+    if schedule == SCHED_INV_T:
+        num[N_LR] = num[N_LR0] / e
+    elif schedule == SCHED_INVSCALING:
+        num[N_LR] = num[N_LR0] / np.float64(e) ** num[N_POWER_T]
+    hyper[LR] = num[N_LR]
+    hist[H_LEARNING_RATE, e - 1] = num[N_LR]
+
+
+@njit(**JIT)
+def set_drop_seed(layout, seed, e):
+    """The dropout masks of the pass serving epoch e's updates (a no-op without dropout)."""
+    if layout.shape[1] > DROP:
+        key = splitmix(np.uint64(seed) ^ DROPOUT_KEY ^ splitmix(np.uint64(e)))
+        for l in range(layout.shape[0]):
+            layout[l, DROP_SEED] = np.int64(key >> np.uint64(1))
+
+
+@njit(**JIT)
+def epoch_order(ctl, order, orders, e):
+    """The tuple order of epoch e (see C_ORDER); `order` is the run's own buffer."""
+    kind = ctl[C_ORDER]
+    if kind == ORDER_GIVEN:
+        return orders[e - ctl[C_ORDERS_FIRST]]
+    if kind == ORDER_HASHED:
+        hashed_order(order, ctl[C_SEED], e)
+    return order
+
+
+@njit(**PLAIN_JIT)
+def record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct):
+    """The loss and accuracy of a pass (see "whole passes") into the history: the mean over
+    its n tuples, with scikit-learn's scale of the data term and its L2 term where asked."""
+    loss = num[N_DATA_SCALE] * loss_sum
+    if ctl[C_PENALTY]:
+        loss += penalty_sum
+    hist[H_LOSS, col] = loss / n
+    if ctl[C_CLASSIFIER]:
+        hist[H_ACCURACY, col] = n_correct / n
+
+
+@njit(**PLAIN_JIT)
+def record_evaluation(ctl, hist, col, n, loss_sum, weight_sum, n_correct):
+    """The loss and accuracy of the network after the epoch (track="end") into the history,
+    as Network.evaluate states them: sum w E / sum w, the fraction right."""
+    hist[H_LOSS, col] = loss_sum / weight_sum
+    if ctl[C_CLASSIFIER]:
+        hist[H_ACCURACY, col] = n_correct / n
+
+
+@njit(**PLAIN_JIT)
+def record_validation(ctl, hist, col, n, total, r2_denominator):
+    """The validation numbers of one epoch from the chunks' sums (V_* columns): the mean loss,
+    the fraction right, and scikit-learn's score: its accuracy, or its R^2 (uniform over the
+    outputs, 1 for a perfect fit of a constant, 0 for any other fit of one; NaN when a
+    prediction is not finite), as its MLP's _score computes them."""
+    hist[H_VAL_LOSS, col] = total[V_LOSS] / total[V_WEIGHT]
+    if ctl[C_CLASSIFIER]:
+        hist[H_VAL_ACCURACY, col] = total[V_RIGHT] / n
+    kind = ctl[C_SCORE]
+    score = np.nan
+    if kind == SCORE_ACCURACY:
+        score = total[V_SK_RIGHT] / total[V_SK_WEIGHT]
+    elif kind == SCORE_R2 and total[V_NONFINITE] == 0.0:
+        n_out = r2_denominator.shape[0]
+        score = 0.0
+        for k in range(n_out):
+            numerator, denominator = total[V_SQUARED + k], r2_denominator[k]
+            if numerator != 0.0 and denominator != 0.0:
+                score += 1.0 - numerator / denominator
+            elif numerator == 0.0:
+                score += 1.0
+        score /= n_out
+    hist[H_VAL_SCORE, col] = score
+
+
+@njit(**PLAIN_JIT)
+def pend(params, layout, ctl, num, alpha, n, loss_sum, weight_sum, n_correct):
+    """Keep a full-batch pass's numbers for the epoch whose update follows its gradient:
+    n/S sum w E, the L2 term at the weights it ran at, the count right and S."""
+    penalty = 0.5 * alpha * squared_weights(params, layout) if alpha != 0.0 else 0.0
+    num[N_PEND_LOSS] = n / weight_sum * loss_sum
+    num[N_PEND_PENALTY] = n / weight_sum * penalty
+    num[N_PEND_CORRECT] = n_correct
+    num[N_PEND_WEIGHT] = weight_sum
+    ctl[C_PENDING] = 1
+
+
+@njit(**JIT)
+def scan_weights(params, prev, record):
+    """(every weight finite, the largest |change| since prev); with `record`, prev catches up
+    with params (the weight-change history), in the same pass."""
+    finite = True
+    change = 0.0
+    if record:
+        for k in range(params.shape[0]):
+            w = params[k]
+            finite = finite and np.isfinite(w)
+            change = max(change, np.float64(abs(w - prev[k])))
+            prev[k] = w
+    else:
+        for k in range(params.shape[0]):
+            finite = finite and np.isfinite(params[k])
+    return finite, change
+
+
+@njit(**PLAIN_JIT)
+def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
+    """Book epoch e, whose history column the run kernel has filled (learning rate, loss,
+    accuracy, validation, seconds), and apply the rules: divergence, then the stop rules in
+    train()'s order of precedence, then scikit-learn's schedules that follow the loss.
+    Returns True when the run stops here; ctl[C_STATUS] says why. `finite`: the epoch's
+    numbers and weights were all finite; `change`: the largest weight change.
+
+    A diverged epoch is not booked (C_EPOCH stays e - 1 and C_DIVERGED_AT says e; Python
+    goes back to the last finite epoch), except under scikit-learn's early stopping with a
+    best epoch to go back to: it books the epoch (a NaN score, as scikit-learn records) and
+    stops, and Python restores the best weights (scikit-learn's issue 29504)."""
+    col = e - 1
+    loss = hist[H_LOSS, col]
+    es = ctl[C_ES_RULE]
+    diverged = not (finite and np.isfinite(loss))
+    if diverged:
+        ctl[C_DIVERGED_AT] = e
+        score = hist[H_VAL_SCORE, col]
+        if not (es == RULE_SKLEARN and (num[N_BEST_VAL] > -np.inf or score > num[N_BEST_VAL])):
+            ctl[C_STATUS] = STOP_DIVERGED
+            return True
+    ctl[C_EPOCH] = e
+    ctl[C_SAMPLES] += n
+    if ctl[C_WEIGHT_CHANGE]:
+        hist[H_WEIGHT_CHANGE, col] = change
+    stop, event = RUNNING, EVENT_NONE
+    patience, tol, tol_rule = ctl[C_PATIENCE], num[N_TOL], ctl[C_TOL_RULE]
+    if tol_rule == RULE_TRAIN or (tol_rule == RULE_SKLEARN and es != RULE_SKLEARN):
+        # no improvement of the training loss by tol (under scikit-learn's early stopping the
+        # validation score feeds the counter instead)
+        if loss > num[N_BEST_LOSS] - tol:
+            ctl[C_NO_IMPROVEMENT] += 1
+        else:
+            ctl[C_NO_IMPROVEMENT] = 0
+        if loss < num[N_BEST_LOSS]:
+            num[N_BEST_LOSS] = loss
+        if tol_rule == RULE_TRAIN and ctl[C_NO_IMPROVEMENT] > patience:
+            stop = STOP_NO_IMPROVEMENT
+    if num[N_MIN_WEIGHT_CHANGE] >= 0.0 and change < num[N_MIN_WEIGHT_CHANGE]:
+        stop = STOP_WEIGHT_CHANGE
+    if num[N_MAX_MISCLASSIFIED] >= 0.0 and 1.0 - hist[H_ACCURACY, col] <= num[N_MAX_MISCLASSIFIED]:
+        stop = STOP_MISCLASSIFIED
+    if es == RULE_TRAIN:  # the validation loss has not improved by val_tol for `patience` epochs
+        val_loss = hist[H_VAL_LOSS, col]
+        if val_loss < num[N_BEST_VAL] - num[N_VAL_TOL]:
+            ctl[C_STALL] = 0
+        else:
+            ctl[C_STALL] += 1
+        if val_loss < num[N_BEST_VAL]:
+            num[N_BEST_VAL] = val_loss
+            best[:] = params
+            ctl[C_BEST_EPOCH] = e
+        if ctl[C_STALL] > patience:
+            stop = STOP_EARLY_STOPPING
+            params[:] = best  # the best epoch's weights come back
+            ctl[C_PENDING] = 0
+    elif es == RULE_SKLEARN:  # the validation score has not improved by tol
+        score = hist[H_VAL_SCORE, col]
+        if score < num[N_BEST_VAL] + tol:
+            ctl[C_NO_IMPROVEMENT] += 1
+        else:
+            ctl[C_NO_IMPROVEMENT] = 0
+        if score > num[N_BEST_VAL]:
+            num[N_BEST_VAL] = score
+            best[:] = params
+            ctl[C_BEST_EPOCH] = e
+    if tol_rule == RULE_SKLEARN:  # scikit-learn's iteration_ends, then trigger_stopping
+        schedule = ctl[C_SCHEDULE]
+        if schedule == SCHED_SAMPLES_INVSCALING:
+            num[N_LR] = num[N_LR0] / np.float64(ctl[C_SAMPLES] + 1) ** num[N_POWER_T]
+        if ctl[C_NO_IMPROVEMENT] > patience:
+            if schedule != SCHED_ADAPTIVE:
+                stop, event = STOP_NO_IMPROVEMENT, EVENT_STOP
+            elif num[N_LR] <= MIN_ADAPTIVE_RATE:
+                stop, event = STOP_NO_IMPROVEMENT, EVENT_LR_TOO_SMALL
+            else:
+                num[N_LR] /= ADAPTIVE_DIVISOR
+                ctl[C_NO_IMPROVEMENT] = 0
+                event = EVENT_LR_LOWERED
+    hist[H_EVENT, col] = event
+    if stop == RUNNING and e >= ctl[C_LAST]:
+        stop = STOP_EPOCHS
+    if diverged:
+        stop = STOP_DIVERGED
+    ctl[C_STATUS] = stop
+    return stop != RUNNING
+
+
+@njit(inline="always", **JIT)
+def predicted_right(act, out, n_out, Y, t, code):
+    """1 if scikit-learn's predict gets tuple t right: the first largest softmax output (a NaN
+    counts as largest, as in numpy's argmax), or every logistic output above 0.5 exactly
+    where its 0/1 target is 1."""
+    if code == SOFTMAX:
+        best_o = best_t = np.uint64(0)
+        for k in range(n_out):
+            if act[out + k] != act[out + k]:
+                best_o = k
+                break
+            if act[out + k] > act[out + best_o]:
+                best_o = k
+        for k in range(n_out):
+            if Y[t, k] > Y[t, best_t]:
+                best_t = k
+        return 1 if best_o == best_t else 0
+    half = act.dtype.type(0.5)
+    for k in range(n_out):
+        if (act[out + k] > half) != (Y[t, k] > 0.5):
+            return 0
+    return 1
+
+
+@njit(inline="always", **JIT)
+def validate(params, layout, geo, val, loss_code, ctl, hist, col):
+    """Forward passes over the validation tuples, in fixed chunks (prange, inlined as
+    gradient_pass is), into history column col (see record_validation).
+
+    val = (X, Y, Y_score, weights, r2_denominator, acts, sums): Y in the network's dtype for
+    the loss, Y_score (float64) and weights (empty: all 1) for scikit-learn's score, acts one
+    unit buffer per chunk, sums (chunks + 1, V_SQUARED + outputs) float64 scratch."""
+    X, Y, Y_score, weights, r2_denominator, acts, sums = val
+    n = X.shape[0]
+    n_chunks = acts.shape[0]
+    last = geo.shape[0] - 1
+    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    kind = ctl[C_SCORE]
+    for c in prange(n_chunks):
+        act = acts[c]
+        s = sums[c]
+        s[:] = 0.0
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            for i in range(geo[0, G_IN]):
+                act[i] = X[t, i]
+            forward(params, layout, geo, act)
+            s[V_LOSS] += tuple_loss(act, out, n_out, Y, t, loss_code, code)
+            s[V_WEIGHT] += 1.0
+            s[V_RIGHT] += is_correct(act, out, n_out, Y, t, code)
+            for k in range(n_out):
+                if not np.isfinite(act[out + k]):
+                    s[V_NONFINITE] = 1.0
+            if kind == SCORE_ACCURACY:
+                weight = weight_of(weights, t)
+                s[V_SK_RIGHT] += weight * predicted_right(act, out, n_out, Y_score, t, code)
+                s[V_SK_WEIGHT] += weight
+            elif kind == SCORE_R2:
+                weight = weight_of(weights, t)
+                for k in range(n_out):
+                    d = Y_score[t, k] - np.float64(act[out + k])
+                    s[V_SQUARED + k] += weight * d * d
+    total = sums[n_chunks]
+    total[:] = 0.0
+    for c in range(n_chunks):  # in chunk order: the same bits on any number of threads
+        for k in range(total.shape[0]):
+            total[k] += sums[c, k]
+    record_validation(ctl, hist, col, n, total, r2_denominator)
+
+
+@njit(**JIT)
+def begin_slice(params, ctl, prev):
+    """The weight-change history measures from the weights as the slice finds them (Python
+    may have changed them since the last slice: a callback, a restored best epoch)."""
+    if ctl[C_WEIGHT_CHANGE]:
+        prev[:] = params
+
+
+@njit(inline="always", **JIT)
+def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+    """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
+    run = (ctl, num, hist, order, orders, prev, best); work = (act, delta, acts, sums): the
+    pass's unit buffers, then the track="end" evaluation's."""
+    opt, hyper, state = optim
+    ctl, num, hist, order, orders, prev, best = run
+    act, delta, acts, sums = work
+    geo = geometry(layout)
+    n = X.shape[0]
+    begin_slice(params, ctl, prev)
+    clock = start = monotonic_ns()
+    while ctl[C_EPOCH] < ctl[C_END]:
+        e = ctl[C_EPOCH] + 1
+        col = e - 1
+        begin_epoch(ctl, num, hist, hyper, e)
+        set_drop_seed(layout, ctl[C_SEED], e)
+        loss_sum, penalty_sum, n_correct = case_pass(
+            params, layout, geo, act, delta, X, Y, weights, epoch_order(ctl, order, orders, e),
+            loss_code, opt, hyper, state)
+        if ctl[C_TRACK_END]:
+            s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums)
+            record_evaluation(ctl, hist, col, n, s, w, c)
+        else:
+            record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
+        if val is not None:
+            validate(params, layout, geo, val, loss_code, ctl, hist, col)
+        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
+        now = monotonic_ns()
+        hist[H_SECONDS, col] = (now - clock) * 1e-9
+        clock = now
+        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
+                now - start >= ctl[C_BUDGET_NS]:
+            break
+
+
+@njit(**JIT)
+def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+    """Case updating, one thread (see case_run_body)."""
+    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+
+
+@njit(parallel=True, **JIT)
+def run_case_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+    """Case updating whose evaluations (track="end", validation) run on several threads."""
+    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+
+
+@njit(inline="always", **JIT)
+def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
+                       val):
+    """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums, acts,
+    eval_sums): a batch's gradient rows and workspaces, then the track="end" evaluation's."""
+    opt, hyper, state = optim
+    ctl, num, hist, order, orders, prev, best = run
+    rows, grad, chunk_work, sums, acts, eval_sums = work
+    geo = geometry(layout)
+    tuples = by_tuples(layout)
+    n = X.shape[0]
+    begin_slice(params, ctl, prev)
+    clock = start = monotonic_ns()
+    while ctl[C_EPOCH] < ctl[C_END]:
+        e = ctl[C_EPOCH] + 1
+        col = e - 1
+        begin_epoch(ctl, num, hist, hyper, e)
+        set_drop_seed(layout, ctl[C_SEED], e)
+        loss_sum, penalty_sum, n_correct = minibatch_pass(
+            params, layout, geo, X, Y, weights, epoch_order(ctl, order, orders, e), batch_size,
+            loss_code, opt, hyper, state, rows, grad, chunk_work, sums, tuples)
+        if ctl[C_TRACK_END]:
+            s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts,
+                                    eval_sums)
+            record_evaluation(ctl, hist, col, n, s, w, c)
+        else:
+            record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
+        if val is not None:
+            validate(params, layout, geo, val, loss_code, ctl, hist, col)
+        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
+        now = monotonic_ns()
+        hist[H_SECONDS, col] = (now - clock) * 1e-9
+        clock = now
+        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
+                now - start >= ctl[C_BUDGET_NS]:
+            break
+
+
+@njit(**JIT)
+def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work, val):
+    """Minibatch updating, one thread (see minibatch_run_body)."""
+    minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
+                       val)
+
+
+@njit(parallel=True, **JIT)
+def run_minibatch_parallel(params, layout, X, Y, weights, loss_code, batch_size, optim, run,
+                           work, val):
+    """Minibatch updating with batches cut into chunks on several threads."""
+    minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
+                       val)
+
+
+@njit(inline="always", **JIT)
+def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+    """Epoch updating, epoch after epoch: each epoch applies the gradient the previous pass
+    left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
+    which gives the loss after the epoch (track="end", for free) and the next gradient.
+    work = (rows, grad, chunk_work, sums), as minibatch_run_body's."""
+    opt, hyper, state = optim
+    ctl, num, hist, order, orders, prev, best = run
+    rows, grad, chunk_work, sums = work
+    geo = geometry(layout)
+    tuples = by_tuples(layout)
+    n = X.shape[0]
+    alpha = hyper[ALPHA]
+    begin_slice(params, ctl, prev)
+    clock = start = monotonic_ns()
+    while ctl[C_EPOCH] < ctl[C_END]:
+        e = ctl[C_EPOCH] + 1
+        col = e - 1
+        begin_epoch(ctl, num, hist, hyper, e)
+        if ctl[C_PENDING] == 0:  # the gradient at the current weights
+            set_drop_seed(layout, ctl[C_SEED], e)
+            s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code,
+                                    rows, grad, chunk_work, sums, tuples)
+            pend(params, layout, ctl, num, alpha, n, s, w, c)
+        passed_loss, passed_penalty = num[N_PEND_LOSS], num[N_PEND_PENALTY]
+        passed_correct = num[N_PEND_CORRECT]
+        apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
+        set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
+        s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code, rows,
+                                grad, chunk_work, sums, tuples)
+        pend(params, layout, ctl, num, alpha, n, s, w, c)
+        if ctl[C_TRACK_END]:
+            record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
+                        num[N_PEND_CORRECT])
+        else:
+            record_pass(ctl, num, hist, col, n, passed_loss, passed_penalty, passed_correct)
+        if val is not None:
+            validate(params, layout, geo, val, loss_code, ctl, hist, col)
+        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
+        # the loss at the new weights counts too: a network that predicts NaN is not kept.
+        # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)
+        finite = finite and np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
+        now = monotonic_ns()
+        hist[H_SECONDS, col] = (now - clock) * 1e-9
+        clock = now
+        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
+                now - start >= ctl[C_BUDGET_NS]:
+            break
+
+
+@njit(**JIT)
+def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+    """Epoch updating, one thread (see full_batch_run_body)."""
+    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+
+
+@njit(parallel=True, **JIT)
+def run_full_batch_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+    """Epoch updating with the pass cut into chunks on several threads."""
+    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+
+
+@njit(**JIT)
+def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, run, rows, grad,
+            val):
+    """An Elman network's epochs: case updating (batch_size 0) or batches of batch_size
+    sequences (all of them: epoch updating). shape = (T, per_step, bptt, max_norm, chunks):
+    the sequences, backpropagation through time, the track="end" evaluation's chunk count;
+    val = (X2, Y2, T, per_step, chunks) or None."""
+    opt, hyper, state = optim
+    ctl, num, hist, order, orders, prev, best = run
+    T, per_step, bptt, max_norm, eval_chunks = shape
+    n = X2.shape[0] // T
+    empty = np.empty(0, dtype=weights.dtype)
+    begin_slice(params, ctl, prev)
+    clock = start = monotonic_ns()
+    while ctl[C_EPOCH] < ctl[C_END]:
+        e = ctl[C_EPOCH] + 1
+        col = e - 1
+        begin_epoch(ctl, num, hist, hyper, e)
+        o = epoch_order(ctl, order, orders, e)
+        if batch_size == 0:
+            loss_sum, penalty_sum, n_correct = rnn_case_epoch(
+                params, rl, X2, Y2, weights, o, T, per_step, bptt, max_norm, loss_code, opt,
+                hyper, state)
+        else:
+            loss_sum, penalty_sum, n_correct = rnn_batches(
+                params, rl, X2, Y2, weights, o, batch_size, T, per_step, bptt, max_norm,
+                loss_code, opt, hyper, state, rows, grad)
+        if ctl[C_TRACK_END]:
+            s, w, c = rnn_evaluate(params, rl, X2, Y2, weights, T, per_step, loss_code,
+                                   eval_chunks)
+            record_evaluation(ctl, hist, col, n, s, w, c)
+        else:
+            record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
+        if val is not None:
+            Xv, Yv, Tv, per_step_v, val_chunks = val
+            nv = Xv.shape[0] // Tv
+            s, w, c = rnn_evaluate(params, rl, Xv, Yv, empty, Tv, per_step_v, loss_code,
+                                   val_chunks)
+            hist[H_VAL_LOSS, col] = s / w
+            if ctl[C_CLASSIFIER]:
+                hist[H_VAL_ACCURACY, col] = c / nv
+        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
+        now = monotonic_ns()
+        hist[H_SECONDS, col] = (now - clock) * 1e-9
+        clock = now
+        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
+                now - start >= ctl[C_BUDGET_NS]:
+            break
+
+
+@njit(**JIT)
+def run_batch_norm(params, layout, X, Y, weights, loss_code, batch_size, norm, optim, run, grad,
+                   val):
+    """A batch-normalised network's epochs in batches of batch_size (all tuples: epoch
+    updating). norm = (bn, stats, momentum, eps, bn_off, empty_result); val = (X, Y) or None,
+    both evaluated with the running statistics (inference mode)."""
+    opt, hyper, state = optim
+    ctl, num, hist, order, orders, prev, best = run
+    bn, stats, momentum, eps, bn_off, no_result = norm
+    n = X.shape[0]
+    empty = np.empty(0, dtype=weights.dtype)
+    begin_slice(params, ctl, prev)
+    clock = start = monotonic_ns()
+    while ctl[C_EPOCH] < ctl[C_END]:
+        e = ctl[C_EPOCH] + 1
+        col = e - 1
+        begin_epoch(ctl, num, hist, hyper, e)
+        loss_sum, penalty_sum, n_correct = bn_batches(
+            params, layout, bn, stats, X, Y, weights, epoch_order(ctl, order, orders, e),
+            batch_size, loss_code, opt, hyper, state, grad, momentum, eps, bn_off)
+        if ctl[C_TRACK_END]:
+            s, w, c = bn_evaluate(params, layout, bn, stats, X, Y, weights, loss_code, eps,
+                                  no_result)
+            record_evaluation(ctl, hist, col, n, s, w, c)
+        else:
+            record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
+        if val is not None:
+            Xv, Yv = val
+            s, w, c = bn_evaluate(params, layout, bn, stats, Xv, Yv, empty, loss_code, eps,
+                                  no_result)
+            hist[H_VAL_LOSS, col] = s / w
+            if ctl[C_CLASSIFIER]:
+                hist[H_VAL_ACCURACY, col] = c / Xv.shape[0]
+        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
+        now = monotonic_ns()
+        hist[H_SECONDS, col] = (now - clock) * 1e-9
+        clock = now
+        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
+                now - start >= ctl[C_BUDGET_NS]:
+            break
