@@ -452,6 +452,9 @@ class Run:
         head = (net.params, self.layout, self.X, self.Y, self.weights, loss_code)
         if trainer.mode == "minibatch":
             head += (self.batch_size,)
+        if trainer.mode == "case":  # small networks without dropout: case_pass_small
+            small = net.n_params <= K.SMALL_NETWORK and trainer.dropout is None
+            return head + (optim, run, self._work, val) + ((True, None) if small else (None, True))
         return head + (optim, run, self._work, val)
 
     # -- state --------------------------------------------------------------------------------

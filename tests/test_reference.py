@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp._kernels import backprop as K
 import naive
 
 N = 30
@@ -205,6 +206,24 @@ def test_case_mode(config, shuffle, momentum, nesterov, alpha):
         # track="end": the loss and accuracy of the network after each epoch
         np.testing.assert_allclose(hist.loss, [naive.mean_loss(p, spec, X, Y) for p in expected], **F64)
         np.testing.assert_allclose(hist.accuracy, [naive.accuracy(p, spec, X, Y) for p in expected])
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_case_mode_past_the_small_network_pass(momentum):
+    """Networks of more than K.SMALL_NETWORK weights take case_pass, not the inlined
+    case_pass_small the configurations above (all small) take: the same arithmetic."""
+    width = 40
+    net = fastbp.Network([4, width, width, 2], activation="tanh", random_state=0)
+    assert net.n_params > K.SMALL_NETWORK
+    rng = np.random.RandomState(7)
+    X = rng.normal(size=(N, 4))
+    Y = naive.targets_for("logistic", "squared_error", N, 2, rng)
+    spec, start = naive.Spec.of(net), net.params.copy()
+    fastbp.train(net, X, Y, mode="case", learning_rate=0.1, epochs=EPOCHS, random_state=SEED,
+                 momentum=momentum)
+    expected = replay(start, spec, X, Y, orders_for(True, SEED), [0.1] * EPOCHS, 1, 0.0,
+                      naive.SGD(len(start), momentum))
+    np.testing.assert_allclose(net.params, expected[-1], **F64)
 
 
 def test_case_mode_float32():

@@ -149,6 +149,33 @@ def fast_exp(x):
 
 
 @njit(**EXACT_JIT)
+def fast_logistic(x):
+    """1 / (1 + exp(-x)) in x's precision, to about 2 eps: fast_exp's steps for exp(-x) =
+    2**n (q + p) / (q - p), folded into ONE division, (q - p) / ((q - p) + 2**n (q + p)).
+    A logistic unit's latency is on every case update's critical path (a tuple's forward pass
+    is one per layer, in series): 25 -> 19 ns here in float64 (two divisions -> one)."""
+    dt = type(x)
+    single = dt(1e-300) == dt(0)  # float32: fixed when compiled
+    lo = dt(-87.33654475) if single else dt(-708.39641853226408)  # as in fast_exp
+    hi = dt(88.72283905) if single else dt(709.78271289338397)
+    m = -x
+    xc = min(max(m, lo), hi)
+    n = np.floor(xc * dt(1.4426950408889634) + dt(0.5))  # round(-x / ln2)
+    r = (xc - n * dt(0.693145751953125)) - n * dt(1.4286068203094173e-06)
+    rr = r * r
+    p = r * ((dt(1.2617719307481059e-04) * rr + dt(3.0299440770744196e-02)) * rr + dt(1.0))
+    q = ((dt(3.0019850513866446e-06) * rr + dt(2.5244834034968410e-03)) * rr
+         + dt(2.2726554820815503e-01)) * rr + dt(2.0)
+    below = q - p
+    y = below / (below + (q + p) * (pow2(n - dt(1)) * dt(2)))  # 2**(n-1) * 2: n may be 128
+    if m < lo:
+        y = dt(1)
+    if m > hi:
+        y = dt(0)
+    return y if x == x else x  # NaN stays NaN
+
+
+@njit(**EXACT_JIT)
 def fast_tanh(x):
     """tanh(x) in x's precision, to about 1 eps, vectorisable (libm's tanh took 13 ns an
     element in a loop, this one 0.4 (float32) to 0.7 ns): Cephes' polynomial (float32) or
@@ -230,7 +257,7 @@ def activate(v, start, n, code):
     zero = v.dtype.type(0)
     if code == LOGISTIC:
         for j in range(n):
-            v[start + j] = one / (one + fast_exp(-v[start + j]))
+            v[start + j] = fast_logistic(v[start + j])
     elif code == TANH:
         for j in range(n):
             v[start + j] = fast_tanh(v[start + j])
@@ -374,6 +401,12 @@ def undo_drop_out(layout, l, t, act, delta, start, n):
 
 @njit(**JIT)
 def forward(params, layout, geo, act):
+    """forward_inline as a call (see errors_and_update)."""
+    forward_inline(params, layout, geo, act)
+
+
+@njit(inline="always", **JIT)
+def forward_inline(params, layout, geo, act):
     """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
@@ -554,7 +587,7 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
     case update on the tiny workload). With `errors`, the row's error
     sum_j W_ij d[d_off+j], from the weights as they were, goes to d[a_off+i]: the backward
     pass and the update share one loop over each row (two loops cost 1.7x as much on a
-    64x64 layer; the sum is kept even without `errors`, where it costs nothing measurable).
+    64x64 layer).
     Summing the new W_ij^2 here too cost as much as the update (a reduction per row); a
     flat pass over the weights is cheaper."""
     dt = params.dtype.type
@@ -576,10 +609,14 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                 params[k], state[0, k], state[1, k] = adam_step(
                     w, state[0, k], state[1, k], a_i * d[d_off + j] + row_decay * w,
                     b1, c1, b2, c2, lr_t, eps)
-        elif mu == dt(0):
+        elif mu == dt(0) and errors:
             for j in range(n_cols):
                 w = params[row + j]
                 error += w * d[d_off + j]
+                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+        elif mu == dt(0):  # the first layer: no errors to send back (10-20% of a case update)
+            for j in range(n_cols):
+                w = params[row + j]
                 params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
         else:
             for j in range(n_cols):
@@ -680,16 +717,54 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
                                                    lr, mu, nesterov)
 
 
-@njit(**JIT)
-def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper):
+@njit(inline="always", **JIT)
+def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, errors):
+    """update_outer for plain SGD (no momentum), inlined into its caller: a call with
+    update_outer's arguments cost a tenth of a case update on XOR. W -= lr (a_i d_j + decay
+    W), the biases (the row after W: input 1, no decay) -= lr d_j; with `errors`, as
+    update_outer."""
+    dt = params.dtype.type
+    for i in range(n_rows + ONE):
+        bias = i == n_rows
+        a_i = dt(1) if bias else a[a_off + i]
+        row_decay = dt(0) if bias else decay
+        row = start + i * n_cols
+        if errors and not bias:
+            error = dt(0)
+            for j in range(n_cols):
+                w = params[row + j]
+                error += w * d[d_off + j]
+                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+            d[a_off + i] = error
+        else:
+            for j in range(n_cols):
+                w = params[row + j]
+                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+
+
+@njit(inline="always", **JIT)
+def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
-    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both."""
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
+    Inlined into small networks' case passes; errors_and_update is its called twin."""
     begin_update(hyper, opt)
+    plain = opt == SGD and hyper[MOMENTUM] == 0.0
+    lr = params.dtype.type(hyper[LR])
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+        if plain and fan_out == 1:  # one row: errors and update in one loop over it
+            d = delta[a_out]
+            for i in range(fan_in):
+                w = params[w_off + i]
+                if l > 0:
+                    delta[a_in + i] = w * d
+                params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
+            params[b_off] -= lr * d
+        elif plain:
+            sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+        elif fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
             if l > 0:
                 for i in range(fan_in):
                     delta[a_in + i] = params[w_off + i] * delta[a_out]
@@ -702,6 +777,13 @@ def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper)
                          opt, hyper, l > 0, True)
         if l > 0:
             times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+
+
+@njit(**JIT)
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper):
+    """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
+    pass out of line (inlined, it made case updating on `mid` 15% slower)."""
+    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper)
 
 
 @njit(**JIT)
@@ -828,6 +910,9 @@ def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
 # block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
 # BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
 BLOCK = 128
+# Networks of at most this many weights and biases (and no dropout) update case by case with
+# case_pass_small, everything inlined; past it, inlining made case updating slower (mid: 15%).
+SMALL_NETWORK = 1024
 # Networks whose layers are all at most this wide pass tuple by tuple instead (by_tuples):
 # their matrix products are too small to pay for a BLAS call each.
 SMALL_LAYER = 16
@@ -996,6 +1081,35 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, 
 
 
 @njit(**JIT)
+def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
+                    state):
+    """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
+    steps with the forward and backward passes inlined into the loop over the tuples. On
+    small networks a case update is a chain of short dependent steps, and the calls between
+    them cost a fifth of it (XOR 2-2-1: 218 -> 167 ns per tuple here, 3-8-8-1 330 -> 275)."""
+    alpha = hyper[ALPHA]
+    last = geo.shape[0] - 1
+    out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    for p in range(order.shape[0]):
+        t = order[p]
+        weight = weight_of(weights, t)
+        for i in range(geo[0, G_IN]):
+            act[i] = X[t, i]
+        forward_inline(params, layout, geo, act)
+        loss_sum += tuple_loss(act, out, n_out, Y, t, loss_code, out_code)
+        n_correct += is_correct(act, out, n_out, Y, t, out_code)
+        if weight == 0.0:
+            continue
+        if alpha != 0.0:
+            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
+        output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
+        errors_and_update_inline(params, layout, geo, state, act, delta,
+                                 params.dtype.type(alpha / weight), opt, hyper)
+    return loss_sum, penalty_sum, n_correct
+
+
+@njit(**JIT)
 def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, loss_code,
                     grad):
     """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
@@ -1086,7 +1200,7 @@ def add_sums(sums):
 
 @njit(inline="always", **JIT)
 def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows, grad,
-                  work, sums, tuples):
+                  work, sums, tuples, act1, delta1):
     """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
 
     The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
@@ -1095,7 +1209,9 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
     depends on the data and the chunk count only, never on the number of threads. Returns
     (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk, or little to add, runs
     without a parallel region: launching one costs microseconds, which a minibatch step
-    cannot spare.
+    cannot spare. A single chunk of a network of narrow layers (`tuples`) sums straight into
+    grad on act1 and delta1, unit buffers the caller made once: no array view, whose reference
+    count costs tens of nanoseconds, per pass.
 
     Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
     caller's own; in a serial kernel they are plain loops): a cached kernel must never call
@@ -1104,6 +1220,11 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
     """
     n_chunks, n_params = rows.shape[0], rows.shape[1]
     n = stop - start
+    if n_chunks == 1 and tuples:  # into grad itself, on the kernel's own act1 and delta1
+        for k in range(n_params):
+            grad[k] = 0
+        return tuples_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
+                               stop, loss_code, grad)
     if n_chunks == 1:
         sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
             params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows[0], work[0],
@@ -1126,14 +1247,16 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
 def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
     n_chunks = rows.shape[0]
+    work = new_workspaces(params, layout, n_chunks)
+    act1, delta1, _ = split_workspace(work[0], layout)
     return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
-                         loss_code, rows, grad, new_workspaces(params, layout, n_chunks),
-                         np.zeros((n_chunks, 3)), by_tuples(layout))
+                         loss_code, rows, grad, work, np.zeros((n_chunks, 3)), by_tuples(layout),
+                         act1, delta1)
 
 
 @njit(inline="always", **JIT)
 def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper,
-                   state, rows, grad, work, sums, tuples):
+                   state, rows, grad, work, sums, tuples, act1, delta1):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one
     update. rows holds one row per chunk of a batch of batch_size tuples."""
     n = order.shape[0]
@@ -1143,7 +1266,7 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_c
         stop = min(start + batch_size, n)
         loss_b, weight_b, correct_b = gradient_pass(params, layout, geo, X, Y, weights, order,
                                                     start, stop, loss_code, rows, grad, work, sums,
-                                                    tuples)
+                                                    tuples, act1, delta1)
         n_correct += correct_b
         if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
             continue
@@ -1801,13 +1924,15 @@ def set_drop_seed(layout, seed, e):
 
 @njit(**JIT)
 def epoch_order(ctl, order, orders, e):
-    """The tuple order of epoch e (see C_ORDER); `order` is the run's own buffer."""
+    """Put the tuple order of epoch e (see C_ORDER) in `order`, the run's own buffer (copied
+    element by element: a view of `orders` would cost a reference count per epoch)."""
     kind = ctl[C_ORDER]
     if kind == ORDER_GIVEN:
-        return orders[e - ctl[C_ORDERS_FIRST]]
-    if kind == ORDER_HASHED:
+        row = e - ctl[C_ORDERS_FIRST]
+        for p in range(order.shape[0]):
+            order[p] = orders[row, p]
+    elif kind == ORDER_HASHED:
         hashed_order(order, ctl[C_SEED], e)
-    return order
 
 
 @njit(**PLAIN_JIT)
@@ -2054,10 +2179,13 @@ def begin_slice(params, ctl, prev):
 
 
 @njit(inline="always", **JIT)
-def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta, acts, sums): the
-    pass's unit buffers, then the track="end" evaluation's."""
+    pass's unit buffers, then the track="end" evaluation's. small, large: one is True,
+    the other None: the pass is case_pass_small or case_pass. Numba prunes a branch guarded
+    by `arg is not None` when the argument is None (and only then: `True is None` is not
+    pruned), so a kernel compiles only the pass it runs."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
     act, delta, acts, sums = work
@@ -2070,9 +2198,15 @@ def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, va
         col = e - 1
         begin_epoch(ctl, num, hist, hyper, e)
         set_drop_seed(layout, ctl[C_SEED], e)
-        loss_sum, penalty_sum, n_correct = case_pass(
-            params, layout, geo, act, delta, X, Y, weights, epoch_order(ctl, order, orders, e),
-            loss_code, opt, hyper, state)
+        epoch_order(ctl, order, orders, e)
+        if large is not None:
+            loss_sum, penalty_sum, n_correct = case_pass(
+                params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
+                state)
+        if small is not None:
+            loss_sum, penalty_sum, n_correct = case_pass_small(
+                params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
+                state)
         if ctl[C_TRACK_END]:
             s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums)
             record_evaluation(ctl, hist, col, n, s, w, c)
@@ -2090,15 +2224,16 @@ def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, va
 
 
 @njit(**JIT)
-def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large):
     """Case updating, one thread (see case_run_body)."""
-    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large)
 
 
 @njit(parallel=True, **JIT)
-def run_case_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+def run_case_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val, small,
+                      large):
     """Case updating whose evaluations (track="end", validation) run on several threads."""
-    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large)
 
 
 @njit(inline="always", **JIT)
@@ -2111,6 +2246,7 @@ def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, opt
     rows, grad, chunk_work, sums, acts, eval_sums = work
     geo = geometry(layout)
     tuples = by_tuples(layout)
+    act1, delta1, _ = split_workspace(chunk_work[0], layout)
     n = X.shape[0]
     begin_slice(params, ctl, prev)
     clock = start = monotonic_ns()
@@ -2119,9 +2255,10 @@ def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, opt
         col = e - 1
         begin_epoch(ctl, num, hist, hyper, e)
         set_drop_seed(layout, ctl[C_SEED], e)
+        epoch_order(ctl, order, orders, e)
         loss_sum, penalty_sum, n_correct = minibatch_pass(
-            params, layout, geo, X, Y, weights, epoch_order(ctl, order, orders, e), batch_size,
-            loss_code, opt, hyper, state, rows, grad, chunk_work, sums, tuples)
+            params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper, state,
+            rows, grad, chunk_work, sums, tuples, act1, delta1)
         if ctl[C_TRACK_END]:
             s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts,
                                     eval_sums)
@@ -2165,6 +2302,7 @@ def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, wo
     rows, grad, chunk_work, sums = work
     geo = geometry(layout)
     tuples = by_tuples(layout)
+    act1, delta1, _ = split_workspace(chunk_work[0], layout)
     n = X.shape[0]
     alpha = hyper[ALPHA]
     begin_slice(params, ctl, prev)
@@ -2176,14 +2314,14 @@ def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, wo
         if ctl[C_PENDING] == 0:  # the gradient at the current weights
             set_drop_seed(layout, ctl[C_SEED], e)
             s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code,
-                                    rows, grad, chunk_work, sums, tuples)
+                                    rows, grad, chunk_work, sums, tuples, act1, delta1)
             pend(params, layout, ctl, num, alpha, n, s, w, c)
         passed_loss, passed_penalty = num[N_PEND_LOSS], num[N_PEND_PENALTY]
         passed_correct = num[N_PEND_CORRECT]
         apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
         set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
         s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code, rows,
-                                grad, chunk_work, sums, tuples)
+                                grad, chunk_work, sums, tuples, act1, delta1)
         pend(params, layout, ctl, num, alpha, n, s, w, c)
         if ctl[C_TRACK_END]:
             record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
@@ -2234,14 +2372,14 @@ def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, ru
         e = ctl[C_EPOCH] + 1
         col = e - 1
         begin_epoch(ctl, num, hist, hyper, e)
-        o = epoch_order(ctl, order, orders, e)
+        epoch_order(ctl, order, orders, e)
         if batch_size == 0:
             loss_sum, penalty_sum, n_correct = rnn_case_epoch(
-                params, rl, X2, Y2, weights, o, T, per_step, bptt, max_norm, loss_code, opt,
+                params, rl, X2, Y2, weights, order, T, per_step, bptt, max_norm, loss_code, opt,
                 hyper, state)
         else:
             loss_sum, penalty_sum, n_correct = rnn_batches(
-                params, rl, X2, Y2, weights, o, batch_size, T, per_step, bptt, max_norm,
+                params, rl, X2, Y2, weights, order, batch_size, T, per_step, bptt, max_norm,
                 loss_code, opt, hyper, state, rows, grad)
         if ctl[C_TRACK_END]:
             s, w, c = rnn_evaluate(params, rl, X2, Y2, weights, T, per_step, loss_code,
@@ -2283,9 +2421,10 @@ def run_batch_norm(params, layout, X, Y, weights, loss_code, batch_size, norm, o
         e = ctl[C_EPOCH] + 1
         col = e - 1
         begin_epoch(ctl, num, hist, hyper, e)
+        epoch_order(ctl, order, orders, e)
         loss_sum, penalty_sum, n_correct = bn_batches(
-            params, layout, bn, stats, X, Y, weights, epoch_order(ctl, order, orders, e),
-            batch_size, loss_code, opt, hyper, state, grad, momentum, eps, bn_off)
+            params, layout, bn, stats, X, Y, weights, order, batch_size, loss_code, opt, hyper,
+            state, grad, momentum, eps, bn_off)
         if ctl[C_TRACK_END]:
             s, w, c = bn_evaluate(params, layout, bn, stats, X, Y, weights, loss_code, eps,
                                   no_result)
