@@ -20,7 +20,7 @@ import scipy.sparse
 import sklearn.neural_network as sk
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.base import clone
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -190,6 +190,35 @@ def test_parity_with_sklearn(name, data, params, weighted):
     assert_allclose(est.score(X, y), ref.score(X, y), rtol=RTOL)
     if params.get("learning_rate") == "adaptive":
         assert ref._optimizer.learning_rate < params["learning_rate_init"]  # the schedule acted
+    if params.get("solver", "adam") in ("sgd", "adam"):
+        # the effective rate, where scikit-learn keeps it (its adaptive schedule lowers it)
+        assert_allclose(est._optimizer.learning_rate, ref._optimizer.learning_rate, rtol=RTOL)
+
+
+def test_early_stopping_survives_divergence_as_sklearn():
+    """scikit-learn's test for its issue 29504: with early_stopping, a fit whose weights blow up
+    does not raise; the last validation score is nan, the best weights are kept, and (unlike
+    scikit-learn, which trains on with nan weights) it stops, with a DivergenceWarning."""
+    X, y = load_iris(return_X_y=True)
+    params = dict(hidden_layer_sizes=100, activation="identity", solver="sgd", alpha=0.0001,
+                  learning_rate="constant", learning_rate_init=1, shuffle=True, max_iter=20,
+                  early_stopping=True, n_iter_no_change=10, random_state=0)
+    ref, est = pair("MLPRegressor", **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # overflow (scikit-learn's numpy)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref.fit(X, y)
+        with pytest.warns(fastbp.DivergenceWarning):
+            est.fit(X, y)
+    assert str(est.validation_scores_[-1]) == str(np.nan)
+    assert isinstance(est.validation_scores_[-1], float)
+    # scikit-learn trains on with nan weights to max_iter (a nan score never counts as "no
+    # improvement"); fastbp stops at the first non-finite epoch: the same best weights
+    assert est.n_iter_ < ref.n_iter_ and len(est.validation_scores_) == est.n_iter_
+    assert_allclose(est.validation_scores_, ref.validation_scores_[:est.n_iter_], rtol=RTOL)
+    assert_allclose(est.best_validation_score_, ref.best_validation_score_, rtol=RTOL)
+    assert all(np.isfinite(w).all() for w in est.coefs_ + est.intercepts_)
+    assert_allclose(est.predict(X), ref.predict(X), rtol=RTOL, atol=1e-12)
 
 
 def test_parity_early_stopping_actually_stops_and_restores():
