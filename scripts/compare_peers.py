@@ -1,6 +1,6 @@
 """fastbp against the other backpropagation trainers that are installed (FANN, PyTorch,
 scikit-learn): seconds per epoch of case updating (batch size 1) and epoch updating (one
-full-batch update per epoch) on the workloads of BENCHMARKS.md, measured in one run,
+full-batch update per epoch) on fastbp.datasets.WORKLOADS, measured in one run,
 the trainers alternating, printed as a Markdown table with the ratios peer / fastbp
 (paste it into the README as is).
 
@@ -19,13 +19,13 @@ Every trainer gets the same float32 arrays from fastbp.datasets.load_workload (t
 list of workloads, WORKLOADS), the same layer sizes, logistic units everywhere and the
 same learning rate (--learning-rate), no momentum, no weight decay:
 
-- fastbp: fastbp.train(net, X, Y, mode=..., epochs=k, track="pass", n_jobs=--threads) on
-  a Network(sizes, dtype=float32) (logistic units, squared error), the time per epoch
-  from History.seconds. The kernels are compiled (or loaded from Numba's cache) by a
-  2-epoch warm-up on 1,000 tuples before any timing. Case updating runs serially (one
-  thread, like every peer's); epoch updating on --threads Numba threads. An epoch-mode
-  train() call spends one extra pass on its first epoch (it primes the gradient): that
-  is the untimed first epoch of each block (below).
+- fastbp: fastbp.train(net, X, Y, mode=..., epochs=k, n_jobs=--threads) on a
+  Network(sizes, dtype=float32) (logistic units, squared error, every other setting at its
+  default), the time of the whole call of a block divided by its epochs (what a user
+  pays, the call's first epoch included: in epoch mode it also primes the gradient with
+  one more pass). The kernels are compiled (or loaded from Numba's cache) by a 2-epoch
+  warm-up on 1,000 tuples before any timing. Case updating runs serially (one thread,
+  like every peer's); epoch updating on --threads Numba threads.
 - FANN 2.2, the float build, called through ctypes (no Python binding needed):
   fann_create_standard_array, FANN_SIGMOID on hidden and output units (steepness 0.5:
   the logistic function), FANN_ERRORFUNC_LINEAR (plain squared error: FANN's default
@@ -47,15 +47,15 @@ same learning rate (--learning-rate), no momentum, no weight decay:
   notes printed under the table for why.
 
 On `wide`, PyTorch's and scikit-learn's case updating is not measured (as in
-BENCHMARKS.md: a few hundred µs per tuple in Python) unless --case-subset is given,
+a few hundred µs per tuple in Python) unless --case-subset is given,
 which makes it a timing of that many tuples, scaled.
 
 The trainers alternate: for each workload and mode, every trainer is built and warmed
 up, then --rounds rounds run a block of 1 + --epochs epochs of each in turn, the order
 reversed every other round, so a drift in the machine's load falls on all of them. The
-first epoch of every block is not timed (it warms caches, allocator and thread pools
-after the other trainers ran; for fastbp in epoch mode it is the train() call's first
-epoch, which also primes the gradient). The figure is the median of a trainer's
+first epoch of every peer's block is not timed (it warms caches, allocator and thread
+pools after the other trainers ran; fastbp's block is one train() call, timed whole).
+The figure is the median of a trainer's
 --rounds × --epochs timed epochs. Progress goes to stderr, with
 the loss each trainer reports (fastbp's and PyTorch's: mean 1/2 sum of squared errors;
 FANN's: its MSE, without the 1/2; scikit-learn's: log loss), the Markdown to stdout.
@@ -80,7 +80,8 @@ from fastbp.datasets import WORKLOADS, load_workload
 
 MODES = ("case", "epoch")
 PEERS = ("fann", "pytorch", "sklearn")
-LABELS = {"fastbp": "fastbp", "fann": "FANN", "pytorch": "PyTorch", "sklearn": "scikit-learn"}
+LABELS = {"fastbp": "fastbp", "fann": "FANN", "pytorch": "PyTorch", "sklearn": "scikit-learn",
+          "numpy": "numpy loop"}
 WARMUP_TUPLES = 1000
 QUICK_ROWS = 3000
 QUICK_CASE_SUBSET = 500
@@ -118,8 +119,7 @@ class Fastbp:
 
     def session(self, name, X, Y, mode):
         sizes = WORKLOADS[name].sizes
-        options = dict(mode=mode, learning_rate=self.learning_rate, track="pass",
-                       n_jobs=self.threads)
+        options = dict(mode=mode, learning_rate=self.learning_rate, n_jobs=self.threads)
 
         def network():
             return fastbp.Network(sizes, dtype=np.float32, random_state=0)
@@ -128,12 +128,14 @@ class Fastbp:
         net = network()
 
         def run(k):
-            # in epoch mode the first epoch of a train() call also primes the gradient (one
-            # more pass): the untimed first epoch of each block is that one
+            # what a user pays: the whole train() call, spread evenly over its epochs (the
+            # first, untimed, included: in epoch mode it also primes the gradient)
+            start = time.perf_counter()
             hist = fastbp.train(net, X, Y, epochs=k, **options)
+            seconds = time.perf_counter() - start
             if hist.stopped_by == "diverged":
                 say(f"    fastbp diverged ({hist.n_epochs} epochs); lower --learning-rate")
-            return hist.seconds, hist.loss[-1] if hist.loss else float("nan")
+            return [seconds / k] * k, hist.loss[-1] if hist.loss else float("nan")
 
         return run, lambda: None
 
@@ -144,6 +146,7 @@ class Fastbp:
 FANN_SIGMOID = 3              # enum fann_activationfunc_enum (fann_data.h, FANN 2.2)
 FANN_TRAIN_INCREMENTAL = 0    # enum fann_train_enum
 FANN_TRAIN_BATCH = 1
+FANN_TRAIN_RPROP = 2
 FANN_ERRORFUNC_LINEAR = 0     # enum fann_errorfunc_enum
 FANN_LIBRARY = "libfloatfann.so.2"   # the float build: fann_type is float
 
@@ -204,6 +207,8 @@ class Fann:
             "fann_length_train_data": (uint, [data_p]),
             "fann_destroy_train": (None, [data_p]),
             "fann_train_epoch": (flt, [ann_p, data_p]),
+            "fann_train_on_data": (None, [ann_p, data_p, uint, uint, flt]),
+            "fann_get_MSE": (flt, [ann_p]),
         }
         try:
             for name, (restype, argtypes) in signatures.items():
@@ -258,6 +263,19 @@ class Fann:
                     ctypes.memmove(int(pointers[i]), src[i].ctypes.data, width * 4)
         return data
 
+    def _configure(self, ann, algorithm, learning_rate):
+        """Logistic units, plain squared error, `algorithm`, no momentum, fastbp's init range."""
+        lib = self.lib
+        lib.fann_set_activation_function_hidden(ann, FANN_SIGMOID)
+        lib.fann_set_activation_function_output(ann, FANN_SIGMOID)
+        lib.fann_set_activation_steepness_hidden(ann, 0.5)  # 1 / (1 + exp(-2 * 0.5 * x))
+        lib.fann_set_activation_steepness_output(ann, 0.5)
+        lib.fann_set_train_error_function(ann, FANN_ERRORFUNC_LINEAR)
+        lib.fann_set_training_algorithm(ann, algorithm)
+        lib.fann_set_learning_rate(ann, learning_rate)
+        lib.fann_set_learning_momentum(ann, 0.0)
+        lib.fann_randomize_weights(ann, -0.5, 0.5)  # fastbp's default init range
+
     def session(self, name, X, Y, mode):
         lib = self.lib
         sizes = WORKLOADS[name].sizes
@@ -267,16 +285,8 @@ class Fann:
             raise RuntimeError("fann_create_standard_array failed")
         data = None
         try:
-            lib.fann_set_activation_function_hidden(ann, FANN_SIGMOID)
-            lib.fann_set_activation_function_output(ann, FANN_SIGMOID)
-            lib.fann_set_activation_steepness_hidden(ann, 0.5)  # 1 / (1 + exp(-2 * 0.5 * x))
-            lib.fann_set_activation_steepness_output(ann, 0.5)
-            lib.fann_set_train_error_function(ann, FANN_ERRORFUNC_LINEAR)
-            lib.fann_set_training_algorithm(
-                ann, FANN_TRAIN_INCREMENTAL if mode == "case" else FANN_TRAIN_BATCH)
-            lib.fann_set_learning_rate(ann, self.learning_rate)
-            lib.fann_set_learning_momentum(ann, 0.0)
-            lib.fann_randomize_weights(ann, -0.5, 0.5)  # fastbp's default init range
+            self._configure(ann, FANN_TRAIN_INCREMENTAL if mode == "case" else FANN_TRAIN_BATCH,
+                            self.learning_rate)
             expected = WORKLOADS[name].n_params
             if lib.fann_get_total_connections(ann) != expected:
                 raise RuntimeError(f"FANN built {lib.fann_get_total_connections(ann)} "
@@ -304,6 +314,27 @@ class Fann:
             lib.fann_destroy(ann)
 
         return run, close
+
+    def small_run(self, X, Y, sizes, mode, optimizer, epochs, lr):
+        """One whole FANN run: create, configure, fann_train_on_data for `epochs` epochs."""
+        lib = self.lib
+        data = self._train_data(X, Y)
+        algorithm = {"case": FANN_TRAIN_INCREMENTAL, "epoch": FANN_TRAIN_BATCH}[mode]
+        if optimizer == "rprop":
+            algorithm = FANN_TRAIN_RPROP
+        layers = (ctypes.c_uint * len(sizes))(*sizes)
+
+        def run():
+            ann = lib.fann_create_standard_array(len(sizes), layers)
+            try:
+                self._configure(ann, algorithm, lr)
+                # desired error 0: FANN stops only below it, so every epoch runs
+                lib.fann_train_on_data(ann, data, epochs, 0, 0.0)
+                return lib.fann_get_MSE(ann) / 2  # fastbp's measure: 1/2 the mean squared error
+            finally:
+                lib.fann_destroy(ann)
+        run.close = lambda: lib.fann_destroy_train(data)
+        return run
 
 
 # --------------------------------------------------------------------------- PyTorch
@@ -335,7 +366,7 @@ class Torch:
         n = X.shape[0]
         if mode == "case" and name in SLOW_CASE_WORKLOADS and not self.case_subset_given:
             return NotMeasured(f"PyTorch's case updating on {name} is not measured by "
-                               "default (too slow, as in BENCHMARKS.md); --case-subset N "
+                               "default (too slow, a few hundred µs a tuple); --case-subset N "
                                "times N tuples and scales")
         torch.set_num_threads(self.threads)
         torch.manual_seed(0)
@@ -390,6 +421,36 @@ class Torch:
         run.subset = m
         return run, lambda: None
 
+    def small_run(self, X, Y, sizes, mode, optimizer, epochs, lr, scaled_to):
+        torch = self.torch
+        torch.set_num_threads(self.threads)
+        Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+        pairs = list(zip(Xt.split(1), Yt.split(1))) if mode == "case" else [(Xt, Yt)]
+
+        def run():
+            layers = []
+            for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+                linear = torch.nn.Linear(fan_in, fan_out, dtype=torch.float64)
+                torch.nn.init.uniform_(linear.weight, -0.5, 0.5)
+                torch.nn.init.uniform_(linear.bias, -0.5, 0.5)
+                layers += [linear, torch.nn.Sigmoid()]
+            model = torch.nn.Sequential(*layers)
+            loss_fn = torch.nn.MSELoss()
+            if optimizer == "rprop":
+                opt = torch.optim.Rprop(model.parameters(), lr=0.1, etas=(0.5, 1.2),
+                                        step_sizes=(1e-6, 50.0))
+            else:
+                opt = torch.optim.SGD(model.parameters(), lr=lr * sizes[-1] / 2)
+            for _ in range(epochs):
+                for xb, yb in pairs:
+                    opt.zero_grad()
+                    loss = loss_fn(model(xb), yb)
+                    loss.backward()
+                    opt.step()
+            return loss.item() * sizes[-1] / 2 if mode == "epoch" else float("nan")
+        run.scale = scaled_to / epochs
+        return run
+
 
 # --------------------------------------------------------------------------- scikit-learn
 
@@ -421,7 +482,7 @@ class Sklearn:
         n = X.shape[0]
         if mode == "case" and name in SLOW_CASE_WORKLOADS and not self.case_subset_given:
             return NotMeasured(f"scikit-learn's case updating on {name} is not measured by "
-                               "default (too slow, as in BENCHMARKS.md); --case-subset N "
+                               "default (too slow, a few hundred µs a tuple); --case-subset N "
                                "times N tuples and scales")
         work = WORKLOADS[name]
         y = Y[:, 0].astype(np.int64) if Y.shape[1] == 1 else np.argmax(Y, axis=1)
@@ -453,6 +514,23 @@ class Sklearn:
         if m < n:
             run.subset = m
         return run, lambda: None
+
+    def small_run(self, X, Y, sizes, mode, epochs, lr, scaled_to):
+        y = Y[:, 0].astype(np.int64) if Y.shape[1] == 1 else np.argmax(Y, axis=1)
+
+        def run():
+            est = self.MLPClassifier(
+                hidden_layer_sizes=sizes[1:-1], activation="logistic", solver="sgd",
+                batch_size=X.shape[0] if mode == "epoch" else 1, learning_rate_init=lr,
+                momentum=0.0, alpha=0.0, max_iter=epochs, n_iter_no_change=epochs + 1, tol=0.0,
+                random_state=0)
+            with self.threadpoolctl.threadpool_limits(limits=self.blas_threads, user_api="blas"), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X, y)
+            return est.loss_
+        run.scale = scaled_to / epochs
+        return run
 
 
 # --------------------------------------------------------------------------- measuring
@@ -584,6 +662,214 @@ def table(rows, peer_keys):
     return lines
 
 
+# --------------------------------------------------------------------------- small problems
+#
+# --small: whole calls, as a user pays them. Every trainer builds its network and runs all the
+# problem's epochs in one call (fastbp: Network(...) + train(...) with its defaults apart from
+# mode, learning rate and epochs; FANN: fann_create_standard_array + fann_train_on_data; the
+# others: their Python loop or fit()). The calls alternate, --rounds times, the order reversed
+# every other round, after one untimed call each (fastbp's compiles or loads its kernels).
+
+
+class SmallProblem:
+    def __init__(self, key, title, data, sizes, mode, epochs, learning_rate, optimizer="sgd",
+                 python_epochs=None):
+        self.key, self.title, self.data, self.sizes = key, title, data, sizes
+        self.mode, self.epochs, self.learning_rate = mode, epochs, learning_rate
+        self.optimizer = optimizer
+        # the Python-loop peers (PyTorch's case updating, scikit-learn's batch size 1) run this
+        # many epochs, scaled to `epochs` (a per-epoch cost, marked ‡)
+        self.python_epochs = python_epochs or epochs
+
+
+def _xor():
+    X, y = fastbp.datasets.xor()
+    return X, y.reshape(-1, 1).astype(np.float64)
+
+
+def _parity8():
+    X, y = fastbp.datasets.parity(8)
+    return X, y.reshape(-1, 1).astype(np.float64)
+
+
+def _proben_like(n, n_in, n_out):
+    """A PROBEN1-sized table: n tuples of n_in features in [0, 1], n_out one-hot classes
+    (1: a 0/1 target) from a fixed random linear rule."""
+    rng = np.random.default_rng(n * 1000 + n_in * 10 + n_out)
+    X = rng.random((n, n_in))
+    scores = X @ rng.standard_normal((n_in, max(2, n_out)))
+    labels = np.argmax(scores - scores.mean(0), axis=1)
+    Y = np.eye(max(2, n_out))[labels][:, :n_out] if n_out > 1 else labels[:, None] % 2
+    return X, Y.astype(np.float64)
+
+
+SMALL_PROBLEMS = {p.key: p for p in [
+    # the seeds' code: learning rate 0.5 on the summed gradient = 2.0 on the mean
+    SmallProblem("xor-epoch", "XOR 2-2-1, epoch updating, 5,000 epochs", _xor, [2, 2, 1],
+                 "epoch", 5000, 2.0),
+    SmallProblem("xor-case", "XOR 2-2-1, case updating, 5,000 epochs", _xor, [2, 2, 1],
+                 "case", 5000, 0.5),
+    SmallProblem("parity8-case", "parity(8) 8-16-1, case updating, 1,000 epochs", _parity8,
+                 [8, 16, 1], "case", 1000, 0.1, python_epochs=20),
+    SmallProblem("parity8-rprop", "parity(8) 8-16-1, RPROP, 1,000 epochs", _parity8,
+                 [8, 16, 1], "epoch", 1000, 0.1, optimizer="rprop"),
+] + [
+    SmallProblem(f"proben-{n}x{n_in}-{n_out}",
+                 f"{n:,} tuples, {n_in}-32-{n_out}, case updating, {epochs} epochs",
+                 lambda n=n, n_in=n_in, n_out=n_out: _proben_like(n, n_in, n_out),
+                 [n_in, 32, n_out], "case", epochs, 0.1, python_epochs=1)
+    for n, n_in, n_out, epochs in [(400, 8, 1, 200), (768, 8, 2, 200), (2000, 32, 4, 50),
+                                   (4096, 64, 10, 20), (12000, 128, 20, 5)]
+]}
+SMALL_PEERS = ("numpy", "fann", "pytorch", "sklearn")
+
+
+def seeds_numpy_xor(X, Y, sizes, epochs, learning_rate, rng):
+    """The seeds' plain numpy loop: epoch updating of a logistic network, the textbook's
+    Err_j = O_j (1 - O_j)(T_j - O_j) propagated back, the increments summed over the tuples
+    (learning_rate / n on the sum is learning_rate on the mean)."""
+    Ws = [rng.uniform(-0.5, 0.5, (a, b)) for a, b in zip(sizes[:-1], sizes[1:])]
+    bs = [rng.uniform(-0.5, 0.5, b) for b in sizes[1:]]
+    lr = learning_rate / X.shape[0]
+    for _ in range(epochs):
+        outs = [X]
+        for W, b in zip(Ws, bs):
+            outs.append(1.0 / (1.0 + np.exp(-(outs[-1] @ W + b))))
+        O = outs[-1]
+        err = O * (1.0 - O) * (Y - O)
+        for k in range(len(Ws) - 1, -1, -1):
+            back = err @ Ws[k].T
+            Ws[k] += lr * outs[k].T @ err
+            bs[k] += lr * err.sum(axis=0)
+            if k:
+                err = outs[k] * (1.0 - outs[k]) * back
+    return 0.5 * np.mean(np.sum((Y - O) ** 2, axis=1))
+
+
+def small_runner(key, problem, X, Y, loaded):
+    """A function running the whole problem once (returning its final loss, or nan), or a
+    NotMeasured."""
+    sizes, epochs, lr = problem.sizes, problem.epochs, problem.learning_rate
+    if key == "fastbp":
+        def run():
+            net = fastbp.Network(sizes)
+            hist = fastbp.train(net, X, Y, mode=problem.mode, learning_rate=lr, epochs=epochs,
+                                optimizer=problem.optimizer)
+            return hist.loss[-1]
+        return run
+    if key == "numpy":
+        if problem.mode != "epoch" or problem.optimizer != "sgd":
+            return NotMeasured("the seeds' numpy loop is epoch updating with plain SGD")
+        rng = np.random.default_rng(0)
+        return lambda: seeds_numpy_xor(X, Y, sizes, epochs, lr, rng)
+    if key == "fann":
+        return loaded.small_run(X, Y, sizes, problem.mode, problem.optimizer, epochs, lr)
+    if key == "pytorch":
+        return loaded.small_run(X, Y, sizes, problem.mode, problem.optimizer,
+                                problem.python_epochs, lr, epochs)
+    if problem.optimizer != "sgd":
+        return NotMeasured("scikit-learn has no RPROP")
+    return loaded.small_run(X, Y, sizes, problem.mode, problem.python_epochs, lr, epochs)
+
+
+def small_section(args):
+    """Time whole calls on the small problems; print the Markdown table."""
+    loaded, skipped = {}, []
+    makers = {"fann": lambda: Fann(0.1),
+              "pytorch": lambda: Torch(1, 0.1, 0, False),
+              "sklearn": lambda: Sklearn(0.1, 0, False, args.sklearn_blas_threads)}
+    for key in args.small_peers:
+        if key == "numpy":
+            loaded[key] = None
+            continue
+        peer = makers[key]()
+        try:
+            peer.load()
+            loaded[key] = peer
+        except PeerMissing as exc:
+            skipped.append(f"{LABELS[key]}: skipped, {exc}")
+            say(skipped[-1])
+    keys = ["fastbp"] + list(loaded)
+    rows = []
+    started = time.perf_counter()
+    for name in args.problems:
+        problem = SMALL_PROBLEMS[name]
+        X, Y = problem.data()
+        runners, results = {}, {}
+        for key in keys:
+            made = small_runner(key, problem, X, Y, loaded.get(key))
+            if isinstance(made, NotMeasured):
+                results[key] = made
+                continue
+            made()  # untimed: fastbp compiles or loads its kernels here
+            runners[key] = made
+        times = {key: [] for key in runners}
+        for r in range(args.rounds):
+            for key in (list(runners) if r % 2 == 0 else list(runners)[::-1]):
+                start = time.perf_counter()
+                loss = runners[key]()
+                seconds = (time.perf_counter() - start) * getattr(runners[key], "scale", 1)
+                times[key].append(seconds)
+                say(f"  {name} / {LABELS.get(key, key)} round {r + 1}: {seconds * 1e3:.3g} ms"
+                    + (f", loss {loss:.4g}" if np.isfinite(loss) else ""))
+        for key, run in runners.items():
+            getattr(run, "close", lambda: None)()
+            results[key] = (statistics.median(times[key]), getattr(run, "scale", 1) != 1)
+        rows.append((problem, results))
+    elapsed = time.perf_counter() - started
+
+    command = "python scripts/compare_peers.py" + "".join(
+        " " + shlex.quote(a) for a in sys.argv[1:])
+    print(f"`{command}`")
+    print()
+    for line in machine_lines([p for p in loaded.values() if p is not None], 1):
+        print(line)
+    print()
+    peer_keys = [k for k in keys if k != "fastbp"]
+    header = "| problem | fastbp |" + "".join(f" {LABELS[k]} | {LABELS[k]} / fastbp |"
+                                                for k in peer_keys)
+    print(header)
+    print("|---|---:|" + "---:|---:|" * len(peer_keys))
+    for problem, results in rows:
+        fb = results["fastbp"][0]
+        line = f"| {problem.title} | {ms(fb)} |"
+        for k in peer_keys:
+            res = results.get(k)
+            if isinstance(res, tuple):
+                line += f" {ms(res[0])}{'‡' if res[1] else ''} | {ratio(res[0], fb)} |"
+            else:
+                line += " — | — |"
+        print(line)
+    print()
+    notes = [
+        f"Whole calls, the median of {args.rounds} per trainer, the trainers alternating in "
+        "one process after one untimed call each; ratio = peer's time / fastbp's (above 1: "
+        "fastbp is faster).",
+        "fastbp: Network(sizes) + train(X, Y, mode=..., learning_rate=..., epochs=...) with "
+        "every other setting at its default (float64, track=\"pass\", shuffled case updating, "
+        "the stop rules checked in the compiled loop); its kernels already compiled.",
+        "FANN: fann_create_standard_array + fann_train_on_data (float build, FANN_SIGMOID with "
+        "steepness 0.5 = logistic, FANN_ERRORFUNC_LINEAR, no shuffling, FANN_TRAIN_INCREMENTAL "
+        "/ FANN_TRAIN_BATCH / FANN_TRAIN_RPROP with its defaults).",
+        "numpy: the seeds' epoch-updating loop (seeds_numpy_xor in this script), float64.",
+        "PyTorch: eager float64, one thread, Linear + Sigmoid, MSELoss, SGD or Rprop (FANN's "
+        "factors); case updating is a Python loop of one-tuple steps.",
+        "scikit-learn: MLPClassifier(solver=\"sgd\", activation=\"logistic\", momentum=0, "
+        "alpha=0, tol=0, max_iter=epochs), its own log loss and output layer; no RPROP.",
+        "‡ the Python-loop peers ran fewer epochs, scaled to the problem's (a per-epoch cost).",
+        "PROBEN1-sized rows: synthetic tables of the sizes of PROBEN1's sets (400-12,000 "
+        "tuples, 8-128 inputs, 1-20 outputs, one hidden layer of 32).",
+    ]
+    notes += [s + "." for s in skipped]
+    for note in notes:
+        print(f"- {note}")
+    say(f"\n({elapsed:.0f} s in all.)")
+
+
+def ms(seconds):
+    return f"{sig3(seconds * 1e3)} ms"
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -657,7 +943,22 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke test: {QUICK_ROWS} tuples per workload, case subset "
                              f"{QUICK_CASE_SUBSET}, every row measured; the numbers mean little")
+    parser.add_argument("--small", action="store_true",
+                        help="the small-problem section instead: whole Network + train() calls "
+                             "against FANN, the seeds' numpy loop, PyTorch and scikit-learn")
+    parser.add_argument("--problems", type=comma_list(tuple(SMALL_PROBLEMS), "problem"),
+                        default=list(SMALL_PROBLEMS),
+                        help=f"with --small: comma-separated, from {', '.join(SMALL_PROBLEMS)} "
+                             "(default: all)")
+    parser.add_argument("--small-peers", type=comma_list(SMALL_PEERS, "peer"),
+                        default=list(SMALL_PEERS),
+                        help=f"with --small: from {', '.join(SMALL_PEERS)} (default: all)")
     args = parser.parse_args(argv)
+    if args.small:
+        if args.rounds == 2 and "--rounds" not in (sys.argv if argv is None else argv):
+            args.rounds = 5
+        small_section(args)
+        return
     rows_override = args.rows or (QUICK_ROWS if args.quick else None)
     subset_given = args.case_subset is not None or args.quick
     case_subset = args.case_subset or (QUICK_CASE_SUBSET if args.quick else DEFAULT_CASE_SUBSET)
@@ -719,11 +1020,10 @@ def main(argv=None):
         f"rate {args.learning_rate:g}, no momentum, no weight decay, logistic units.",
         "case = case updating (batch size 1, one update per tuple); epoch = epoch updating "
         "(one update per epoch with the mean gradient of all tuples).",
-        "fastbp: train(track=\"pass\") History.seconds after a warm-up that compiled the "
-        f"kernels; case updating is serial, epoch updating on {args.threads} Numba threads "
-        "(the untimed epoch of an epoch-mode block is the train() call's first, which also "
-        "primes the gradient with one more pass). It shuffles the tuples every case-mode "
-        "epoch.",
+        "fastbp: the whole train() call of a block divided by its epochs, after a warm-up that "
+        f"compiled the kernels; case updating is serial, epoch updating on {args.threads} "
+        "Numba threads (an epoch-mode call's first epoch also primes the gradient with one "
+        "more pass). It shuffles the tuples every case-mode epoch.",
     ]
     keys = {p.key for p in peers}
     if "fann" in keys:
