@@ -359,7 +359,8 @@ class Torch:
         self.torch = torch
 
     def version(self):
-        return f"PyTorch {self.torch.__version__} ({self.threads} threads)"
+        plural = "" if self.threads == 1 else "s"
+        return f"PyTorch {self.torch.__version__} ({self.threads} thread{plural})"
 
     def session(self, name, X, Y, mode):
         torch = self.torch

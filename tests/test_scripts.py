@@ -60,11 +60,29 @@ def test_tiny_floor_hand_kernel_does_fastbps_arithmetic():
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+def test_compare_peers_small_section_times_whole_calls(capsys):
+    """--small prints one row per problem, fastbp's whole call and each peer's ratio; the
+    seeds' numpy loop it compares with learns XOR."""
+    peers = load_script("compare_peers")
+    peers.main(["--small", "--problems", "xor-epoch,parity8-rprop", "--small-peers", "numpy",
+                "--rounds", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| problem | fastbp | numpy loop | numpy loop / fastbp |")
+    xor_row, rprop_row = rows[1:]
+    assert xor_row.startswith("| XOR 2-2-1, epoch updating") and xor_row.count(" ms") == 2
+    assert xor_row.rstrip().endswith("× |")
+    assert rprop_row.startswith("| parity(8) 8-16-1, RPROP") and "| — | — |" in rprop_row
+    X, Y = peers._xor()
+    loss = peers.seeds_numpy_xor(X, Y, [2, 2, 1], 5000, 2.0, np.random.default_rng(0))
+    assert loss < 0.01
+
+
 @pytest.mark.parametrize("script, argv", [
     ("epoch_times", ["--epochs", "0"]), ("epoch_times", ["--n-jobs", "0"]),
     ("epoch_times", ["--n-jobs", "two"]), ("epoch_times", ["--batch-size", "-3"]),
     ("epoch_times", ["--workloads", "huge"]), ("compare_peers", ["--epochs", "0"]),
     ("compare_peers", ["--learning-rate", "nan"]), ("compare_peers", ["--workloads", "x"]),
+    ("compare_peers", ["--small", "--problems", "nope"]),
     ("compare_sklearn", ["--repeats", "0"]), ("compare_sklearn", ["--datasets", "nope"]),
     ("tiny_case_floor", ["--rounds", "0"]), ("case_update_floor", ["--repeats", "-1"]),
 ])
