@@ -1,5 +1,5 @@
 """Seconds per epoch of case, epoch and minibatch updating, and of predict, on the
-BENCHMARKS.md workloads, over dtype and thread count.
+workloads of fastbp.datasets.WORKLOADS, over dtype and thread count.
 
 Each sample is one epoch over the whole workload, run as train() runs it (its run kernel:
 the tuple order, the pass, the history and the rules) without train()'s argument checks.

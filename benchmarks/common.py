@@ -1,6 +1,6 @@
 """What every fastbp benchmark shares: the timing policy, the workload data and the JIT warm-up.
 
-The workloads are those of BENCHMARKS.md, read from `fastbp.datasets` (the one list of
+The workloads are read from `fastbp.datasets` (WORKLOADS, the one list of
 them): teacher data, networks of logistic units with squared error.
 """
 import timeit
@@ -15,7 +15,7 @@ from fastbp.driver import Rules, Run
 from fastbp.network import MAX_CHUNKS, MIN_CHUNK_TUPLES
 from fastbp._threads import compute_threads
 
-# Every workload of BENCHMARKS.md; "wide" takes seconds per epoch.
+# Every workload; "wide" takes seconds per epoch.
 BENCH_WORKLOADS = tuple(WORKLOADS)
 DTYPES = ("float32", "float64")
 THREADS = (1, 2)

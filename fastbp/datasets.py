@@ -7,8 +7,8 @@ Everything here is plain NumPy and deterministic given its seed.
 - :func:`teacher` labels standard-normal inputs with a fixed random network, the data
   of every benchmark; :func:`write_teacher_npy` writes the very same numbers to ``.npy``
   files without ever holding the inputs in memory.
-- :data:`WORKLOADS` and :func:`load_workload` are the benchmark workloads of
-  ``BENCHMARKS.md``, defined here and nowhere else.
+- :data:`WORKLOADS` and :func:`load_workload` are the benchmark workloads (tiny,
+  mid, wide), defined here and nowhere else.
 - :func:`one_hot` and :func:`standardize` turn labels and raw columns into what
   :func:`fastbp.train` expects.
 
@@ -400,7 +400,7 @@ def write_teacher_npy(path, n_samples, n_features, n_classes=2, seed=0,
 
 @dataclass(frozen=True)
 class Workload:
-    """One benchmark workload of ``BENCHMARKS.md``: teacher data and the network to train.
+    """One benchmark workload: teacher data and the network to train.
 
     Attributes
     ----------

@@ -1,6 +1,6 @@
 """fastbp.MLPClassifier against scikit-learn's MLPClassifier: fit time, epochs, time per
 epoch and test accuracy on load_digits, load_breast_cancer and the `mid` workload of
-BENCHMARKS.md, printed as a Markdown table (paste it into the README as is).
+fastbp.datasets.WORKLOADS, printed as a Markdown table (paste it into the README as is).
 
     python scripts/compare_sklearn.py                         # everything (a few minutes)
     python scripts/compare_sklearn.py --datasets digits,breast_cancer --repeats 3

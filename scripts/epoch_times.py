@@ -1,5 +1,5 @@
 """Seconds per epoch of fastbp's case, epoch and minibatch updating on the workloads of
-BENCHMARKS.md (float32, logistic units, squared error).
+fastbp.datasets.WORKLOADS (float32, logistic units, squared error).
 
     python scripts/epoch_times.py                       # tiny and mid, all three modes
     python scripts/epoch_times.py --workloads wide --modes epoch --n-jobs 1,2

@@ -172,7 +172,7 @@ def test_write_teacher_npy_does_not_hold_X_in_memory(tmp_path):
 # ----------------------------------------------------------------------------- workloads
 
 
-# The table of BENCHMARKS.md: tuples, layer sizes, weights+biases.
+# The benchmark workloads: tuples, layer sizes, weights+biases.
 BENCHMARK_TABLE = {
     "tiny": (100_000, (3, 8, 8, 1), 113),
     "mid": (100_000, (32, 64, 64, 1), 6_337),
