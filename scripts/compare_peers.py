@@ -925,8 +925,9 @@ def main(argv=None):
                              "those not installed are skipped)")
     parser.add_argument("--epochs", type=int_at_least(1), default=3,
                         help="timed epochs per trainer and round (default: 3)")
-    parser.add_argument("--rounds", type=int_at_least(1), default=2,
-                        help="rounds of alternation, the order reversed each round (default: 2)")
+    parser.add_argument("--rounds", type=int_at_least(1), default=None,
+                        help="rounds of alternation, the order reversed each round (default: 2; "
+                             "5 with --small)")
     parser.add_argument("--case-subset", type=int_at_least(1), default=None,
                         help="tuples PyTorch's and scikit-learn's case updating is timed on, "
                              f"scaled to the workload's size (default: {DEFAULT_CASE_SUBSET}, "
@@ -956,10 +957,10 @@ def main(argv=None):
                         help=f"with --small: from {', '.join(SMALL_PEERS)} (default: all)")
     args = parser.parse_args(argv)
     if args.small:
-        if args.rounds == 2 and "--rounds" not in (sys.argv if argv is None else argv):
-            args.rounds = 5
+        args.rounds = args.rounds or 5
         small_section(args)
         return
+    args.rounds = args.rounds or 2
     rows_override = args.rows or (QUICK_ROWS if args.quick else None)
     subset_given = args.case_subset is not None or args.quick
     case_subset = args.case_subset or (QUICK_CASE_SUBSET if args.quick else DEFAULT_CASE_SUBSET)
