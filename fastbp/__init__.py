@@ -4,13 +4,14 @@ Multilayer feed-forward networks trained with the classic backpropagation algori
 (Han & Kamber, Data Mining, ch. 9) in Numba-compiled kernels, over one contiguous
 weight buffer per network: case updating, epoch updating and minibatches between them.
 """
+__version__ = "0.1.0"  # first: the kernels' cache folder is named after it
+
 from . import datasets
 from .io import ModelFileError, load, save
 from .network import Network
 from .rnn import RNN
 from .train import DivergenceWarning, History, train
 
-__version__ = "0.1.0"
 __all__ = ["Network", "RNN", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
            "MLPRegressor", "RNNClassifier", "RNNRegressor", "plot_history", "__version__"]
 

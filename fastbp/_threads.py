@@ -6,12 +6,10 @@ measured on 2 cores, epoch updating on `mid` took 10 s instead of 0.056 s per ep
 So while a kernel runs, BLAS runs single-threaded; the user's setting comes back after.
 """
 import ctypes
-import importlib.metadata
 import os
 import threading
 from contextlib import contextmanager, nullcontext
 
-import numba
 import numpy as np
 
 from ._validation import check_n_jobs
@@ -39,6 +37,7 @@ _TBB_NAMES = ("libtbb.so.12", "libtbb.12.dylib")
 
 def _preload_tbb():
     """Load the tbb wheel's libtbb into the process (global symbols); its path, or None."""
+    import importlib.metadata
     try:
         files = importlib.metadata.files("tbb") or ()
     except importlib.metadata.PackageNotFoundError:
@@ -54,19 +53,20 @@ def _preload_tbb():
     return None
 
 
-TBB_LIBRARY = _preload_tbb()
-_layer = {"name": None}
+_layer = {"name": None, "tbb": None}
 _serial_parallel_calls = threading.RLock()
 
 
 def threading_layer():
     """The threading layer the parallel kernels run on ("tbb", "omp" or "workqueue"),
     starting it with a tiny parallel kernel if no parallel code has run yet (so that the
-    choice never happens in two threads at once)."""
+    choice never happens in two threads at once). libtbb is loaded first (see above)."""
     if _layer["name"] is None:
         with _lock:
             if _layer["name"] is None:
-                from ._kernels.backprop import threads_probe
+                import numba
+                from ._kernels import threads_probe
+                _layer["tbb"] = _preload_tbb()
                 threads_probe(np.int64(4))
                 _layer["name"] = numba.threading_layer()
     return _layer["name"]
@@ -112,6 +112,7 @@ def compute_threads(n_jobs=None, parallel=True):
     if not parallel:
         yield
         return
+    import numba
     before = numba.get_num_threads()
     if n_jobs is not None:
         limit = numba.config.NUMBA_NUM_THREADS

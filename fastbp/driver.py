@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._kernels import backprop as K
+from . import _kernels as K
 from ._threads import compute_threads
 from ._validation import check_choice, check_float, check_int
 from .network import Network, n_chunks_for
@@ -385,9 +385,12 @@ class Run:
         units = sum(net.sizes)
         eval_chunks = n_chunks_for(n) if track_end else 1
         val_chunks = n_chunks_for(val.X.shape[0]) if val is not None else 1
-        evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3)))
+        # track="end" evaluates after each epoch: unit buffers and sums per chunk (None: the
+        # kernel compiles no evaluation)
+        self._evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
+            if track_end else None
         if trainer.mode == "case":
-            work = (np.empty(units, dt), np.empty(units, dt)) + evaluation
+            work = (np.empty(units, dt), np.empty(units, dt))
             parallel = max(eval_chunks, val_chunks) > 1
             return (K.run_case_parallel if parallel else K.run_case), work, parallel
         if trainer.mode == "minibatch":
@@ -401,8 +404,7 @@ class Run:
         self.grad = work[1]
         parallel = max(chunks, val_chunks, eval_chunks) > 1
         if trainer.mode == "minibatch":
-            return (K.run_minibatch_parallel if parallel else K.run_minibatch), work + evaluation, \
-                parallel
+            return (K.run_minibatch_parallel if parallel else K.run_minibatch), work, parallel
         return (K.run_full_batch_parallel if parallel else K.run_full_batch), work, parallel
 
     def _validation_args(self):
@@ -431,7 +433,8 @@ class Run:
                 np.empty((chunks + 1, K.V_SQUARED + n_out)))
 
     def _arguments(self):
-        """The run kernel's arguments (they hold the history's buffer: made anew when it grows)."""
+        """The run kernel's arguments (they hold the history's buffer: made anew when it grows,
+        or when momentum is switched on or off, which selects the compiled update code)."""
         net, trainer = self.net, self.trainer
         optim = (K.OPTIMIZERS[trainer.optimizer], trainer.hyper, trainer.state)
         orders = self.orders.array if self.orders is not None else np.empty((0, self.n), np.int64)
@@ -449,13 +452,19 @@ class Run:
                     np.empty((0, net.n_outputs), net.dtype))
             return (net.params, self.layout, self.X, self.Y, self.weights, loss_code,
                     self.batch_size, norm, optim, run) + self._work + (val,)
+        # Features that are off are passed as None: the kernel compiles without them.
+        dropout = True if trainer.dropout is not None else None
         head = (net.params, self.layout, self.X, self.Y, self.weights, loss_code)
         if trainer.mode == "minibatch":
-            head += (self.batch_size,)
+            return head + (self.batch_size, optim, run, self._work, val, self._evaluation,
+                           dropout)
         if trainer.mode == "case":  # small networks without dropout: case_pass_small
-            small = net.n_params <= K.SMALL_NETWORK and trainer.dropout is None
-            return head + (optim, run, self._work, val) + ((True, None) if small else (None, True))
-        return head + (optim, run, self._work, val)
+            general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
+                else True
+            small = net.n_params <= K.SMALL_NETWORK and dropout is None
+            return head + (optim, run, self._work, val, self._evaluation, general, dropout) + \
+                ((True, None) if small else (None, True))
+        return head + (optim, run, self._work, val, dropout)
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -507,7 +516,8 @@ class Run:
             self.orders.draw(self.epoch + 1, count)
             ctl[K.C_ORDERS_FIRST], end = self.epoch + 1, self.epoch + count
         bound = (self.history._reserve(end),
-                 self.orders.array if self.orders is not None else None)
+                 self.orders.array if self.orders is not None else None,
+                 bool(self.trainer.hyper[K.MOMENTUM] == 0.0))  # (see _arguments: `general`)
         if self._bound is None or any(a is not b for a, b in zip(bound, self._bound)):
             self._args, self._bound = self._arguments(), bound
         snapshot = self.snapshot()

@@ -42,7 +42,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
-from ._kernels import backprop as K
+from . import _kernels as K
 from .driver import GivenOrders, Rules, Run, Trainer, Validation
 from .network import DTYPES, HIDDEN_ACTIVATIONS, Network
 from ._threads import compute_threads

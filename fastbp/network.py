@@ -5,7 +5,7 @@ import numbers
 import numpy as np
 
 
-from ._kernels import backprop as K
+from . import _kernels as K
 from ._threads import compute_threads
 from ._validation import (as_matrix, as_sample_weight, check_bool, check_choice, check_dtype,
                           check_float, check_int)
@@ -307,13 +307,15 @@ class Network(Units):
         """Output activations for each row of X: shape (n_samples, n_outputs), the network's dtype."""
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        with compute_threads():
+        n_chunks = n_chunks_for(X.shape[0])
+        with compute_threads(parallel=self.batch_norm or n_chunks > 1):
             if self.batch_norm:  # inference mode: the running statistics
                 K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X,
                               np.empty((0, self.n_outputs), self.dtype), np.empty(0, self.dtype),
                               K.LOSSES[self.loss], self.bn_eps, result)
             else:
-                K.predict(self.params, self.layout, X, result, n_chunks_for(X.shape[0]))
+                (K.predict if n_chunks > 1 else K.predict_serial)(self.params, self.layout, X,
+                                                                  result, n_chunks)
         return result
 
     def evaluate(self, X, Y, sample_weight=None):
@@ -323,7 +325,7 @@ class Network(Units):
         """
         X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        with compute_threads():
+        with compute_threads(parallel=self.batch_norm or n_chunks_for(X.shape[0]) > 1):
             loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
         return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
 
@@ -334,8 +336,9 @@ class Network(Units):
             return K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X, Y,
                                  weights, K.LOSSES[self.loss], self.bn_eps,
                                  np.empty((0, self.n_outputs), self.dtype))
-        return K.evaluate(self.params, self.layout, X, Y, weights, K.LOSSES[self.loss],
-                          n_chunks_for(X.shape[0]))
+        n_chunks = n_chunks_for(X.shape[0])
+        return (K.evaluate if n_chunks > 1 else K.evaluate_serial)(
+            self.params, self.layout, X, Y, weights, K.LOSSES[self.loss], n_chunks)
 
     def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None):
         """(loss, grad): loss = sum_t w_t E_t / S + alpha/(2S) * sum of squared weights, with
@@ -361,7 +364,8 @@ class Network(Units):
                     K.LOSSES[self.loss], grad, self.bn_eps)
             else:
                 loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
-                                                           order, 0, n, K.LOSSES[self.loss], rows, grad)
+                                                           order, 0, n, K.LOSSES[self.loss], rows, grad,
+                                                           None)
         loss = loss_sum / weight_sum
         if alpha:
             for (_, _, w, b, _) in self.layout:

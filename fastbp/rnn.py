@@ -18,7 +18,7 @@ import copy
 
 import numpy as np
 
-from ._kernels import backprop as K
+from . import _kernels as K
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_float, check_int
 from .network import Network, Units, check_random_state, check_units, n_chunks_for

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 
-from ._kernels import backprop as K
+from . import _kernels as K
 from ._validation import (as_sample_weight, check_bool, check_choice, check_float, check_int,
                           check_n_jobs)
 from .driver import MODES, SERIES, History, Rules, Run, Trainer, Validation  # noqa: F401  (re-exported)

@@ -296,7 +296,7 @@ def test_threading_layer_is_chosen_deliberately():
         importlib.metadata.version("tbb")
     except importlib.metadata.PackageNotFoundError:
         return
-    assert layer == "tbb" and _threads.TBB_LIBRARY is not None
+    assert layer == "tbb" and _threads._layer["tbb"] is not None
 
 
 def test_workqueue_layer_makes_fits_take_turns(monkeypatch):

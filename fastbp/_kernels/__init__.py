@@ -1,4 +1,17 @@
-"""fastbp's compiled code: every @njit function lives in `backprop` (see its docstring for why)."""
-from . import backprop
+"""fastbp's compiled code and the codes it shares with Python.
 
-__all__ = ["backprop"]
+`codes` (the constants) is plain Python and loads with fastbp; the compiled functions
+(`backprop`) load, with Numba, on first use: `fastbp._kernels.run_case` imports backprop,
+so `import fastbp` does not pay for Numba until a call needs a kernel.
+"""
+import importlib
+
+from .codes import *  # noqa: F401,F403
+
+
+def __getattr__(name):
+    backprop = importlib.import_module(".backprop", __name__)
+    try:
+        return getattr(backprop, name)
+    except AttributeError:
+        raise AttributeError(f"module 'fastbp._kernels' has no attribute {name!r}") from None

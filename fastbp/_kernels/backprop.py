@@ -1,9 +1,9 @@
-"""Every @njit function of fastbp, and the codes and flags they freeze in: ONE module.
+"""Every @njit function of fastbp (the codes and table columns they compile in are in
+codes.py, which Python reads without importing Numba).
 
 Numba stamps a cached kernel with a hash of the file that defines it, not of the files its
-callees or constants come from. With helpers or codes in a second file, editing that file
-would leave stale machine code in the disk cache, used without a warning. So everything
-that is compiled lives here (tests/test_kernels_module.py keeps it so).
+callees or constants come from; fastbp's cache locator (_cache.py) stamps it with a hash of
+every file of this package instead, so an edit to any of them recompiles every kernel.
 
 Kernels take plain arrays and integer codes, never Python objects; the Python layer
 (`fastbp.network`, `fastbp.train`) translates names into these codes once and validates
@@ -36,57 +36,11 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-# Columns of the layout table: one row per weight layer, int64.
-FAN_IN, FAN_OUT, W_OFF, B_OFF, ACT = 0, 1, 2, 3, 4
-LAYOUT_COLUMNS = 5
-# Training with dropout passes the kernels the table with two more columns: the rate at which
-# the layer's outputs are dropped, in units of 2**-32 (0: none; never on the output layer),
-# and the pass's seed. Which units a pass drops is a hash of (seed, tuple, layer, unit): the
-# same in every mode and on any number of threads, recomputed where the backward pass needs
-# it, so no mask is stored. Predict and evaluate get the 5-column table: no dropout.
-DROP, DROP_SEED = 5, 6
-TRAIN_LAYOUT_COLUMNS = 7
-DROP_ONE = 2 ** 32
+from . import _cache
+from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
-# Activation codes (hidden layers: identity, logistic, tanh, relu; output: identity, logistic, softmax, exp).
-IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, LEAKY_RELU, ELU, SOFTPLUS = range(9)
-ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
-               "relu": RELU, "softmax": SOFTMAX, "exp": EXP, "leaky_relu": LEAKY_RELU,
-               "elu": ELU, "softplus": SOFTPLUS}
-# leaky_relu: a for a > 0, else LEAKY_SLOPE a (PyTorch's default slope); elu: a, else exp(a) - 1
-# (alpha 1); softplus: log(1 + exp(a)), taken as a above SOFTPLUS_LINEAR (exact in float64).
-LEAKY_SLOPE = 0.01
-SOFTPLUS_LINEAR = 36.0
+_cache.install()  # fastbp's cache folder and stamp, before the first @njit
 
-# Loss codes.
-SQUARED_ERROR, LOG_LOSS, POISSON = 0, 1, 2
-LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "poisson": POISSON}
-
-# Optimizer codes.
-SGD, ADAM, RPROP, QUICKPROP = 0, 1, 2, 3
-OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "rprop": RPROP, "quickprop": QUICKPROP}
-BATCH_ONLY = (RPROP, QUICKPROP)  # FANN's batch algorithms: epoch updating only
-RPROP_MIN_STEP = 0.0001  # FANN's floor under a weight's last step
-
-# Slots of the float64 `hyper` array that carries an optimizer's scalars into a kernel.
-# STEP (Adam's t) and LR_T (Adam's bias-corrected rate) are written by the kernels.
-# RPROP's and Quickprop's parameters follow (FANN's names: rprop_increase_factor, ...).
-(LR, MOMENTUM, NESTEROV, ALPHA, BETA_1, BETA_2, EPSILON, STEP, LR_T, RPROP_INCREASE,
- RPROP_DECREASE, RPROP_DELTA_MIN, RPROP_DELTA_MAX, QUICKPROP_DECAY, QUICKPROP_MU) = range(15)
-N_HYPER = 15
-
-# Columns of `geo`, the uint64 offsets every kernel derives from the layout table: fan_in,
-# fan_out, where W and the biases start in params, where the layer's inputs and outputs
-# start in act/delta.
-G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
-# Small unsigned constants for offset arithmetic (an integer literal would make it float64).
-ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
-
-# Rows of the optimizer state array (n_rows, n_params): SGD's velocity / Adam's first moment,
-# then Adam's second moment (row 1 is read by the Adam branches only).
-# RPROP and Quickprop: row 0 each weight's last step (RPROP: its size, started at delta_zero),
-# row 1 its last gradient.
-STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 
 # fastmath without nnan/ninf, so NaN and inf checks keep working -- on values as loaded from
 # memory: under reassoc, isfinite(a + b) can fold to True (seen); reassoc lets reductions vectorise.
@@ -743,27 +697,39 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
 
 
 @njit(inline="always", **JIT)
-def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper):
+def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
+                       lr):
+    """Plain SGD's step on layer l in case updating (see errors_and_update_inline)."""
+    if fan_out == 1:  # one row: errors and update in one loop over it
+        d = delta[a_out]
+        for i in range(fan_in):
+            w = params[w_off + i]
+            if l > 0:
+                delta[a_in + i] = w * d
+            params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
+        params[b_off] -= lr * d
+    else:
+        sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+
+
+@njit(inline="always", **JIT)
+def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
-    Inlined into small networks' case passes; errors_and_update is its called twin."""
+    Inlined into small networks' case passes; errors_and_update is its called twin.
+
+    general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
+    compile time (Numba prunes `x is None` on an argument that is None), else True."""
     begin_update(hyper, opt)
     plain = opt == SGD and hyper[MOMENTUM] == 0.0
     lr = params.dtype.type(hyper[LR])
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if plain and fan_out == 1:  # one row: errors and update in one loop over it
-            d = delta[a_out]
-            for i in range(fan_in):
-                w = params[w_off + i]
-                if l > 0:
-                    delta[a_in + i] = w * d
-                params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
-            params[b_off] -= lr * d
-        elif plain:
-            sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+        if general is None or plain:
+            plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out,
+                               decay, lr)
         elif fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
             if l > 0:
                 for i in range(fan_in):
@@ -780,10 +746,10 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
 
 
 @njit(**JIT)
-def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper):
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general):
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (inlined, it made case updating on `mid` 15% slower)."""
-    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper)
+    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general)
 
 
 @njit(**JIT)
@@ -890,11 +856,12 @@ def weight_of(weights, t):
 
 
 @njit(inline="always", **JIT)
-def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
-    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]."""
+def forward_tuple(params, layout, geo, act, X, Y, t, loss_code, dropout):
+    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]. dropout: None
+    (no dropout: its code is pruned at compile time, see errors_and_update_inline) or True."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
-    if layout.shape[1] > DROP:
+    if dropout is not None:
         forward_dropout(params, layout, geo, act, t)
     else:
         forward(params, layout, geo, act)
@@ -905,20 +872,6 @@ def forward_tuple(params, layout, geo, act, X, Y, t, loss_code):
 
 
 # -- blocks of tuples -----------------------------------------------------------------------
-# The gradient and forward passes run BLOCK tuples at a time as matrix products (BLAS through
-# np.dot, single-threaded inside the parallel kernels): a weight loaded once serves the whole
-# block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
-# BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
-BLOCK = 128
-# Networks of at most this many weights and biases (and no dropout) update case by case with
-# case_pass_small, everything inlined; past it, inlining made case updating slower (mid: 15%).
-SMALL_NETWORK = 1024
-# Passes of at most SMALL_PASS tuples through networks whose layers are all at most
-# SMALL_LAYER wide go tuple by tuple instead (by_tuples): their matrix products are too small
-# to pay for a BLAS call each. From 32 tuples on, blocks were faster even for 2-2-1 (3-8-8-1:
-# 260 against 371 ns a tuple at 32, 151 against 310 at 4,096).
-SMALL_LAYER = 16
-SMALL_PASS = 16
 
 
 @njit(**JIT)
@@ -1052,7 +1005,8 @@ _PARALLEL_REDUCE = 1 << 20
 
 
 @njit(**JIT)
-def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper, state):
+def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper, state,
+              general, dropout):
     """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
 
     A tuple of weight w moves params by the gradient of w*E + alpha/2 ||W||^2 divided by w
@@ -1066,7 +1020,7 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, 
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code, dropout)
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
@@ -1074,18 +1028,18 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, 
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
-        if layout.shape[1] > DROP:
+        if dropout is not None:
             errors_and_update_dropout(params, layout, geo, state, act, delta,
                                       params.dtype.type(alpha / weight), opt, hyper, t)
         else:
             errors_and_update(params, layout, geo, state, act, delta,
-                              params.dtype.type(alpha / weight), opt, hyper)
+                              params.dtype.type(alpha / weight), opt, hyper, general)
     return loss_sum, penalty_sum, n_correct
 
 
 @njit(**JIT)
 def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
-                    state):
+                    state, general):
     """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
     steps with the forward and backward passes inlined into the loop over the tuples. On
     small networks a case update is a chain of short dependent steps, and the calls between
@@ -1108,13 +1062,13 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, loss_
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
         errors_and_update_inline(params, layout, geo, state, act, delta,
-                                 params.dtype.type(alpha / weight), opt, hyper)
+                                 params.dtype.type(alpha / weight), opt, hyper, general)
     return loss_sum, penalty_sum, n_correct
 
 
 @njit(**JIT)
 def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, loss_code,
-                    grad):
+                    grad, dropout):
     """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
     (see by_tuples), where a matrix product's call costs more than its arithmetic: on XOR a
     pass of 4 tuples as matrix products took 13 us. Returns (sum w E, sum w, n_correct)."""
@@ -1124,7 +1078,7 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
     for p in range(lo, hi):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code, dropout)
         loss_c += weight * loss
         weight_c += weight
         correct_c += correct
@@ -1154,14 +1108,14 @@ def by_tuples(layout, n):
 
 @njit(**JIT)
 def chunk_gradient(params, layout, geo, X, Y, weights, order, lo, hi, loss_code, row, work_row,
-                   tuples):
+                   tuples, dropout):
     """row = sum of w_t dE/dw over X[order[lo:hi]], a tuple or a block at a time:
     returns (sum w_t E_t, sum w_t, n_correct)."""
     act, delta, scratch = split_workspace(work_row, layout)
     row[:] = 0
     if tuples:
         return tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,
-                               loss_code, row)
+                               loss_code, row, dropout)
     loss_c, weight_c, correct_c = 0.0, 0.0, 0
     for p0 in range(lo, hi, BLOCK):
         loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
@@ -1176,9 +1130,11 @@ def chunk_gradient(params, layout, geo, X, Y, weights, order, lo, hi, loss_code,
 @njit(**JIT)
 def add_rows(rows, grad, lo, hi):
     """grad[lo:hi] = sum of rows[:, lo:hi], added in row order."""
-    grad[lo:hi] = rows[0, lo:hi]
+    for k in range(lo, hi):
+        grad[k] = rows[0, k]
     for c in range(1, rows.shape[0]):
-        grad[lo:hi] += rows[c, lo:hi]
+        for k in range(lo, hi):
+            grad[k] += rows[c, k]
 
 
 @njit(**JIT)
@@ -1205,7 +1161,7 @@ def add_sums(sums):
 
 @njit(inline="always", **JIT)
 def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows, grad,
-                  work, sums, tuples, act1, delta1):
+                  work, sums, tuples, act1, delta1, dropout):
     """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
 
     The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
@@ -1229,16 +1185,16 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
         for k in range(n_params):
             grad[k] = 0
         return tuples_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
-                               stop, loss_code, grad)
+                               stop, loss_code, grad, dropout)
     if n_chunks == 1:
         sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
             params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows[0], work[0],
-            tuples)
+            tuples, dropout)
     else:
         for c in prange(n_chunks):
             sums[c, 0], sums[c, 1], sums[c, 2] = chunk_gradient(
                 params, layout, geo, X, Y, weights, order, start + n * c // n_chunks,
-                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c], tuples)
+                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c], tuples, dropout)
     if n_chunks * n_params > _PARALLEL_REDUCE:
         n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
         for b in prange(n_blocks):
@@ -1249,19 +1205,21 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
 
 
 @njit(parallel=True, **JIT)
-def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad):
-    """The summed gradient over X[order[start:stop]] into grad (see gradient_pass)."""
+def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
+                   dropout):
+    """The summed gradient over X[order[start:stop]] into grad (see gradient_pass); dropout:
+    True for a training layout with dropout, else None."""
     n_chunks = rows.shape[0]
     work = new_workspaces(params, layout, n_chunks)
     act1, delta1, _ = split_workspace(work[0], layout)
     return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
                          loss_code, rows, grad, work, np.zeros((n_chunks, 3)),
-                         by_tuples(layout, stop - start), act1, delta1)
+                         by_tuples(layout, stop - start), act1, delta1, dropout)
 
 
 @njit(inline="always", **JIT)
 def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper,
-                   state, rows, grad, work, sums, tuples, act1, delta1):
+                   state, rows, grad, work, sums, tuples, act1, delta1, dropout):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one
     update. rows holds one row per chunk of a batch of batch_size tuples."""
     n = order.shape[0]
@@ -1271,7 +1229,7 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_c
         stop = min(start + batch_size, n)
         loss_b, weight_b, correct_b = gradient_pass(params, layout, geo, X, Y, weights, order,
                                                     start, stop, loss_code, rows, grad, work, sums,
-                                                    tuples, act1, delta1)
+                                                    tuples, act1, delta1, dropout)
         n_correct += correct_b
         if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
             continue
@@ -1308,8 +1266,8 @@ def evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums):
     return add_sums(sums[:n_chunks])
 
 
-@njit(parallel=True, **JIT)
-def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
+@njit(inline="always", **JIT)
+def evaluate_body(params, layout, X, Y, weights, loss_code, n_chunks):
     """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights."""
     geo = geometry(layout)
     return evaluate_pass(params, layout, geo, X, Y, weights, loss_code,
@@ -1317,8 +1275,20 @@ def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
                          np.empty((n_chunks, 3)))
 
 
+@njit(**JIT)
+def evaluate_serial(params, layout, X, Y, weights, loss_code, n_chunks):
+    """evaluate_body on one thread: data of one chunk compile and run no parallel region."""
+    return evaluate_body(params, layout, X, Y, weights, loss_code, n_chunks)
+
+
 @njit(parallel=True, **JIT)
-def predict(params, layout, X, result, n_chunks):
+def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
+    """evaluate_body, its chunks on several threads."""
+    return evaluate_body(params, layout, X, Y, weights, loss_code, n_chunks)
+
+
+@njit(inline="always", **JIT)
+def predict_body(params, layout, X, result, n_chunks):
     """result[t] = output activations of the network for X[t]."""
     n = X.shape[0]
     geo = geometry(layout)
@@ -1334,6 +1304,18 @@ def predict(params, layout, X, result, n_chunks):
                 result[t, k] = act[out + k]
 
 
+@njit(**JIT)
+def predict_serial(params, layout, X, result, n_chunks):
+    """predict_body on one thread (see evaluate_serial)."""
+    predict_body(params, layout, X, result, n_chunks)
+
+
+@njit(parallel=True, **JIT)
+def predict(params, layout, X, result, n_chunks):
+    """predict_body, its chunks on several threads."""
+    predict_body(params, layout, X, result, n_chunks)
+
+
 @njit(parallel=True, **JIT)
 def threads_probe(n):
     """A trivial parallel loop: running it starts Numba's threading layer (fastbp._threads)."""
@@ -1344,13 +1326,6 @@ def threads_probe(n):
 
 
 # -- recurrent (Elman) networks: backpropagation through time ------------------------------------
-# An Elman network's params hold, in this order: W_x (n_in x n_hid), W_h (n_hid x n_hid), b_h,
-# W_y (n_hid x n_out), b_y; `rl`, an int64 table, says where (the R_* slots). Sequences come
-# flattened: X2 row s*T + t is step t of sequence s; Y2 likewise for per-step targets, row s
-# for per-sequence ones (the output at the last step). The hidden states of one sequence
-# live in H, (T + 1) x n_hid flat, H[0] = 0; DA (same layout) holds dE/da for each step.
-R_IN, R_HID, R_OUT, R_WX, R_WH, R_BH, R_WY, R_BY, R_ACT_H, R_ACT_Y = range(10)
-RNN_LAYOUT_SLOTS = 10
 
 
 @njit(inline="always", **JIT)
@@ -1639,14 +1614,6 @@ def rnn_predict(params, rl, X2, T, per_step, result, n_chunks):
 
 
 # -- batch normalisation --------------------------------------------------------------------------
-# A network with batch normalisation normalises each hidden layer's net inputs over the batch,
-# I' = gamma (I - mean) / sqrt(var + eps) + beta, before the activation. gamma and beta live in
-# params after the last layer (the `bn` table's slots say where); the running mean and variance
-# (for predict) in `stats`. Normalising couples the tuples of a batch, so these kernels work
-# on a whole batch at once, as matrices, one thread; layer l's units for b tuples form the
-# b x size matrix at b * (its act offset) of a flat buffer.
-BN_ON, BN_GAMMA, BN_BETA, BN_STAT = 0, 1, 2, 3
-BN_COLUMNS = 4
 
 
 @njit(**JIT)
@@ -1848,62 +1815,19 @@ def bn_evaluate(params, layout, bn, stats, X, Y, weights, loss_code, eps, result
 
 
 # -- training runs: many epochs per kernel call -------------------------------------------------
-# A run kernel trains epoch after epoch -- the tuple order, the learning rate, the pass, the
-# history, the stop rules -- and returns to Python only when its slice ends: after the
-# slice's last epoch (C_END), once its time budget is spent, or when a rule stops the run.
-# Python (fastbp.train.Run) owns the run's state between slices, in three arrays:
-#   ctl   int64    settings and counters (the C_* slots)
-#   num   float64  settings and running values (the N_* slots)
-#   hist  float64  (H_ROWS, capacity): column e-1 is epoch e's record, a row per series
-# Each family of network and mode has its run kernel, a loop around its pass; they share
-# begin_epoch (learning rate), epoch_order (tuple order) and end_epoch (the rules).
-(C_EPOCH, C_END, C_LAST, C_STATUS, C_SEED, C_ORDER, C_ORDERS_FIRST, C_SCHEDULE, C_TRACK_END,
- C_TOL_RULE, C_PATIENCE, C_NO_IMPROVEMENT, C_ES_RULE, C_STALL, C_WEIGHT_CHANGE, C_PENDING,
- C_SAMPLES, C_BUDGET_NS, C_CLASSIFIER, C_DIVERGED_AT, C_PENALTY, C_SCORE, C_BEST_EPOCH) = range(23)
-N_CTL = 23
-(N_LR0, N_LR, N_POWER_T, N_TOL, N_VAL_TOL, N_MAX_MISCLASSIFIED, N_MIN_WEIGHT_CHANGE,
- N_BEST_LOSS, N_BEST_VAL, N_DATA_SCALE, N_PEND_LOSS, N_PEND_PENALTY, N_PEND_CORRECT,
- N_PEND_WEIGHT) = range(14)
-N_NUM = 14
-# Rows of hist; the first seven are History's lists, in this order.
-(H_LOSS, H_ACCURACY, H_SECONDS, H_LEARNING_RATE, H_WEIGHT_CHANGE, H_VAL_LOSS, H_VAL_ACCURACY,
- H_VAL_SCORE, H_EVENT) = range(9)
-H_ROWS = 9
 
-# C_STATUS: why the run stopped (RUNNING: it has not).
-# STOP_CALLBACK is set by Python, when a per-epoch callback asks to stop.
-RUNNING, STOP_EPOCHS, STOP_MISCLASSIFIED, STOP_WEIGHT_CHANGE, STOP_NO_IMPROVEMENT, \
-    STOP_EARLY_STOPPING, STOP_DIVERGED, STOP_CALLBACK = range(8)
-STOP_NAMES = ("", "epochs", "misclassified", "weight_change", "no_improvement", "early_stopping",
-              "diverged", "callback")
-# C_ORDER: the tuple order of an epoch: 0..n-1, hashed_order of (seed, epoch), or row
-# epoch - C_ORDERS_FIRST of orders drawn in Python (the drop-ins: scikit-learn's stream).
-ORDER_NATURAL, ORDER_HASHED, ORDER_GIVEN = range(3)
-# C_SCHEDULE: the learning rate of epoch e (1-based): lr0, lr0 / e, lr0 / e**power_t, whatever
-# Python set for the epoch (a callable schedule); scikit-learn's "invscaling" (lr0 / (t + 1)
-# **power_t after each epoch, t the tuples passed so far) and "adaptive" (divided by
-# ADAPTIVE_DIVISOR when the loss stalls, the run stopping once it is at most MIN_ADAPTIVE_RATE).
-SCHED_CONSTANT, SCHED_INV_T, SCHED_INVSCALING, SCHED_GIVEN, SCHED_SAMPLES_INVSCALING, \
-    SCHED_ADAPTIVE = range(6)
-ADAPTIVE_DIVISOR = 5.0
-MIN_ADAPTIVE_RATE = 1e-6
-# C_TOL_RULE and C_ES_RULE: the no-improvement and early-stopping rules as train() states them,
-# or as scikit-learn's MLP does (one counter, fed by the validation score under early stopping,
-# and the "adaptive" schedule's answer to a stall).
-RULE_OFF, RULE_TRAIN, RULE_SKLEARN = range(3)
-# C_SCORE: scikit-learn's validation score: accuracy (its predict's labels) or R^2.
-SCORE_NONE, SCORE_ACCURACY, SCORE_R2 = range(3)
-# hist[H_EVENT]: what scikit-learn's verbose loop prints after the epoch's loss.
-EVENT_NONE, EVENT_STOP, EVENT_LR_LOWERED, EVENT_LR_TOO_SMALL = range(4)
-# Validation sums per chunk: loss, weight (the tuples), right (train()'s count), any output not
-# finite, scikit-learn's weighted count right and weight sum, then its squared error per output.
-V_LOSS, V_WEIGHT, V_RIGHT, V_NONFINITE, V_SK_RIGHT, V_SK_WEIGHT, V_SQUARED = range(7)
-# Dropout masks of the pass serving epoch e follow from splitmix64(seed ^ DROPOUT_KEY ^ e').
-DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
 
 # The bookkeeping kernels round as Python does: no fastmath (a reciprocal or a fused
 # multiply-add would move a learning rate or a loss by an ulp from what the rules promise).
 PLAIN_JIT = dict(cache=True, error_model="numpy", nogil=True)
+
+
+@njit(inline="always", **JIT)
+def copy_into(dst, src):
+    """dst[:] = src for two arrays of one length, as a loop: the slice assignment compiles a
+    shape check whose error message alone took 2 s to compile."""
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
 
 
 @njit(**PLAIN_JIT)
@@ -2068,11 +1992,11 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
             ctl[C_STALL] += 1
         if val_loss < num[N_BEST_VAL]:
             num[N_BEST_VAL] = val_loss
-            best[:] = params
+            copy_into(best, params)
             ctl[C_BEST_EPOCH] = e
         if ctl[C_STALL] > patience:
             stop = STOP_EARLY_STOPPING
-            params[:] = best  # the best epoch's weights come back
+            copy_into(params, best)  # the best epoch's weights come back
             ctl[C_PENDING] = 0
     elif es == RULE_SKLEARN:  # the validation score has not improved by tol
         score = hist[H_VAL_SCORE, col]
@@ -2082,7 +2006,7 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
             ctl[C_NO_IMPROVEMENT] = 0
         if score > num[N_BEST_VAL]:
             num[N_BEST_VAL] = score
-            best[:] = params
+            copy_into(best, params)
             ctl[C_BEST_EPOCH] = e
     if tol_rule == RULE_SKLEARN:  # scikit-learn's iteration_ends, then trigger_stopping
         schedule = ctl[C_SCHEDULE]
@@ -2180,20 +2104,24 @@ def begin_slice(params, ctl, prev):
     """The weight-change history measures from the weights as the slice finds them (Python
     may have changed them since the last slice: a callback, a restored best epoch)."""
     if ctl[C_WEIGHT_CHANGE]:
-        prev[:] = params
+        copy_into(prev, params)
 
 
 @njit(inline="always", **JIT)
-def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large):
+def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
+                  general, dropout, small, large):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
-    run = (ctl, num, hist, order, orders, prev, best); work = (act, delta, acts, sums): the
-    pass's unit buffers, then the track="end" evaluation's. small, large: one is True,
-    the other None: the pass is case_pass_small or case_pass. Numba prunes a branch guarded
-    by `arg is not None` when the argument is None (and only then: `True is None` is not
-    pruned), so a kernel compiles only the pass it runs."""
+    run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
+    buffers; evaluation: None, or (acts, sums), the track="end" evaluation's. small, large:
+    one is True, the other None: the pass is case_pass_small or case_pass.
+
+    Numba prunes a branch guarded by `arg is None` when the argument is None (and only then:
+    `True is None` is not pruned), so what is off costs no compile time: a kernel compiles
+    only the pass it runs, the evaluation (track="end"), validation, optimizers other than
+    plain SGD (general) and dropout only when they are on."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
-    act, delta, acts, sums = work
+    act, delta = work
     geo = geometry(layout)
     n = X.shape[0]
     begin_slice(params, ctl, prev)
@@ -2207,12 +2135,13 @@ def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, va
         if large is not None:
             loss_sum, penalty_sum, n_correct = case_pass(
                 params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
-                state)
+                state, general, dropout)
         if small is not None:
             loss_sum, penalty_sum, n_correct = case_pass_small(
                 params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
-                state)
-        if ctl[C_TRACK_END]:
+                state, general)
+        if evaluation is not None:  # track="end"
+            acts, sums = evaluation
             s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums)
             record_evaluation(ctl, hist, col, n, s, w, c)
         else:
@@ -2229,26 +2158,29 @@ def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, va
 
 
 @njit(**JIT)
-def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large):
+def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation, general,
+             dropout, small, large):
     """Case updating, one thread (see case_run_body)."""
-    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large)
+    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
+                  general, dropout, small, large)
 
 
 @njit(parallel=True, **JIT)
-def run_case_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val, small,
-                      large):
+def run_case_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
+                      general, dropout, small, large):
     """Case updating whose evaluations (track="end", validation) run on several threads."""
-    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, small, large)
+    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
+                  general, dropout, small, large)
 
 
 @njit(inline="always", **JIT)
 def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
-                       val):
-    """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums, acts,
-    eval_sums): a batch's gradient rows and workspaces, then the track="end" evaluation's."""
+                       val, evaluation, dropout):
+    """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums): a batch's
+    gradient rows and workspaces; evaluation and dropout as in case_run_body."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
-    rows, grad, chunk_work, sums, acts, eval_sums = work
+    rows, grad, chunk_work, sums = work
     geo = geometry(layout)
     tuples = by_tuples(layout, batch_size)
     act1, delta1, _ = split_workspace(chunk_work[0], layout)
@@ -2263,8 +2195,9 @@ def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, opt
         epoch_order(ctl, order, orders, e)
         loss_sum, penalty_sum, n_correct = minibatch_pass(
             params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper, state,
-            rows, grad, chunk_work, sums, tuples, act1, delta1)
-        if ctl[C_TRACK_END]:
+            rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
+        if evaluation is not None:  # track="end"
+            acts, eval_sums = evaluation
             s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts,
                                     eval_sums)
             record_evaluation(ctl, hist, col, n, s, w, c)
@@ -2282,22 +2215,23 @@ def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, opt
 
 
 @njit(**JIT)
-def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work, val):
+def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work, val,
+                  evaluation, dropout):
     """Minibatch updating, one thread (see minibatch_run_body)."""
     minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
-                       val)
+                       val, evaluation, dropout)
 
 
 @njit(parallel=True, **JIT)
 def run_minibatch_parallel(params, layout, X, Y, weights, loss_code, batch_size, optim, run,
-                           work, val):
+                           work, val, evaluation, dropout):
     """Minibatch updating with batches cut into chunks on several threads."""
     minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
-                       val)
+                       val, evaluation, dropout)
 
 
 @njit(inline="always", **JIT)
-def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout):
     """Epoch updating, epoch after epoch: each epoch applies the gradient the previous pass
     left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
     which gives the loss after the epoch (track="end", for free) and the next gradient.
@@ -2319,14 +2253,14 @@ def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, wo
         if ctl[C_PENDING] == 0:  # the gradient at the current weights
             set_drop_seed(layout, ctl[C_SEED], e)
             s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code,
-                                    rows, grad, chunk_work, sums, tuples, act1, delta1)
+                                    rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
             pend(params, layout, ctl, num, alpha, n, s, w, c)
         passed_loss, passed_penalty = num[N_PEND_LOSS], num[N_PEND_PENALTY]
         passed_correct = num[N_PEND_CORRECT]
         apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
         set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
         s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code, rows,
-                                grad, chunk_work, sums, tuples, act1, delta1)
+                                grad, chunk_work, sums, tuples, act1, delta1, dropout)
         pend(params, layout, ctl, num, alpha, n, s, w, c)
         if ctl[C_TRACK_END]:
             record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
@@ -2348,15 +2282,16 @@ def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, wo
 
 
 @njit(**JIT)
-def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout):
     """Epoch updating, one thread (see full_batch_run_body)."""
-    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout)
 
 
 @njit(parallel=True, **JIT)
-def run_full_batch_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val):
+def run_full_batch_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val,
+                            dropout):
     """Epoch updating with the pass cut into chunks on several threads."""
-    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val)
+    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout)
 
 
 @njit(**JIT)

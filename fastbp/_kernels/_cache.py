@@ -1,0 +1,89 @@
+"""Where fastbp's compiled kernels are kept, and when they are stale.
+
+Numba's own default keeps a module's machine code in the `__pycache__` folder beside it, in
+site-packages: a `pip uninstall` leaves those files behind, and the leftover `fastbp/` folder
+then shadows a later editable install (`import fastbp` fails). And it stamps each function
+with a hash of its own file only. fastbp's locator instead keeps every kernel in one cache
+folder per user and fastbp version, outside the installation, and stamps each with a hash of
+every file of this package (the kernels, and the codes they compile in), so an edit to any
+of them recompiles them all.
+
+The folder (`cache_dir()`): $FASTBP_CACHE_DIR if set; else under $NUMBA_CACHE_DIR if set
+(Numba's own switch, honoured); else the platform's per-user cache folder, e.g.
+~/.cache/fastbp/<version>-py<X.Y> on Linux. Deleting it is always safe (`fastbp compile
+--clear`); the next call compiles again. Where it cannot be written, Numba's own locators
+take over.
+"""
+import functools
+import hashlib
+import os
+import pathlib
+import sys
+
+PACKAGE = pathlib.Path(__file__).resolve().parent
+
+
+def cache_dir():
+    """The folder fastbp's compiled kernels are kept in (see the module's docstring)."""
+    from .. import __version__
+    leaf = f"{__version__}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    if os.environ.get("FASTBP_CACHE_DIR"):
+        return pathlib.Path(os.environ["FASTBP_CACHE_DIR"]).expanduser() / leaf
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return pathlib.Path(os.environ["NUMBA_CACHE_DIR"]).expanduser() / "fastbp" / leaf
+    if sys.platform == "win32":
+        base = pathlib.Path(os.environ.get("LOCALAPPDATA", pathlib.Path.home() / "AppData" / "Local"))
+    elif sys.platform == "darwin":
+        base = pathlib.Path.home() / "Library" / "Caches"
+    else:
+        base = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    return base / "fastbp" / leaf
+
+
+@functools.lru_cache(maxsize=None)
+def source_stamp():
+    """A hash of every .py file of fastbp/_kernels (names and contents)."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.glob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def install():
+    """Put fastbp's locator first in Numba's list (before the first cached @njit)."""
+    from numba.core import caching
+
+    class FastbpCacheLocator(caching._CacheLocator):
+        """Numba cache locator for the functions of fastbp/_kernels."""
+
+        def __init__(self, py_func, py_file):
+            self._lineno = py_func.__code__.co_firstlineno
+            self._path = str(cache_dir())
+
+        def get_cache_path(self):
+            return self._path
+
+        def get_source_stamp(self):
+            return source_stamp()
+
+        def get_disambiguator(self):
+            return str(self._lineno)
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if pathlib.Path(py_file).resolve().parent != PACKAGE:
+                return None
+            locator = cls(py_func, py_file)
+            try:
+                locator.ensure_cache_path()
+            except OSError:
+                return None  # not writable here: Numba's own locators decide
+            return locator
+
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    locators = getattr(impl, "_locator_classes", None)
+    if locators is None:  # a Numba whose internals moved: its own locators serve
+        return
+    if not any(c.__name__ == "FastbpCacheLocator" for c in locators):
+        locators.insert(0, FastbpCacheLocator)

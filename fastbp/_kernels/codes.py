@@ -1,0 +1,158 @@
+"""The codes, table columns and sizes fastbp's kernels freeze in: plain Python and numpy, so
+the Python layer reads them without importing Numba (`import fastbp` stays quick).
+
+The compiled functions (backprop.py) import every name here; Numba compiles them in as
+constants. The disk cache of those functions is stamped with a hash of every file of this
+package (see _cache.py), so an edit here recompiles them.
+"""
+import numpy as np
+
+# Columns of the layout table: one row per weight layer, int64.
+FAN_IN, FAN_OUT, W_OFF, B_OFF, ACT = 0, 1, 2, 3, 4
+LAYOUT_COLUMNS = 5
+
+# Training with dropout passes the kernels the table with two more columns: the rate at which
+# the layer's outputs are dropped, in units of 2**-32 (0: none; never on the output layer),
+# and the pass's seed. Which units a pass drops is a hash of (seed, tuple, layer, unit): the
+# same in every mode and on any number of threads, recomputed where the backward pass needs
+# it, so no mask is stored. Predict and evaluate get the 5-column table: no dropout.
+DROP, DROP_SEED = 5, 6
+TRAIN_LAYOUT_COLUMNS = 7
+DROP_ONE = 2 ** 32
+
+# Activation codes (hidden layers: identity, logistic, tanh, relu; output: identity, logistic, softmax, exp).
+IDENTITY, LOGISTIC, TANH, RELU, SOFTMAX, EXP, LEAKY_RELU, ELU, SOFTPLUS = range(9)
+ACTIVATIONS = {"identity": IDENTITY, "logistic": LOGISTIC, "tanh": TANH,
+               "relu": RELU, "softmax": SOFTMAX, "exp": EXP, "leaky_relu": LEAKY_RELU,
+               "elu": ELU, "softplus": SOFTPLUS}
+
+# leaky_relu: a for a > 0, else LEAKY_SLOPE a (PyTorch's default slope); elu: a, else exp(a) - 1
+# (alpha 1); softplus: log(1 + exp(a)), taken as a above SOFTPLUS_LINEAR (exact in float64).
+LEAKY_SLOPE = 0.01
+SOFTPLUS_LINEAR = 36.0
+
+# Loss codes.
+SQUARED_ERROR, LOG_LOSS, POISSON = 0, 1, 2
+LOSSES = {"squared_error": SQUARED_ERROR, "log_loss": LOG_LOSS, "poisson": POISSON}
+
+# Optimizer codes.
+SGD, ADAM, RPROP, QUICKPROP = 0, 1, 2, 3
+OPTIMIZERS = {"sgd": SGD, "adam": ADAM, "rprop": RPROP, "quickprop": QUICKPROP}
+BATCH_ONLY = (RPROP, QUICKPROP)  # FANN's batch algorithms: epoch updating only
+RPROP_MIN_STEP = 0.0001  # FANN's floor under a weight's last step
+
+# Slots of the float64 `hyper` array that carries an optimizer's scalars into a kernel.
+# STEP (Adam's t) and LR_T (Adam's bias-corrected rate) are written by the kernels.
+# RPROP's and Quickprop's parameters follow (FANN's names: rprop_increase_factor, ...).
+(LR, MOMENTUM, NESTEROV, ALPHA, BETA_1, BETA_2, EPSILON, STEP, LR_T, RPROP_INCREASE,
+ RPROP_DECREASE, RPROP_DELTA_MIN, RPROP_DELTA_MAX, QUICKPROP_DECAY, QUICKPROP_MU) = range(15)
+N_HYPER = 15
+
+# Columns of `geo`, the uint64 offsets every kernel derives from the layout table: fan_in,
+# fan_out, where W and the biases start in params, where the layer's inputs and outputs
+# start in act/delta.
+G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
+
+# Small unsigned constants for offset arithmetic (an integer literal would make it float64).
+ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+
+# Rows of the optimizer state array (n_rows, n_params): SGD's velocity / Adam's first moment,
+# then Adam's second moment (row 1 is read by the Adam branches only).
+# RPROP and Quickprop: row 0 each weight's last step (RPROP: its size, started at delta_zero),
+# row 1 its last gradient.
+STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
+
+# The gradient and forward passes run BLOCK tuples at a time as matrix products (BLAS through
+# np.dot, single-threaded inside the parallel kernels): a weight loaded once serves the whole
+# block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
+# BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
+BLOCK = 128
+
+# Networks of at most this many weights and biases (and no dropout) update case by case with
+# case_pass_small, everything inlined; past it, inlining made case updating slower (mid: 15%).
+SMALL_NETWORK = 1024
+
+# Passes of at most SMALL_PASS tuples through networks whose layers are all at most
+# SMALL_LAYER wide go tuple by tuple instead (by_tuples): their matrix products are too small
+# to pay for a BLAS call each. From 32 tuples on, blocks were faster even for 2-2-1 (3-8-8-1:
+# 260 against 371 ns a tuple at 32, 151 against 310 at 4,096).
+SMALL_LAYER = 16
+SMALL_PASS = 16
+
+# An Elman network's params hold, in this order: W_x (n_in x n_hid), W_h (n_hid x n_hid), b_h,
+# W_y (n_hid x n_out), b_y; `rl`, an int64 table, says where (the R_* slots). Sequences come
+# flattened: X2 row s*T + t is step t of sequence s; Y2 likewise for per-step targets, row s
+# for per-sequence ones (the output at the last step). The hidden states of one sequence
+# live in H, (T + 1) x n_hid flat, H[0] = 0; DA (same layout) holds dE/da for each step.
+R_IN, R_HID, R_OUT, R_WX, R_WH, R_BH, R_WY, R_BY, R_ACT_H, R_ACT_Y = range(10)
+RNN_LAYOUT_SLOTS = 10
+
+# A network with batch normalisation normalises each hidden layer's net inputs over the batch,
+# I' = gamma (I - mean) / sqrt(var + eps) + beta, before the activation. gamma and beta live in
+# params after the last layer (the `bn` table's slots say where); the running mean and variance
+# (for predict) in `stats`. Normalising couples the tuples of a batch, so these kernels work
+# on a whole batch at once, as matrices, one thread; layer l's units for b tuples form the
+# b x size matrix at b * (its act offset) of a flat buffer.
+BN_ON, BN_GAMMA, BN_BETA, BN_STAT = 0, 1, 2, 3
+BN_COLUMNS = 4
+
+# A run kernel trains epoch after epoch -- the tuple order, the learning rate, the pass, the
+# history, the stop rules -- and returns to Python only when its slice ends: after the
+# slice's last epoch (C_END), once its time budget is spent, or when a rule stops the run.
+# Python (fastbp.train.Run) owns the run's state between slices, in three arrays:
+#   ctl   int64    settings and counters (the C_* slots)
+#   num   float64  settings and running values (the N_* slots)
+#   hist  float64  (H_ROWS, capacity): column e-1 is epoch e's record, a row per series
+# Each family of network and mode has its run kernel, a loop around its pass; they share
+# begin_epoch (learning rate), epoch_order (tuple order) and end_epoch (the rules).
+(C_EPOCH, C_END, C_LAST, C_STATUS, C_SEED, C_ORDER, C_ORDERS_FIRST, C_SCHEDULE, C_TRACK_END,
+ C_TOL_RULE, C_PATIENCE, C_NO_IMPROVEMENT, C_ES_RULE, C_STALL, C_WEIGHT_CHANGE, C_PENDING,
+ C_SAMPLES, C_BUDGET_NS, C_CLASSIFIER, C_DIVERGED_AT, C_PENALTY, C_SCORE, C_BEST_EPOCH) = range(23)
+N_CTL = 23
+(N_LR0, N_LR, N_POWER_T, N_TOL, N_VAL_TOL, N_MAX_MISCLASSIFIED, N_MIN_WEIGHT_CHANGE,
+ N_BEST_LOSS, N_BEST_VAL, N_DATA_SCALE, N_PEND_LOSS, N_PEND_PENALTY, N_PEND_CORRECT,
+ N_PEND_WEIGHT) = range(14)
+N_NUM = 14
+
+# Rows of hist; the first seven are History's lists, in this order.
+(H_LOSS, H_ACCURACY, H_SECONDS, H_LEARNING_RATE, H_WEIGHT_CHANGE, H_VAL_LOSS, H_VAL_ACCURACY,
+ H_VAL_SCORE, H_EVENT) = range(9)
+H_ROWS = 9
+
+# C_STATUS: why the run stopped (RUNNING: it has not).
+# STOP_CALLBACK is set by Python, when a per-epoch callback asks to stop.
+RUNNING, STOP_EPOCHS, STOP_MISCLASSIFIED, STOP_WEIGHT_CHANGE, STOP_NO_IMPROVEMENT, \
+    STOP_EARLY_STOPPING, STOP_DIVERGED, STOP_CALLBACK = range(8)
+STOP_NAMES = ("", "epochs", "misclassified", "weight_change", "no_improvement", "early_stopping",
+              "diverged", "callback")
+
+# C_ORDER: the tuple order of an epoch: 0..n-1, hashed_order of (seed, epoch), or row
+# epoch - C_ORDERS_FIRST of orders drawn in Python (the drop-ins: scikit-learn's stream).
+ORDER_NATURAL, ORDER_HASHED, ORDER_GIVEN = range(3)
+
+# C_SCHEDULE: the learning rate of epoch e (1-based): lr0, lr0 / e, lr0 / e**power_t, whatever
+# Python set for the epoch (a callable schedule); scikit-learn's "invscaling" (lr0 / (t + 1)
+# **power_t after each epoch, t the tuples passed so far) and "adaptive" (divided by
+# ADAPTIVE_DIVISOR when the loss stalls, the run stopping once it is at most MIN_ADAPTIVE_RATE).
+SCHED_CONSTANT, SCHED_INV_T, SCHED_INVSCALING, SCHED_GIVEN, SCHED_SAMPLES_INVSCALING, \
+    SCHED_ADAPTIVE = range(6)
+ADAPTIVE_DIVISOR = 5.0
+MIN_ADAPTIVE_RATE = 1e-6
+
+# C_TOL_RULE and C_ES_RULE: the no-improvement and early-stopping rules as train() states them,
+# or as scikit-learn's MLP does (one counter, fed by the validation score under early stopping,
+# and the "adaptive" schedule's answer to a stall).
+RULE_OFF, RULE_TRAIN, RULE_SKLEARN = range(3)
+
+# C_SCORE: scikit-learn's validation score: accuracy (its predict's labels) or R^2.
+SCORE_NONE, SCORE_ACCURACY, SCORE_R2 = range(3)
+
+# hist[H_EVENT]: what scikit-learn's verbose loop prints after the epoch's loss.
+EVENT_NONE, EVENT_STOP, EVENT_LR_LOWERED, EVENT_LR_TOO_SMALL = range(4)
+
+# Validation sums per chunk: loss, weight (the tuples), right (train()'s count), any output not
+# finite, scikit-learn's weighted count right and weight sum, then its squared error per output.
+V_LOSS, V_WEIGHT, V_RIGHT, V_NONFINITE, V_SK_RIGHT, V_SK_WEIGHT, V_SQUARED = range(7)
+
+# Dropout masks of the pass serving epoch e follow from splitmix64(seed ^ DROPOUT_KEY ^ e').
+DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
