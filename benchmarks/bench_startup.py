@@ -13,22 +13,40 @@ import sys
 import tempfile
 import timeit
 
-# What the new process runs: a default estimator fit on XOR (scikit-learn's defaults: adam,
-# minibatches, relu) and the textbook's case updating through fastbp.train.
+# What the new process runs, per entry point a newcomer meets first: train() on XOR (the
+# README's first lines), each drop-in with scikit-learn's defaults on its usual first data,
+# predict of a saved model in a new process, and the CLI demo.
 PROGRAMS = {
-    "estimator-xor": (
-        "import warnings\n"
-        "import fastbp\n"
-        "warnings.simplefilter('ignore')  # max_iter=20 does not converge: a warning, as sklearn's\n"
-        "X, y = fastbp.datasets.xor()\n"
-        "fastbp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=20, random_state=0)"
-        ".fit(X, y.ravel()).predict(X)\n"),
-    "train-case-xor": (
+    "train-xor": (
         "import fastbp\n"
         "X, y = fastbp.datasets.xor()\n"
         "net = fastbp.Network([2, 4, 1], random_state=0)\n"
-        "fastbp.train(net, X, y, mode='case', learning_rate=0.5, epochs=20)\n"
+        "fastbp.train(net, X, y, epochs=10)\n"
         "net.predict(X)\n"),
+    "classifier-digits": (
+        "import warnings\n"
+        "from sklearn.datasets import load_digits\n"
+        "import fastbp\n"
+        "warnings.simplefilter('ignore')  # max_iter=20 does not converge: a warning, as sklearn's\n"
+        "X, y = load_digits(return_X_y=True)\n"
+        "fastbp.MLPClassifier(max_iter=20, random_state=0).fit(X, y).score(X, y)\n"),
+    "regressor-diabetes": (
+        "import warnings\n"
+        "from sklearn.datasets import load_diabetes\n"
+        "import fastbp\n"
+        "warnings.simplefilter('ignore')\n"
+        "X, y = load_diabetes(return_X_y=True)\n"
+        "fastbp.MLPRegressor(max_iter=20, random_state=0).fit(X, y).score(X, y)\n"),
+    "predict-loaded": (
+        "import os, tempfile\n"
+        "import numpy as np\n"
+        "import fastbp\n"
+        "path = os.path.join(tempfile.mkdtemp(), 'model.npz')\n"
+        "fastbp.save(fastbp.Network([8, 32, 2], random_state=0), path)\n"
+        "fastbp.load(path).predict(np.random.default_rng(0).random((100, 8)))\n"),
+    "cli-demo": (
+        "from fastbp.cli import main\n"
+        "main(['demo', '--no-progress', '--plot', ''])\n"),
 }
 
 
