@@ -1,0 +1,93 @@
+"""`fastbp compile`: compile the kernels of the common configurations ahead of first use.
+
+Numba compiles a kernel the first time a call needs it and keeps the machine code in fastbp's
+cache folder (fastbp._kernels._cache). This module runs each common configuration once, on a
+few tuples of synthetic data, through the public API, so that exactly the kernels a user's
+call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
+with its defaults in float32 and float64 (small and large networks for case updating, one and
+several chunks for the gradient passes), and predict/evaluate. The configurations run in
+parallel processes, one per core; a second pass in this process loads every kernel back and
+compiles whatever a concurrent write to the cache index lost.
+"""
+import os
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+
+# Tuples: few (one chunk, serial kernels) and many (several chunks, the parallel kernels).
+FEW, MANY = 8, 400
+
+
+def _data(n, n_in, n_out, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.random((n, n_in)).astype(dtype)
+    Y = (X[:, :n_out] > 0.5).astype(dtype)
+    return X, Y
+
+
+def _train(mode, dtype, sizes, n):
+    import fastbp
+    X, Y = _data(n, sizes[0], sizes[-1], dtype)
+    net = fastbp.Network(sizes, dtype=dtype, random_state=0)
+    fastbp.train(net, X, Y, mode=mode, epochs=2, random_state=0)
+    net.predict(X)
+    net.evaluate(X, Y)
+
+
+def _classifier(n_classes):
+    import fastbp
+    X, _ = _data(MANY, 8, 1, np.float64)
+    y = np.arange(MANY) % n_classes
+    fastbp.MLPClassifier(max_iter=2, random_state=0).fit(X, y).score(X, y)
+
+
+def _regressor():
+    import fastbp
+    X, Y = _data(MANY, 8, 1, np.float64)
+    fastbp.MLPRegressor(max_iter=2, random_state=0).fit(X, Y[:, 0] + X[:, 1]).score(X, Y[:, 0])
+
+
+def configurations():
+    """name -> (function, arguments): each a call as a user makes it."""
+    configs = {
+        "MLPClassifier() binary": (_classifier, (2,)),
+        "MLPClassifier() multiclass": (_classifier, (3,)),
+        "MLPRegressor()": (_regressor, ()),
+    }
+    for dtype in (np.float64, np.float32):
+        name = np.dtype(dtype).name
+        configs[f"train(mode='case') small network, {name}"] = (_train, ("case", dtype, [2, 4, 1], FEW))
+        configs[f"train(mode='case') large network, {name}"] = (_train, ("case", dtype, [16, 64, 1], MANY))
+        for mode in ("epoch", "minibatch"):
+            for n in (FEW, MANY):
+                configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, [2, 4, 1], n))
+    return configs
+
+
+def _run(name):
+    """Run configuration `name` (in a worker process); its seconds."""
+    function, args = configurations()[name]
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # max_iter=2 does not converge, as intended
+        function(*args)
+    return time.perf_counter() - start
+
+
+def compile_all(jobs=None, report=print, names=None):
+    """Compile the kernels of the configurations `names` (default: all), `jobs` processes at
+    once (default: one per core); returns the seconds it took."""
+    import multiprocessing
+    names = list(configurations()) if names is None else list(names)
+    jobs = jobs or os.cpu_count() or 1
+    start = time.perf_counter()
+    # spawn: each worker a fresh interpreter, none inheriting a started thread pool
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run, name): name for name in names}
+        for done in as_completed(futures):
+            report(f"  {done.result():6.1f} s  {futures[done]}")
+    for name in names:  # everything loads from the cache now; a lost index entry compiles
+        _run(name)
+    return time.perf_counter() - start

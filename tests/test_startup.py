@@ -1,0 +1,82 @@
+"""First contact: what `import fastbp` loads, what a call compiles, where the machine code goes.
+
+New processes, since the point is what a fresh interpreter does. They share this machine's
+cache folder with the rest of the suite, so nothing here compiles much.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import fastbp
+from fastbp import _compile, cli
+from fastbp._kernels import _cache
+
+PACKAGE = pathlib.Path(fastbp.__file__).resolve().parent
+
+
+def run_python(code, **env):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, **env))
+    return out.stdout
+
+
+def test_import_loads_neither_numba_nor_scikit_learn():
+    loaded = json.loads(run_python(
+        "import json, sys, fastbp\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('numba', 'sklearn', 'scipy', 'llvmlite'))))"))
+    assert loaded == []
+
+
+def test_a_default_fit_compiles_no_feature_it_does_not_use():
+    """XOR with train()'s defaults (plain SGD, track='pass', no dropout, no validation):
+    the dropout passes, the other optimizers' updates, the evaluation pass and the parallel
+    kernels are neither compiled nor loaded."""
+    used = json.loads(run_python(
+        "import json, fastbp\n"
+        "from fastbp import _kernels as K\n"
+        "X, y = fastbp.datasets.xor()\n"
+        "net = fastbp.Network([2, 4, 1], random_state=0)\n"
+        "fastbp.train(net, X, y, epochs=10)\n"
+        "net.predict(X)\n"
+        "names = ['run_case', 'run_case_parallel', 'predict', 'predict_serial', 'forward_dropout',\n"
+        "         'errors_and_update_dropout', 'update_outer', 'case_pass', 'threads_probe']\n"
+        "print(json.dumps({n: len(getattr(K, n).signatures) for n in names}))"))
+    assert used == {"run_case": 1, "run_case_parallel": 0, "predict": 0, "predict_serial": 1,
+                    "forward_dropout": 0, "errors_and_update_dropout": 0, "update_outer": 0,
+                    "case_pass": 0, "threads_probe": 0}
+
+
+def test_kernels_are_cached_outside_the_package_and_stamped_by_all_its_files(tmp_path):
+    from fastbp._kernels import backprop
+    locator = backprop.run_case._cache._impl.locator
+    assert type(locator).__name__ == "FastbpCacheLocator"
+    path = pathlib.Path(locator.get_cache_path()).resolve()
+    assert PACKAGE not in path.parents
+    assert locator.get_source_stamp() == _cache.source_stamp()
+    # the folder follows FASTBP_CACHE_DIR and is named after the version
+    where = run_python("from fastbp._kernels._cache import cache_dir; print(cache_dir())",
+                       FASTBP_CACHE_DIR=str(tmp_path)).strip()
+    assert pathlib.Path(where).parent == tmp_path and fastbp.__version__ in pathlib.Path(where).name
+
+
+def test_compile_command_where_and_clear(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(tmp_path))
+    assert cli.main(["compile", "--where"]) == 0
+    where = pathlib.Path(capsys.readouterr().out.strip())
+    assert where.parent == tmp_path
+    where.mkdir()
+    (where / "stale.nbi").write_text("x")
+    assert cli.main(["compile", "--clear"]) == 0
+    assert not where.exists()
+
+
+def test_compile_runs_configurations_in_worker_processes():
+    names = list(_compile.configurations())
+    assert any("MLPClassifier" in n for n in names) and any("float32" in n for n in names)
+    lines = []
+    seconds = _compile.compile_all(jobs=1, report=lines.append,
+                                   names=["train(mode='case') small network, float64"])
+    assert len(lines) == 1 and "small network" in lines[0] and seconds > 0
