@@ -5,8 +5,6 @@ from each of them. A multi-threaded BLAS inside those threads oversubscribes the
 measured on 2 cores, epoch updating on `mid` took 10 s instead of 0.056 s per epoch.
 So while a kernel runs, BLAS runs single-threaded; the user's setting comes back after.
 """
-import ctypes
-import os
 import threading
 from contextlib import contextmanager, nullcontext
 
@@ -18,55 +16,24 @@ _lock = threading.Lock()
 _blas = {"controller": None, "users": 0, "limit": None}
 
 # -- Numba's threading layer, chosen deliberately ------------------------------------------------
-# The parallel kernels run on one of Numba's threading layers, chosen at the first parallel
-# call: TBB, else OpenMP, else the built-in workqueue.
+# TBB first (see fastbp/_kernels/_jit.py: libtbb is loaded with the kernels); NUMBA_THREADING_LAYER
+# set by the user is respected.
 # - workqueue is not safe for parallel kernels launched from several Python threads at once
 #   (GridSearchCV's threading backend, Dask's threaded workers): fits then take turns
 #   (_serial_parallel_calls below).
-# - OpenMP is thread-safe, but its workers spin while they wait: with more busy threads than
-#   cores (two fits at once on 2 cores, or any other process busy) every parallel region
-#   costs milliseconds; minibatch updating on `mid` measured 7.7 s per epoch instead of 0.05 s
-#   with one other process busy on a 2-core machine. It is also unsafe to fork after it
-#   started (GNU OpenMP).
-# - TBB is thread- and fork-safe and does not spin, so it comes first. pip's `tbb` wheel (a
-#   dependency) installs libtbb in <prefix>/lib, where Numba's TBB extension cannot find it;
-#   loading it first, by its full path, makes the layer available.
-# NUMBA_THREADING_LAYER set by the user is respected.
-_TBB_NAMES = ("libtbb.so.12", "libtbb.12.dylib")
-
-
-def _preload_tbb():
-    """Load the tbb wheel's libtbb into the process (global symbols); its path, or None."""
-    import importlib.metadata
-    try:
-        files = importlib.metadata.files("tbb") or ()
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for file in files:
-        if file.name in _TBB_NAMES:
-            path = file.locate()
-            try:
-                ctypes.CDLL(os.fspath(path), mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                return None
-            return path
-    return None
-
-
-_layer = {"name": None, "tbb": None}
+_layer = {"name": None}
 _serial_parallel_calls = threading.RLock()
 
 
 def threading_layer():
     """The threading layer the parallel kernels run on ("tbb", "omp" or "workqueue"),
     starting it with a tiny parallel kernel if no parallel code has run yet (so that the
-    choice never happens in two threads at once). libtbb is loaded first (see above)."""
+    choice never happens in two threads at once)."""
     if _layer["name"] is None:
         with _lock:
             if _layer["name"] is None:
                 import numba
                 from ._kernels import threads_probe
-                _layer["tbb"] = _preload_tbb()
                 threads_probe(np.int64(4))
                 _layer["name"] = numba.threading_layer()
     return _layer["name"]

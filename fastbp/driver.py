@@ -22,7 +22,7 @@ import numpy as np
 from . import _kernels as K
 from ._threads import compute_threads
 from ._validation import check_choice, check_float, check_int
-from .network import Network, n_chunks_for
+from .network import Network, by_tuples, n_chunks_for
 from .rnn import RNN
 
 MODES = ("case", "epoch", "minibatch")
@@ -457,14 +457,14 @@ class Run:
         head = (net.params, self.layout, self.X, self.Y, self.weights, loss_code)
         if trainer.mode == "minibatch":
             return head + (self.batch_size, optim, run, self._work, val, self._evaluation,
-                           dropout)
+                           dropout, by_tuples(net.layout, self.batch_size))
         if trainer.mode == "case":  # small networks without dropout: case_pass_small
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
             small = net.n_params <= K.SMALL_NETWORK and dropout is None
             return head + (optim, run, self._work, val, self._evaluation, general, dropout) + \
                 ((True, None) if small else (None, True))
-        return head + (optim, run, self._work, val, dropout)
+        return head + (optim, run, self._work, val, dropout, by_tuples(net.layout, self.n))
 
     # -- state --------------------------------------------------------------------------------
     @property

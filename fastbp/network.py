@@ -32,6 +32,14 @@ def n_chunks_for(n_tuples):
     return int(max(1, min(MAX_CHUNKS, n_tuples // MIN_CHUNK_TUPLES)))
 
 
+def by_tuples(layout, n):
+    """The run kernels' `tuples` flag: True when gradient passes of n tuples go a tuple at a
+    time (at most SMALL_PASS tuples, every layer at most SMALL_LAYER units wide), None when
+    they go a block at a time as matrix products (see gradient_pass in the kernels)."""
+    narrow = int(np.max(layout[:, [K.FAN_IN, K.FAN_OUT]])) <= K.SMALL_LAYER
+    return True if n <= K.SMALL_PASS and narrow else None
+
+
 def check_random_state(seed):
     """A numpy generator from None, an int (a new RandomState, scikit-learn's convention),
     a RandomState or a Generator (used as they are)."""
@@ -365,7 +373,7 @@ class Network(Units):
             else:
                 loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
                                                            order, 0, n, K.LOSSES[self.loss], rows, grad,
-                                                           None)
+                                                           None, by_tuples(self.layout, n))
         loss = loss_sum / weight_sum
         if alpha:
             for (_, _, w, b, _) in self.layout:

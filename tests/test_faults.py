@@ -296,7 +296,8 @@ def test_threading_layer_is_chosen_deliberately():
         importlib.metadata.version("tbb")
     except importlib.metadata.PackageNotFoundError:
         return
-    assert layer == "tbb" and _threads._layer["tbb"] is not None
+    from fastbp._kernels import _jit
+    assert layer == "tbb" and _jit.preload_tbb() is not None
 
 
 def test_workqueue_layer_makes_fits_take_turns(monkeypatch):

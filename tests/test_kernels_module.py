@@ -1,8 +1,9 @@
-"""Every compiled function lives in fastbp/_kernels/backprop.py.
+"""Every compiled function lives in fastbp/_kernels/backprop.py, and every one is cached.
 
-Numba keys a cached kernel on the content of the file that defines it only; a callee or
-a constant in another file could change without invalidating the cache, and stale
-machine code would run silently. This test keeps the compiled code in one file.
+Numba keys a cached kernel on the content of the file that defines it only; fastbp's cache
+locator stamps every kernel with a hash of all of fastbp/_kernels instead (the codes in
+codes.py, the helpers of _jit.py), which tests/test_startup.py checks. One file of compiled
+code keeps the kernels readable top-down; this test keeps it so.
 """
 import inspect
 import pathlib

@@ -37,9 +37,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _cache
+from ._jit import preload_tbb, twin
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
 _cache.install()  # fastbp's cache folder and stamp, before the first @njit
+preload_tbb()  # before any parallel kernel can start Numba's threading layer
 
 
 # fastmath without nnan/ninf, so NaN and inf checks keep working -- on values as loaded from
@@ -882,7 +884,7 @@ def unit_matrix(buf, units_start, size, b):
 
 
 @njit(**JIT)
-def block_forward(params, layout, X, order, p0, b, act):
+def block_forward(params, layout, X, order, p0, b, act, dropout):
     """Forward pass of the b tuples X[order[p0:p0+b]] into the block buffer act."""
     inputs = unit_matrix(act, 0, layout[0, FAN_IN], b)
     for r in range(b):
@@ -905,7 +907,7 @@ def block_forward(params, layout, X, order, p0, b, act):
                 activate(act, np.uint64(start + r * fan_out), np.uint64(fan_out), code)
         else:
             activate(act, np.uint64(start), np.uint64(b * fan_out), code)
-        if l < layout.shape[0] - 1 and dropping(layout, l):
+        if dropout is not None and l < layout.shape[0] - 1 and dropping(layout, l):
             for r in range(b):
                 drop_out(layout, l, order[p0 + r], act, np.uint64(start + r * fan_out),
                          np.uint64(fan_out))
@@ -914,12 +916,12 @@ def block_forward(params, layout, X, order, p0, b, act):
 
 @njit(**JIT)
 def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, delta, scratch,
-                   grad):
+                   grad, dropout):
     """grad += sum of w_t dE/dw over the b tuples X[order[p0:p0+b]], as matrix products.
 
     Returns (sum w_t E_t, sum w_t, n_correct) over the block.
     """
-    block_forward(params, layout, X, order, p0, b, act)
+    block_forward(params, layout, X, order, p0, b, act, dropout)
     last = layout.shape[0] - 1
     n_out, code = layout[last, FAN_OUT], layout[last, ACT]
     out_units = 0
@@ -956,7 +958,7 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, 
                 g_bias[j] += d_out[r, j]
         if l > 0:  # hidden errors: delta_in = (delta_out W^T) * f'(I_in)
             np.dot(d_out, W.T, unit_matrix(delta, in_units, fan_in, b))
-            if dropping(layout, l - 1):
+            if dropout is not None and dropping(layout, l - 1):
                 for r in range(b):
                     undo_drop_out(layout, l - 1, order[p0 + r], act, delta,
                                   np.uint64(BLOCK * in_units + r * fan_in), np.uint64(fan_in))
@@ -1070,7 +1072,7 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, loss_
 def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, loss_code,
                     grad, dropout):
     """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
-    (see by_tuples), where a matrix product's call costs more than its arithmetic: on XOR a
+    (see gradient_pass), where a matrix product's call costs more than its arithmetic: on XOR a
     pass of 4 tuples as matrix products took 13 us. Returns (sum w E, sum w, n_correct)."""
     last = geo.shape[0] - 1
     out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
@@ -1094,33 +1096,17 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
 
 
 @njit(**JIT)
-def by_tuples(layout, n):
-    """Whether gradient passes of n tuples go a tuple at a time (at most SMALL_PASS tuples,
-    every layer at most SMALL_LAYER units wide) or a block at a time as matrix products. A
-    property of the network and n alone, so results never depend on the thread count."""
-    if n > SMALL_PASS:
-        return False
-    for l in range(layout.shape[0]):
-        if layout[l, FAN_OUT] > SMALL_LAYER or layout[l, FAN_IN] > SMALL_LAYER:
-            return False
-    return True
-
-
-@njit(**JIT)
-def chunk_gradient(params, layout, geo, X, Y, weights, order, lo, hi, loss_code, row, work_row,
-                   tuples, dropout):
-    """row = sum of w_t dE/dw over X[order[lo:hi]], a tuple or a block at a time:
+def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, loss_code, row, work_row,
+                   dropout):
+    """row = sum of w_t dE/dw over X[order[lo:hi]], a block at a time as matrix products:
     returns (sum w_t E_t, sum w_t, n_correct)."""
     act, delta, scratch = split_workspace(work_row, layout)
     row[:] = 0
-    if tuples:
-        return tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,
-                               loss_code, row, dropout)
     loss_c, weight_c, correct_c = 0.0, 0.0, 0
     for p0 in range(lo, hi, BLOCK):
         loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
                                                      min(BLOCK, hi - p0), loss_code, act, delta,
-                                                     scratch, row)
+                                                     scratch, row, dropout)
         loss_c += loss_b
         weight_c += weight_b
         correct_c += correct_b
@@ -1170,9 +1156,13 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
     depends on the data and the chunk count only, never on the number of threads. Returns
     (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk, or little to add, runs
     without a parallel region: launching one costs microseconds, which a minibatch step
-    cannot spare. A single chunk of a network of narrow layers (`tuples`) sums straight into
-    grad on act1 and delta1, unit buffers the caller made once: no array view, whose reference
-    count costs tens of nanoseconds, per pass.
+    cannot spare. `tuples` is True (else None) for a pass of at most SMALL_PASS tuples (one
+    chunk) through layers at most SMALL_LAYER wide, where a matrix product's call costs more
+    than its arithmetic: it goes a tuple at a time, straight into grad on act1 and delta1,
+    unit buffers the caller made once (no array view, whose reference count costs tens of
+    nanoseconds, per pass). Python decides it (fastbp.network.by_tuples), from the network and
+    the pass length alone, so results never depend on the thread count, and the kernel
+    compiles only the path it takes.
 
     Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
     caller's own; in a serial kernel they are plain loops): a cached kernel must never call
@@ -1181,20 +1171,20 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
     """
     n_chunks, n_params = rows.shape[0], rows.shape[1]
     n = stop - start
-    if n_chunks == 1 and tuples:  # into grad itself, on the kernel's own act1 and delta1
+    if tuples is not None:  # one chunk: into grad itself, on the kernel's own act1 and delta1
         for k in range(n_params):
             grad[k] = 0
         return tuples_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
                                stop, loss_code, grad, dropout)
     if n_chunks == 1:
         sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
-            params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows[0], work[0],
-            tuples, dropout)
+            params, layout, X, Y, weights, order, start, stop, loss_code, rows[0], work[0],
+            dropout)
     else:
         for c in prange(n_chunks):
             sums[c, 0], sums[c, 1], sums[c, 2] = chunk_gradient(
-                params, layout, geo, X, Y, weights, order, start + n * c // n_chunks,
-                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c], tuples, dropout)
+                params, layout, X, Y, weights, order, start + n * c // n_chunks,
+                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c], dropout)
     if n_chunks * n_params > _PARALLEL_REDUCE:
         n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
         for b in prange(n_blocks):
@@ -1206,15 +1196,15 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
 
 @njit(parallel=True, **JIT)
 def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
-                   dropout):
+                   dropout, tuples):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass); dropout:
-    True for a training layout with dropout, else None."""
+    True for a training layout with dropout, else None; tuples: see gradient_pass."""
     n_chunks = rows.shape[0]
     work = new_workspaces(params, layout, n_chunks)
     act1, delta1, _ = split_workspace(work[0], layout)
     return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
                          loss_code, rows, grad, work, np.zeros((n_chunks, 3)),
-                         by_tuples(layout, stop - start), act1, delta1, dropout)
+                         tuples, act1, delta1, dropout)
 
 
 @njit(inline="always", **JIT)
@@ -1266,30 +1256,23 @@ def evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums):
     return add_sums(sums[:n_chunks])
 
 
-@njit(inline="always", **JIT)
-def evaluate_body(params, layout, X, Y, weights, loss_code, n_chunks):
-    """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights."""
+@njit(**JIT)
+def evaluate_serial(params, layout, X, Y, weights, loss_code, n_chunks):
+    """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights;
+    one thread (`evaluate` is its parallel twin)."""
     geo = geometry(layout)
     return evaluate_pass(params, layout, geo, X, Y, weights, loss_code,
                          np.empty((n_chunks, n_units(geo)), dtype=params.dtype),
                          np.empty((n_chunks, 3)))
 
 
+evaluate = twin(evaluate_serial, "evaluate", parallel=True, **JIT)
+
+
 @njit(**JIT)
-def evaluate_serial(params, layout, X, Y, weights, loss_code, n_chunks):
-    """evaluate_body on one thread: data of one chunk compile and run no parallel region."""
-    return evaluate_body(params, layout, X, Y, weights, loss_code, n_chunks)
-
-
-@njit(parallel=True, **JIT)
-def evaluate(params, layout, X, Y, weights, loss_code, n_chunks):
-    """evaluate_body, its chunks on several threads."""
-    return evaluate_body(params, layout, X, Y, weights, loss_code, n_chunks)
-
-
-@njit(inline="always", **JIT)
-def predict_body(params, layout, X, result, n_chunks):
-    """result[t] = output activations of the network for X[t]."""
+def predict_serial(params, layout, X, result, n_chunks):
+    """result[t] = output activations of the network for X[t]; one thread (`predict` is its
+    parallel twin)."""
     n = X.shape[0]
     geo = geometry(layout)
     last = geo.shape[0] - 1
@@ -1304,16 +1287,7 @@ def predict_body(params, layout, X, result, n_chunks):
                 result[t, k] = act[out + k]
 
 
-@njit(**JIT)
-def predict_serial(params, layout, X, result, n_chunks):
-    """predict_body on one thread (see evaluate_serial)."""
-    predict_body(params, layout, X, result, n_chunks)
-
-
-@njit(parallel=True, **JIT)
-def predict(params, layout, X, result, n_chunks):
-    """predict_body, its chunks on several threads."""
-    predict_body(params, layout, X, result, n_chunks)
+predict = twin(predict_serial, "predict", parallel=True, **JIT)
 
 
 @njit(parallel=True, **JIT)
@@ -2107,8 +2081,8 @@ def begin_slice(params, ctl, prev):
         copy_into(prev, params)
 
 
-@njit(inline="always", **JIT)
-def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
+@njit(**JIT)
+def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
                   general, dropout, small, large):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
@@ -2157,32 +2131,18 @@ def case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, va
             break
 
 
+run_case_parallel = twin(run_case, "run_case_parallel", parallel=True, **JIT)
+
+
 @njit(**JIT)
-def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation, general,
-             dropout, small, large):
-    """Case updating, one thread (see case_run_body)."""
-    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
-                  general, dropout, small, large)
-
-
-@njit(parallel=True, **JIT)
-def run_case_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
-                      general, dropout, small, large):
-    """Case updating whose evaluations (track="end", validation) run on several threads."""
-    case_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
-                  general, dropout, small, large)
-
-
-@njit(inline="always", **JIT)
-def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
-                       val, evaluation, dropout):
+def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
+                  val, evaluation, dropout, tuples):
     """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums): a batch's
-    gradient rows and workspaces; evaluation and dropout as in case_run_body."""
+    gradient rows and workspaces; evaluation and dropout as in run_case."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
     rows, grad, chunk_work, sums = work
     geo = geometry(layout)
-    tuples = by_tuples(layout, batch_size)
     act1, delta1, _ = split_workspace(chunk_work[0], layout)
     n = X.shape[0]
     begin_slice(params, ctl, prev)
@@ -2214,33 +2174,20 @@ def minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, opt
             break
 
 
+run_minibatch_parallel = twin(run_minibatch, "run_minibatch_parallel", parallel=True, **JIT)
+
+
 @njit(**JIT)
-def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work, val,
-                  evaluation, dropout):
-    """Minibatch updating, one thread (see minibatch_run_body)."""
-    minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
-                       val, evaluation, dropout)
-
-
-@njit(parallel=True, **JIT)
-def run_minibatch_parallel(params, layout, X, Y, weights, loss_code, batch_size, optim, run,
-                           work, val, evaluation, dropout):
-    """Minibatch updating with batches cut into chunks on several threads."""
-    minibatch_run_body(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
-                       val, evaluation, dropout)
-
-
-@njit(inline="always", **JIT)
-def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout):
+def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout,
+                   tuples):
     """Epoch updating, epoch after epoch: each epoch applies the gradient the previous pass
     left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
     which gives the loss after the epoch (track="end", for free) and the next gradient.
-    work = (rows, grad, chunk_work, sums), as minibatch_run_body's."""
+    work = (rows, grad, chunk_work, sums), as run_minibatch's."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
     rows, grad, chunk_work, sums = work
     geo = geometry(layout)
-    tuples = by_tuples(layout, X.shape[0])
     act1, delta1, _ = split_workspace(chunk_work[0], layout)
     n = X.shape[0]
     alpha = hyper[ALPHA]
@@ -2281,17 +2228,7 @@ def full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, wo
             break
 
 
-@njit(**JIT)
-def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout):
-    """Epoch updating, one thread (see full_batch_run_body)."""
-    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout)
-
-
-@njit(parallel=True, **JIT)
-def run_full_batch_parallel(params, layout, X, Y, weights, loss_code, optim, run, work, val,
-                            dropout):
-    """Epoch updating with the pass cut into chunks on several threads."""
-    full_batch_run_body(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout)
+run_full_batch_parallel = twin(run_full_batch, "run_full_batch_parallel", parallel=True, **JIT)
 
 
 @njit(**JIT)
