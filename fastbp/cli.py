@@ -130,9 +130,11 @@ def build_parser():
     comp.add_argument("--jobs", type=_int_at_least(1), default=None, metavar="N",
                       help="processes at once (default: one per core)")
     comp.add_argument("--where", action="store_true",
-                      help="print the cache folder and exit (set FASTBP_CACHE_DIR to move it)")
+                      help="print the cache folder and exit (default: compile; set FASTBP_CACHE_DIR "
+                           "to move the folder)")
     comp.add_argument("--clear", action="store_true",
-                      help="delete the cache folder and exit (the next call compiles again)")
+                      help="delete the cache folder and exit, so the next call compiles again "
+                           "(default: compile)")
     comp.set_defaults(run=run_compile)
 
     demo = commands.add_parser(
