@@ -454,7 +454,7 @@ class Run:
                     self.batch_size, norm, optim, run) + self._work + (val,)
         # Features that are off are passed as None: the kernel compiles without them.
         dropout = True if trainer.dropout is not None else None
-        head = (net.params, self.layout, self.X, self.Y, self.weights, loss_code)
+        head = (net.params, self.layout, self.X, self.Y, self.weights, net.codes)
         if trainer.mode == "minibatch":
             return head + (self.batch_size, optim, run, self._work, val, self._evaluation,
                            dropout, by_tuples(net.layout, self.batch_size))

@@ -310,6 +310,11 @@ class Network(Units):
         if self.loss == "poisson" and Y.min() < 0:
             raise ValueError("Y must be >= 0 for loss='poisson'")
 
+    @property
+    def codes(self):
+        """The activations and loss the MLP kernels compile in (fastbp._kernels.codes.Codes)."""
+        return K.Codes.of(self.activation, self.output_activation, self.loss)
+
     # -- computation ---------------------------------------------------------------------------
     def predict(self, X):
         """Output activations for each row of X: shape (n_samples, n_outputs), the network's dtype."""
@@ -323,7 +328,7 @@ class Network(Units):
                               K.LOSSES[self.loss], self.bn_eps, result)
             else:
                 (K.predict if n_chunks > 1 else K.predict_serial)(self.params, self.layout, X,
-                                                                  result, n_chunks)
+                                                                  result, n_chunks, self.codes)
         return result
 
     def evaluate(self, X, Y, sample_weight=None):
@@ -346,7 +351,7 @@ class Network(Units):
                                  np.empty((0, self.n_outputs), self.dtype))
         n_chunks = n_chunks_for(X.shape[0])
         return (K.evaluate if n_chunks > 1 else K.evaluate_serial)(
-            self.params, self.layout, X, Y, weights, K.LOSSES[self.loss], n_chunks)
+            self.params, self.layout, X, Y, weights, self.codes, n_chunks)
 
     def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None):
         """(loss, grad): loss = sum_t w_t E_t / S + alpha/(2S) * sum of squared weights, with
@@ -372,7 +377,7 @@ class Network(Units):
                     K.LOSSES[self.loss], grad, self.bn_eps)
             else:
                 loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
-                                                           order, 0, n, K.LOSSES[self.loss], rows, grad,
+                                                           order, 0, n, self.codes, rows, grad,
                                                            None, by_tuples(self.layout, n))
         loss = loss_sum / weight_sum
         if alpha:

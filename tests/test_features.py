@@ -246,7 +246,7 @@ def test_dropout_gradient_is_the_thinned_networks_gradient():
 
     def loss_and_grad():
         loss, _, _ = K.batch_gradient(net.params, layout, X, Y, np.empty(0), order, 0, len(X),
-                                      K.SQUARED_ERROR, rows, grad, True, None)
+                                      net.codes, rows, grad, True, None)
         return loss, grad.copy()
 
     loss, analytic = loss_and_grad()
@@ -261,7 +261,7 @@ def test_dropout_gradient_is_the_thinned_networks_gradient():
         numeric[k] = (up - down) / 2e-6
     np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
     plain, _, _ = K.batch_gradient(net.params, net.layout, X, Y, np.empty(0), order, 0, len(X),
-                                   K.SQUARED_ERROR, rows, grad, None, None)
+                                   net.codes, rows, grad, None, None)
     assert loss != plain  # units were dropped
 
 

@@ -54,7 +54,7 @@ def test_tiny_floor_hand_kernel_does_fastbps_arithmetic():
     geo = K.geometry(net.layout)
     act, delta = np.empty(K.n_units(geo), np.float32), np.empty(K.n_units(geo), np.float32)
     K.case_pass(net.params, net.layout, geo, act, delta, X, Y, np.empty(0, np.float32), order,
-                K.SQUARED_ERROR, K.SGD, hyper, np.zeros((1, net.n_params), np.float32), None, None)
+                net.codes, K.SGD, hyper, np.zeros((1, net.n_params), np.float32), None, None)
     assert np.abs(net.params - start).max() > 1e-3  # both trained: the weights moved
     for got, want in zip((W1, W2, w3[:, None], b1, b2, b3), net.coefs + net.intercepts):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

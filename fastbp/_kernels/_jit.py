@@ -1,4 +1,5 @@
-"""What the compiled code needs set up before its first @njit: libtbb, and twin().
+"""What the compiled code needs set up before its first @njit: libtbb, twin(), and the Numba
+type of the codes a kernel compiles in (Codes).
 
 Numba's threading layer: the parallel kernels run on one of Numba's threading layers, chosen
 at the first parallel call: TBB, else OpenMP, else the built-in workqueue.
@@ -19,7 +20,10 @@ import ctypes
 import os
 from types import FunctionType
 
-from numba import njit
+from numba import njit, types
+from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
+
+from .codes import Codes
 
 _TBB_NAMES = ("libtbb.so.12", "libtbb.12.dylib")
 _tbb = {"path": None, "tried": False}
@@ -60,3 +64,155 @@ def twin(kernel, name, **options):
                         py_func.__closure__)
     copy.__qualname__, copy.__doc__ = name, py_func.__doc__
     return njit(**options)(copy)
+
+
+# -- codes compiled in -------------------------------------------------------------------------
+# A kernel used to read a layer's activation and the loss from integer codes at run time, so it
+# compiled every activation and loss at every place it applies one (9 activations x every
+# inlined site): most of its compile time. The MLP kernels take a `codes` argument instead
+# (fastbp._kernels.codes.Codes: hidden activation, output activation, loss), whose Numba type
+# carries the three codes; the helpers below, resolved while a kernel is typed, hand them on
+# as constants, and Numba prunes every other activation and loss before typing them. A
+# network's kernels compile once per (dtype, activations, loss) it uses.
+
+class CodesType(types.Type):
+    """The Numba type of a Codes value: the codes are part of the type."""
+
+    def __init__(self, hidden, output, loss):
+        self.hidden, self.output, self.loss = hidden, output, loss
+        super().__init__(name=f"Codes(hidden={hidden}, output={output}, loss={loss})")
+
+
+register_model(CodesType)(models.OpaqueModel)
+
+
+@unbox(CodesType)
+def _unbox_codes(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())  # nothing to carry: it is all in the type
+
+
+@typeof_impl.register(Codes)
+def _typeof_codes(value, context):
+    return value._numba_type_
+
+
+def codes_type(hidden, output, loss):
+    """The CodesType of (hidden, output, loss), made once (Codes._numba_type_ asks here)."""
+    key = (hidden, output, loss)
+    if key not in _CODES_TYPES:
+        _CODES_TYPES[key] = CodesType(*key)
+    return _CODES_TYPES[key]
+
+
+_CODES_TYPES = {}
+
+
+def activate_layer(v, start, n, codes, is_output):
+    """activate() with the output activation (is_output) or the hidden one, from codes."""
+
+
+def activate_block(v, start, rows, n, codes, is_output):
+    """activate() on `rows` tuples' n units each, starting at v[start] (softmax row by row)."""
+
+
+def derivative_hidden(delta, act, start, n, codes):
+    """times_derivative() with the hidden activation."""
+
+
+def loss_of(act, out, n_out, Y, t, codes):
+    """tuple_loss() with the loss and output activation."""
+
+
+def error_of(act, delta, out, n_out, Y, t, codes):
+    """output_error() with the loss and output activation."""
+
+
+def correct_of(act, out, n_out, Y, t, codes):
+    """is_correct() with the output activation."""
+
+
+def sk_correct_of(act, out, n_out, Y, t, codes):
+    """predicted_right() with the output activation."""
+
+
+def _codes_overload(stub):
+    """Register `make(codes) -> impl` as stub's overload for a CodesType `codes` argument."""
+    def register(make):
+        def typer(*args):
+            codes = args[stub.__code__.co_varnames.index("codes")]
+            if isinstance(codes, CodesType):
+                from . import backprop
+                return make(backprop, codes.hidden, codes.output, codes.loss)
+            return None
+        overload(stub)(_with_signature(typer, stub))
+        return make
+    return register
+
+
+def _with_signature(typer, stub):
+    """typer with stub's parameter names (Numba matches an overload's signature to the stub)."""
+    names = stub.__code__.co_varnames[:stub.__code__.co_argcount]
+    scope = {"typer": typer}
+    exec(f"def overload_of_{stub.__name__}({', '.join(names)}):\n"
+         f"    return typer({', '.join(names)})\n", scope)
+    return scope[f"overload_of_{stub.__name__}"]
+
+
+@_codes_overload(activate_layer)
+def _(K, hidden, output, loss):
+    def impl(v, start, n, codes, is_output):
+        if is_output:
+            K.activate(v, start, n, output)
+        else:
+            K.activate(v, start, n, hidden)
+    return impl
+
+
+@_codes_overload(activate_block)
+def _(K, hidden, output, loss):
+    softmax = output == K.SOFTMAX
+
+    def impl(v, start, rows, n, codes, is_output):
+        if not is_output:
+            K.activate(v, start, rows * n, hidden)
+        elif softmax:  # normalised per tuple
+            for r in range(rows):
+                K.activate(v, start + r * n, n, output)
+        else:
+            K.activate(v, start, rows * n, output)
+    return impl
+
+
+@_codes_overload(derivative_hidden)
+def _(K, hidden, output, loss):
+    def impl(delta, act, start, n, codes):
+        K.times_derivative(delta, act, start, n, hidden)
+    return impl
+
+
+@_codes_overload(loss_of)
+def _(K, hidden, output, loss):
+    def impl(act, out, n_out, Y, t, codes):
+        return K.tuple_loss(act, out, n_out, Y, t, loss, output)
+    return impl
+
+
+@_codes_overload(error_of)
+def _(K, hidden, output, loss):
+    def impl(act, delta, out, n_out, Y, t, codes):
+        K.output_error(act, delta, out, n_out, Y, t, loss, output)
+    return impl
+
+
+@_codes_overload(correct_of)
+def _(K, hidden, output, loss):
+    def impl(act, out, n_out, Y, t, codes):
+        return K.is_correct(act, out, n_out, Y, t, output)
+    return impl
+
+
+@_codes_overload(sk_correct_of)
+def _(K, hidden, output, loss):
+    def impl(act, out, n_out, Y, t, codes):
+        return K.predicted_right(act, out, n_out, Y, t, output)
+    return impl

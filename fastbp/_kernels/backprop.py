@@ -37,7 +37,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from . import _cache
-from ._jit import preload_tbb, twin
+from ._jit import (activate_block, activate_layer, correct_of, derivative_hidden, error_of, loss_of,
+                   preload_tbb, sk_correct_of, twin)
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
 _cache.install()  # fastbp's cache folder and stamp, before the first @njit
@@ -356,14 +357,15 @@ def undo_drop_out(layout, l, t, act, delta, start, n):
 
 
 @njit(**JIT)
-def forward(params, layout, geo, act):
+def forward(params, layout, geo, act, codes):
     """forward_inline as a call (see errors_and_update)."""
-    forward_inline(params, layout, geo, act)
+    forward_inline(params, layout, geo, act, codes)
 
 
 @njit(inline="always", **JIT)
-def forward_inline(params, layout, geo, act):
+def forward_inline(params, layout, geo, act, codes):
     """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
+    last = geo.shape[0] - 1
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
@@ -393,11 +395,11 @@ def forward_inline(params, layout, geo, act):
                 for j in range(fan_out):
                     act[a_out + j] += o_i * params[row + j]
                 i += ONE
-        activate(act, a_out, fan_out, layout[l, ACT])
+        activate_layer(act, a_out, fan_out, codes, l == last)
 
 
 @njit(**JIT)
-def forward_dropout(params, layout, geo, act, t):
+def forward_dropout(params, layout, geo, act, t, codes):
     """forward with dropout on the hidden layers (t: the tuple's row, which its hash needs).
     A copy of forward plus two lines: a test in forward itself cost case updating on `tiny`
     10%, and sharing the loop body through an inlined helper 70%."""
@@ -431,7 +433,7 @@ def forward_dropout(params, layout, geo, act, t):
                 for j in range(fan_out):
                     act[a_out + j] += o_i * params[row + j]
                 i += ONE
-        activate(act, a_out, fan_out, layout[l, ACT])
+        activate_layer(act, a_out, fan_out, codes, l == last)
         if l < last and dropping(layout, l):
             drop_out(layout, l, t, act, a_out, fan_out)
 
@@ -715,7 +717,8 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
 
 
 @njit(inline="always", **JIT)
-def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general):
+def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
+                             codes):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
@@ -744,18 +747,20 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
             update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
                          opt, hyper, l > 0, True)
         if l > 0:
-            times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+            derivative_hidden(delta, act, a_in, fan_in, codes)
 
 
 @njit(**JIT)
-def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general):
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes):
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (inlined, it made case updating on `mid` 15% slower)."""
-    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general)
+    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
+                             codes)
 
 
 @njit(**JIT)
-def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper, t):
+def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper, t,
+                              codes):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both."""
@@ -777,7 +782,7 @@ def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt
         if l > 0:
             if dropping(layout, l - 1):  # (a copy of errors_and_update plus this test)
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
-            times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+            derivative_hidden(delta, act, a_in, fan_in, codes)
 
 
 @njit(**JIT)
@@ -798,7 +803,7 @@ def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
 
 
 @njit(**JIT)
-def errors_and_gradient(params, layout, geo, act, delta, grad, t):
+def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
     """The backward pass of one tuple whose output errors are in delta, from the output layer
     down: grad += O_i delta_j for every weight (delta_j for every bias), and each layer's input
     errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update does, with the
@@ -819,7 +824,7 @@ def errors_and_gradient(params, layout, geo, act, delta, grad, t):
         if l > 0:
             if dropping(layout, l - 1):
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
-            times_derivative(delta, act, a_in, fan_in, layout[l - 1, ACT])
+            derivative_hidden(delta, act, a_in, fan_in, codes)
 
 
 @njit(**JIT)
@@ -858,19 +863,18 @@ def weight_of(weights, t):
 
 
 @njit(inline="always", **JIT)
-def forward_tuple(params, layout, geo, act, X, Y, t, loss_code, dropout):
+def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout):
     """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]. dropout: None
     (no dropout: its code is pruned at compile time, see errors_and_update_inline) or True."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
     if dropout is not None:
-        forward_dropout(params, layout, geo, act, t)
+        forward_dropout(params, layout, geo, act, t, codes)
     else:
-        forward(params, layout, geo, act)
+        forward(params, layout, geo, act, codes)
     last = geo.shape[0] - 1
-    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
-    return (tuple_loss(act, out, n_out, Y, t, loss_code, code),
-            is_correct(act, out, n_out, Y, t, code))
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    return (loss_of(act, out, n_out, Y, t, codes), correct_of(act, out, n_out, Y, t, codes))
 
 
 # -- blocks of tuples -----------------------------------------------------------------------
@@ -884,7 +888,7 @@ def unit_matrix(buf, units_start, size, b):
 
 
 @njit(**JIT)
-def block_forward(params, layout, X, order, p0, b, act, dropout):
+def block_forward(params, layout, X, order, p0, b, act, dropout, codes):
     """Forward pass of the b tuples X[order[p0:p0+b]] into the block buffer act."""
     inputs = unit_matrix(act, 0, layout[0, FAN_IN], b)
     for r in range(b):
@@ -893,7 +897,7 @@ def block_forward(params, layout, X, order, p0, b, act, dropout):
             inputs[r, i] = X[t, i]
     units = 0
     for l in range(layout.shape[0]):
-        fan_in, fan_out, code = layout[l, FAN_IN], layout[l, FAN_OUT], layout[l, ACT]
+        fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
         W = params[layout[l, W_OFF]:layout[l, B_OFF]].reshape((fan_in, fan_out))
         bias = params[layout[l, B_OFF]:layout[l, B_OFF] + fan_out]
         out = unit_matrix(act, units + fan_in, fan_out, b)
@@ -902,11 +906,8 @@ def block_forward(params, layout, X, order, p0, b, act, dropout):
             for j in range(fan_out):
                 out[r, j] += bias[j]
         start = BLOCK * (units + fan_in)
-        if code == SOFTMAX:  # normalised per tuple
-            for r in range(b):
-                activate(act, np.uint64(start + r * fan_out), np.uint64(fan_out), code)
-        else:
-            activate(act, np.uint64(start), np.uint64(b * fan_out), code)
+        activate_block(act, np.uint64(start), np.uint64(b), np.uint64(fan_out), codes,
+                       l == layout.shape[0] - 1)
         if dropout is not None and l < layout.shape[0] - 1 and dropping(layout, l):
             for r in range(b):
                 drop_out(layout, l, order[p0 + r], act, np.uint64(start + r * fan_out),
@@ -915,15 +916,15 @@ def block_forward(params, layout, X, order, p0, b, act, dropout):
 
 
 @njit(**JIT)
-def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, delta, scratch,
+def block_gradient(params, layout, X, Y, weights, order, p0, b, codes, act, delta, scratch,
                    grad, dropout):
     """grad += sum of w_t dE/dw over the b tuples X[order[p0:p0+b]], as matrix products.
 
     Returns (sum w_t E_t, sum w_t, n_correct) over the block.
     """
-    block_forward(params, layout, X, order, p0, b, act, dropout)
+    block_forward(params, layout, X, order, p0, b, act, dropout, codes)
     last = layout.shape[0] - 1
-    n_out, code = layout[last, FAN_OUT], layout[last, ACT]
+    n_out = layout[last, FAN_OUT]
     out_units = 0
     for l in range(last + 1):
         out_units += layout[l, FAN_IN]
@@ -932,10 +933,10 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, 
         t = order[p0 + r]
         out = np.uint64(BLOCK * out_units + r * n_out)
         weight = weight_of(weights, t)
-        loss_b += weight * tuple_loss(act, out, np.uint64(n_out), Y, t, loss_code, code)
+        loss_b += weight * loss_of(act, out, np.uint64(n_out), Y, t, codes)
         weight_b += weight
-        correct_b += is_correct(act, out, np.uint64(n_out), Y, t, code)
-        output_error(act, delta, out, np.uint64(n_out), Y, t, loss_code, code)
+        correct_b += correct_of(act, out, np.uint64(n_out), Y, t, codes)
+        error_of(act, delta, out, np.uint64(n_out), Y, t, codes)
         if weight != 1.0:
             for k in range(n_out):
                 delta[BLOCK * out_units + r * n_out + k] *= params.dtype.type(weight)
@@ -962,8 +963,8 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, loss_code, act, 
                 for r in range(b):
                     undo_drop_out(layout, l - 1, order[p0 + r], act, delta,
                                   np.uint64(BLOCK * in_units + r * fan_in), np.uint64(fan_in))
-            times_derivative(delta, act, np.uint64(BLOCK * in_units), np.uint64(b * fan_in),
-                             layout[l - 1, ACT])
+            derivative_hidden(delta, act, np.uint64(BLOCK * in_units), np.uint64(b * fan_in),
+                              codes)
         out_units = in_units
     return loss_b, weight_b, correct_b
 
@@ -1007,7 +1008,7 @@ _PARALLEL_REDUCE = 1 << 20
 
 
 @njit(**JIT)
-def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper, state,
+def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
               general, dropout):
     """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
 
@@ -1017,30 +1018,30 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, loss_code, 
     """
     alpha = hyper[ALPHA]
     last = geo.shape[0] - 1
-    out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code, dropout)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout)
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
             continue
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
-        output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
+        error_of(act, delta, out, n_out, Y, t, codes)
         if dropout is not None:
             errors_and_update_dropout(params, layout, geo, state, act, delta,
-                                      params.dtype.type(alpha / weight), opt, hyper, t)
+                                      params.dtype.type(alpha / weight), opt, hyper, t, codes)
         else:
             errors_and_update(params, layout, geo, state, act, delta,
-                              params.dtype.type(alpha / weight), opt, hyper, general)
+                              params.dtype.type(alpha / weight), opt, hyper, general, codes)
     return loss_sum, penalty_sum, n_correct
 
 
 @njit(**JIT)
-def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
+def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                     state, general):
     """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
     steps with the forward and backward passes inlined into the loop over the tuples. On
@@ -1048,55 +1049,55 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, loss_
     them cost a fifth of it (XOR 2-2-1: 218 -> 167 ns per tuple here, 3-8-8-1 330 -> 275)."""
     alpha = hyper[ALPHA]
     last = geo.shape[0] - 1
-    out, n_out, out_code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
         for i in range(geo[0, G_IN]):
             act[i] = X[t, i]
-        forward_inline(params, layout, geo, act)
-        loss_sum += tuple_loss(act, out, n_out, Y, t, loss_code, out_code)
-        n_correct += is_correct(act, out, n_out, Y, t, out_code)
+        forward_inline(params, layout, geo, act, codes)
+        loss_sum += loss_of(act, out, n_out, Y, t, codes)
+        n_correct += correct_of(act, out, n_out, Y, t, codes)
         if weight == 0.0:
             continue
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
-        output_error(act, delta, out, n_out, Y, t, loss_code, out_code)
+        error_of(act, delta, out, n_out, Y, t, codes)
         errors_and_update_inline(params, layout, geo, state, act, delta,
-                                 params.dtype.type(alpha / weight), opt, hyper, general)
+                                 params.dtype.type(alpha / weight), opt, hyper, general, codes)
     return loss_sum, penalty_sum, n_correct
 
 
 @njit(**JIT)
-def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, loss_code,
+def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
                     grad, dropout):
     """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
     (see gradient_pass), where a matrix product's call costs more than its arithmetic: on XOR a
     pass of 4 tuples as matrix products took 13 us. Returns (sum w E, sum w, n_correct)."""
     last = geo.shape[0] - 1
-    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_c, weight_c, correct_c = 0.0, 0.0, 0
     for p in range(lo, hi):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, loss_code, dropout)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout)
         loss_c += weight * loss
         weight_c += weight
         correct_c += correct
         if weight == 0.0:
             continue
-        output_error(act, delta, out, n_out, Y, t, loss_code, code)
+        error_of(act, delta, out, n_out, Y, t, codes)
         if weight != 1.0:
             scale = params.dtype.type(weight)
             for k in range(n_out):
                 delta[out + k] *= scale
-        errors_and_gradient(params, layout, geo, act, delta, grad, t)
+        errors_and_gradient(params, layout, geo, act, delta, grad, t, codes)
     return loss_c, weight_c, correct_c
 
 
 @njit(**JIT)
-def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, loss_code, row, work_row,
+def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, work_row,
                    dropout):
     """row = sum of w_t dE/dw over X[order[lo:hi]], a block at a time as matrix products:
     returns (sum w_t E_t, sum w_t, n_correct)."""
@@ -1105,7 +1106,7 @@ def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, loss_code, row,
     loss_c, weight_c, correct_c = 0.0, 0.0, 0
     for p0 in range(lo, hi, BLOCK):
         loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
-                                                     min(BLOCK, hi - p0), loss_code, act, delta,
+                                                     min(BLOCK, hi - p0), codes, act, delta,
                                                      scratch, row, dropout)
         loss_c += loss_b
         weight_c += weight_b
@@ -1146,7 +1147,7 @@ def add_sums(sums):
 
 
 @njit(inline="always", **JIT)
-def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_code, rows, grad,
+def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, codes, rows, grad,
                   work, sums, tuples, act1, delta1, dropout):
     """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
 
@@ -1175,16 +1176,16 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
         for k in range(n_params):
             grad[k] = 0
         return tuples_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
-                               stop, loss_code, grad, dropout)
+                               stop, codes, grad, dropout)
     if n_chunks == 1:
         sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
-            params, layout, X, Y, weights, order, start, stop, loss_code, rows[0], work[0],
+            params, layout, X, Y, weights, order, start, stop, codes, rows[0], work[0],
             dropout)
     else:
         for c in prange(n_chunks):
             sums[c, 0], sums[c, 1], sums[c, 2] = chunk_gradient(
                 params, layout, X, Y, weights, order, start + n * c // n_chunks,
-                start + n * (c + 1) // n_chunks, loss_code, rows[c], work[c], dropout)
+                start + n * (c + 1) // n_chunks, codes, rows[c], work[c], dropout)
     if n_chunks * n_params > _PARALLEL_REDUCE:
         n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
         for b in prange(n_blocks):
@@ -1195,7 +1196,7 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, loss_c
 
 
 @njit(parallel=True, **JIT)
-def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code, rows, grad,
+def batch_gradient(params, layout, X, Y, weights, order, start, stop, codes, rows, grad,
                    dropout, tuples):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass); dropout:
     True for a training layout with dropout, else None; tuples: see gradient_pass."""
@@ -1203,12 +1204,12 @@ def batch_gradient(params, layout, X, Y, weights, order, start, stop, loss_code,
     work = new_workspaces(params, layout, n_chunks)
     act1, delta1, _ = split_workspace(work[0], layout)
     return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
-                         loss_code, rows, grad, work, np.zeros((n_chunks, 3)),
+                         codes, rows, grad, work, np.zeros((n_chunks, 3)),
                          tuples, act1, delta1, dropout)
 
 
 @njit(inline="always", **JIT)
-def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper,
+def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper,
                    state, rows, grad, work, sums, tuples, act1, delta1, dropout):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one
     update. rows holds one row per chunk of a batch of batch_size tuples."""
@@ -1218,7 +1219,7 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_c
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
         loss_b, weight_b, correct_b = gradient_pass(params, layout, geo, X, Y, weights, order,
-                                                    start, stop, loss_code, rows, grad, work, sums,
+                                                    start, stop, codes, rows, grad, work, sums,
                                                     tuples, act1, delta1, dropout)
         n_correct += correct_b
         if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
@@ -1231,14 +1232,14 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, loss_c
 
 
 @njit(inline="always", **JIT)
-def evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums):
+def evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums):
     """Forward passes only over all of X, in acts.shape[0] fixed chunks (acts: one unit buffer
     per chunk): (sum w E, sum w, n_correct) at the current weights. Inlined, as
     gradient_pass, into serial and parallel kernels alike."""
     n = X.shape[0]
     n_chunks = acts.shape[0]
     last = geo.shape[0] - 1
-    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     for c in prange(n_chunks):
         act = acts[c]
         loss_c, weight_c, correct_c = 0.0, 0.0, 0
@@ -1246,10 +1247,10 @@ def evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums):
             weight = weight_of(weights, t)
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act)
-            loss_c += weight * tuple_loss(act, out, n_out, Y, t, loss_code, code)
+            forward(params, layout, geo, act, codes)
+            loss_c += weight * loss_of(act, out, n_out, Y, t, codes)
             weight_c += weight
-            correct_c += is_correct(act, out, n_out, Y, t, code)
+            correct_c += correct_of(act, out, n_out, Y, t, codes)
         sums[c, 0] = loss_c
         sums[c, 1] = weight_c
         sums[c, 2] = correct_c
@@ -1257,11 +1258,11 @@ def evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums):
 
 
 @njit(**JIT)
-def evaluate_serial(params, layout, X, Y, weights, loss_code, n_chunks):
+def evaluate_serial(params, layout, X, Y, weights, codes, n_chunks):
     """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights;
     one thread (`evaluate` is its parallel twin)."""
     geo = geometry(layout)
-    return evaluate_pass(params, layout, geo, X, Y, weights, loss_code,
+    return evaluate_pass(params, layout, geo, X, Y, weights, codes,
                          np.empty((n_chunks, n_units(geo)), dtype=params.dtype),
                          np.empty((n_chunks, 3)))
 
@@ -1270,7 +1271,7 @@ evaluate = twin(evaluate_serial, "evaluate", parallel=True, **JIT)
 
 
 @njit(**JIT)
-def predict_serial(params, layout, X, result, n_chunks):
+def predict_serial(params, layout, X, result, n_chunks, codes):
     """result[t] = output activations of the network for X[t]; one thread (`predict` is its
     parallel twin)."""
     n = X.shape[0]
@@ -1282,7 +1283,7 @@ def predict_serial(params, layout, X, result, n_chunks):
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act)
+            forward(params, layout, geo, act, codes)
             for k in range(n_out):
                 result[t, k] = act[out + k]
 
@@ -2029,7 +2030,7 @@ def predicted_right(act, out, n_out, Y, t, code):
 
 
 @njit(inline="always", **JIT)
-def validate(params, layout, geo, val, loss_code, ctl, hist, col):
+def validate(params, layout, geo, val, codes, ctl, hist, col):
     """Forward passes over the validation tuples, in fixed chunks (prange, inlined as
     gradient_pass is), into history column col (see record_validation).
 
@@ -2040,7 +2041,7 @@ def validate(params, layout, geo, val, loss_code, ctl, hist, col):
     n = X.shape[0]
     n_chunks = acts.shape[0]
     last = geo.shape[0] - 1
-    out, n_out, code = geo[last, G_A_OUT], geo[last, G_OUT], layout[last, ACT]
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     kind = ctl[C_SCORE]
     for c in prange(n_chunks):
         act = acts[c]
@@ -2049,16 +2050,16 @@ def validate(params, layout, geo, val, loss_code, ctl, hist, col):
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act)
-            s[V_LOSS] += tuple_loss(act, out, n_out, Y, t, loss_code, code)
+            forward(params, layout, geo, act, codes)
+            s[V_LOSS] += loss_of(act, out, n_out, Y, t, codes)
             s[V_WEIGHT] += 1.0
-            s[V_RIGHT] += is_correct(act, out, n_out, Y, t, code)
+            s[V_RIGHT] += correct_of(act, out, n_out, Y, t, codes)
             for k in range(n_out):
                 if not np.isfinite(act[out + k]):
                     s[V_NONFINITE] = 1.0
             if kind == SCORE_ACCURACY:
                 weight = weight_of(weights, t)
-                s[V_SK_RIGHT] += weight * predicted_right(act, out, n_out, Y_score, t, code)
+                s[V_SK_RIGHT] += weight * sk_correct_of(act, out, n_out, Y_score, t, codes)
                 s[V_SK_WEIGHT] += weight
             elif kind == SCORE_R2:
                 weight = weight_of(weights, t)
@@ -2082,7 +2083,7 @@ def begin_slice(params, ctl, prev):
 
 
 @njit(**JIT)
-def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, evaluation,
+def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evaluation,
                   general, dropout, small, large):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
@@ -2108,20 +2109,20 @@ def run_case(params, layout, X, Y, weights, loss_code, optim, run, work, val, ev
         epoch_order(ctl, order, orders, e)
         if large is not None:
             loss_sum, penalty_sum, n_correct = case_pass(
-                params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
+                params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                 state, general, dropout)
         if small is not None:
             loss_sum, penalty_sum, n_correct = case_pass_small(
-                params, layout, geo, act, delta, X, Y, weights, order, loss_code, opt, hyper,
+                params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                 state, general)
         if evaluation is not None:  # track="end"
             acts, sums = evaluation
-            s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts, sums)
+            s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums)
             record_evaluation(ctl, hist, col, n, s, w, c)
         else:
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
-            validate(params, layout, geo, val, loss_code, ctl, hist, col)
+            validate(params, layout, geo, val, codes, ctl, hist, col)
         finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
         now = monotonic_ns()
         hist[H_SECONDS, col] = (now - clock) * 1e-9
@@ -2135,7 +2136,7 @@ run_case_parallel = twin(run_case, "run_case_parallel", parallel=True, **JIT)
 
 
 @njit(**JIT)
-def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, run, work,
+def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, work,
                   val, evaluation, dropout, tuples):
     """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums): a batch's
     gradient rows and workspaces; evaluation and dropout as in run_case."""
@@ -2154,17 +2155,17 @@ def run_minibatch(params, layout, X, Y, weights, loss_code, batch_size, optim, r
         set_drop_seed(layout, ctl[C_SEED], e)
         epoch_order(ctl, order, orders, e)
         loss_sum, penalty_sum, n_correct = minibatch_pass(
-            params, layout, geo, X, Y, weights, order, batch_size, loss_code, opt, hyper, state,
+            params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper, state,
             rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
         if evaluation is not None:  # track="end"
             acts, eval_sums = evaluation
-            s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, loss_code, acts,
+            s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, codes, acts,
                                     eval_sums)
             record_evaluation(ctl, hist, col, n, s, w, c)
         else:
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
-            validate(params, layout, geo, val, loss_code, ctl, hist, col)
+            validate(params, layout, geo, val, codes, ctl, hist, col)
         finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
         now = monotonic_ns()
         hist[H_SECONDS, col] = (now - clock) * 1e-9
@@ -2178,7 +2179,7 @@ run_minibatch_parallel = twin(run_minibatch, "run_minibatch_parallel", parallel=
 
 
 @njit(**JIT)
-def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, val, dropout,
+def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, dropout,
                    tuples):
     """Epoch updating, epoch after epoch: each epoch applies the gradient the previous pass
     left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
@@ -2199,14 +2200,14 @@ def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, v
         begin_epoch(ctl, num, hist, hyper, e)
         if ctl[C_PENDING] == 0:  # the gradient at the current weights
             set_drop_seed(layout, ctl[C_SEED], e)
-            s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code,
+            s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
                                     rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
             pend(params, layout, ctl, num, alpha, n, s, w, c)
         passed_loss, passed_penalty = num[N_PEND_LOSS], num[N_PEND_PENALTY]
         passed_correct = num[N_PEND_CORRECT]
         apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
         set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
-        s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, loss_code, rows,
+        s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes, rows,
                                 grad, chunk_work, sums, tuples, act1, delta1, dropout)
         pend(params, layout, ctl, num, alpha, n, s, w, c)
         if ctl[C_TRACK_END]:
@@ -2215,7 +2216,7 @@ def run_full_batch(params, layout, X, Y, weights, loss_code, optim, run, work, v
         else:
             record_pass(ctl, num, hist, col, n, passed_loss, passed_penalty, passed_correct)
         if val is not None:
-            validate(params, layout, geo, val, loss_code, ctl, hist, col)
+            validate(params, layout, geo, val, codes, ctl, hist, col)
         finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
         # the loss at the new weights counts too: a network that predicts NaN is not kept.
         # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)

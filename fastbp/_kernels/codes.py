@@ -156,3 +156,30 @@ V_LOSS, V_WEIGHT, V_RIGHT, V_NONFINITE, V_SK_RIGHT, V_SK_WEIGHT, V_SQUARED = ran
 
 # Dropout masks of the pass serving epoch e follow from splitmix64(seed ^ DROPOUT_KEY ^ e').
 DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
+
+
+class Codes:
+    """What an MLP kernel compiles in: the hidden activation, the output activation and the
+    loss (codes above). Numba sees them in the argument's type (fastbp._kernels._jit), so a
+    kernel is compiled for the activations and loss it runs, and no other."""
+
+    __slots__ = ("hidden", "output", "loss", "_type")
+
+    def __init__(self, hidden, output, loss):
+        self.hidden, self.output, self.loss = int(hidden), int(output), int(loss)
+        self._type = None
+
+    @classmethod
+    def of(cls, hidden, output, loss):
+        """Codes from names ("relu", "softmax", "log_loss")."""
+        return cls(ACTIVATIONS[hidden], ACTIVATIONS[output], LOSSES[loss])
+
+    @property
+    def _numba_type_(self):  # read by Numba's dispatcher on every call: made once
+        if self._type is None:
+            from ._jit import codes_type
+            self._type = codes_type(self.hidden, self.output, self.loss)
+        return self._type
+
+    def __repr__(self):
+        return f"Codes(hidden={self.hidden}, output={self.output}, loss={self.loss})"
