@@ -4,6 +4,11 @@ import os
 
 # before scipy is imported: without it scikit-learn skips check_array_api_input for numpy-only estimators
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
+# One kernel for every activation (read from the layout at run time), so the suite compiles
+# once per dtype, mode and loss instead of once per activation pair as well; this process's
+# subprocesses inherit it. tests/test_codes.py compares the kernels users run, with the
+# activations compiled in, against these, for every activation.
+os.environ["FASTBP_GENERIC_KERNELS"] = "1"
 
 import sys
 

@@ -107,36 +107,38 @@ def codes_type(hidden, output, loss):
 _CODES_TYPES = {}
 
 
-def activate_layer(v, start, n, codes, is_output):
-    """activate() with the output activation (is_output) or the hidden one, from codes."""
+def activate_layer(v, start, n, codes, layout, l):
+    """activate() for layer l (the output activation on the last layer, else the hidden one)."""
 
 
-def activate_block(v, start, rows, n, codes, is_output):
-    """activate() on `rows` tuples' n units each, starting at v[start] (softmax row by row)."""
+def activate_block(v, start, rows, n, codes, layout, l):
+    """activate() for layer l on `rows` tuples' n units each from v[start] (softmax per row)."""
 
 
-def derivative_hidden(delta, act, start, n, codes):
-    """times_derivative() with the hidden activation."""
+def derivative_hidden(delta, act, start, n, codes, layout, l):
+    """times_derivative() with hidden layer l's activation."""
 
 
-def loss_of(act, out, n_out, Y, t, codes):
+def loss_of(act, out, n_out, Y, t, codes, layout):
     """tuple_loss() with the loss and output activation."""
 
 
-def error_of(act, delta, out, n_out, Y, t, codes):
+def error_of(act, delta, out, n_out, Y, t, codes, layout):
     """output_error() with the loss and output activation."""
 
 
-def correct_of(act, out, n_out, Y, t, codes):
+def correct_of(act, out, n_out, Y, t, codes, layout):
     """is_correct() with the output activation."""
 
 
-def sk_correct_of(act, out, n_out, Y, t, codes):
+def sk_correct_of(act, out, n_out, Y, t, codes, layout):
     """predicted_right() with the output activation."""
 
 
 def _codes_overload(stub):
-    """Register `make(codes) -> impl` as stub's overload for a CodesType `codes` argument."""
+    """Register `make(K, hidden, output, loss) -> impl` as stub's overload for a CodesType
+    `codes` argument (K: the backprop module; hidden and output None: generic codes, read
+    from the layout table at run time)."""
     def register(make):
         def typer(*args):
             codes = args[stub.__code__.co_varnames.index("codes")]
@@ -160,59 +162,97 @@ def _with_signature(typer, stub):
 
 @_codes_overload(activate_layer)
 def _(K, hidden, output, loss):
-    def impl(v, start, n, codes, is_output):
-        if is_output:
-            K.activate(v, start, n, output)
-        else:
-            K.activate(v, start, n, hidden)
+    if hidden is None:
+        def impl(v, start, n, codes, layout, l):
+            K.activate(v, start, n, layout[l, K.ACT])
+    else:
+        def impl(v, start, n, codes, layout, l):
+            if l == layout.shape[0] - 1:
+                K.activate(v, start, n, output)
+            else:
+                K.activate(v, start, n, hidden)
     return impl
 
 
 @_codes_overload(activate_block)
 def _(K, hidden, output, loss):
-    softmax = output == K.SOFTMAX
-
-    def impl(v, start, rows, n, codes, is_output):
-        if not is_output:
-            K.activate(v, start, rows * n, hidden)
-        elif softmax:  # normalised per tuple
-            for r in range(rows):
-                K.activate(v, start + r * n, n, output)
-        else:
-            K.activate(v, start, rows * n, output)
+    if hidden is None:  # generic: the layout's codes
+        def impl(v, start, rows, n, codes, layout, l):
+            code = layout[l, K.ACT]
+            if code == K.SOFTMAX:  # normalised per tuple
+                for r in range(rows):
+                    K.activate(v, start + r * n, n, code)
+            else:
+                K.activate(v, start, rows * n, code)
+    elif output == K.SOFTMAX:
+        def impl(v, start, rows, n, codes, layout, l):
+            if l < layout.shape[0] - 1:
+                K.activate(v, start, rows * n, hidden)
+            else:  # normalised per tuple
+                for r in range(rows):
+                    K.activate(v, start + r * n, n, output)
+    else:
+        def impl(v, start, rows, n, codes, layout, l):
+            if l < layout.shape[0] - 1:
+                K.activate(v, start, rows * n, hidden)
+            else:
+                K.activate(v, start, rows * n, output)
     return impl
 
 
 @_codes_overload(derivative_hidden)
 def _(K, hidden, output, loss):
-    def impl(delta, act, start, n, codes):
-        K.times_derivative(delta, act, start, n, hidden)
+    if hidden is None:
+        def impl(delta, act, start, n, codes, layout, l):
+            K.times_derivative(delta, act, start, n, layout[l, K.ACT])
+    else:
+        def impl(delta, act, start, n, codes, layout, l):
+            K.times_derivative(delta, act, start, n, hidden)
     return impl
 
 
+# The four helpers of the output layer: each with the output activation as a constant, or
+# (generic codes) as the layout's last row says.
+
 @_codes_overload(loss_of)
 def _(K, hidden, output, loss):
-    def impl(act, out, n_out, Y, t, codes):
-        return K.tuple_loss(act, out, n_out, Y, t, loss, output)
+    if output is None:
+        def impl(act, out, n_out, Y, t, codes, layout):
+            return K.tuple_loss(act, out, n_out, Y, t, loss, layout[layout.shape[0] - 1, K.ACT])
+    else:
+        def impl(act, out, n_out, Y, t, codes, layout):
+            return K.tuple_loss(act, out, n_out, Y, t, loss, output)
     return impl
 
 
 @_codes_overload(error_of)
 def _(K, hidden, output, loss):
-    def impl(act, delta, out, n_out, Y, t, codes):
-        K.output_error(act, delta, out, n_out, Y, t, loss, output)
+    if output is None:
+        def impl(act, delta, out, n_out, Y, t, codes, layout):
+            K.output_error(act, delta, out, n_out, Y, t, loss, layout[layout.shape[0] - 1, K.ACT])
+    else:
+        def impl(act, delta, out, n_out, Y, t, codes, layout):
+            K.output_error(act, delta, out, n_out, Y, t, loss, output)
     return impl
 
 
 @_codes_overload(correct_of)
 def _(K, hidden, output, loss):
-    def impl(act, out, n_out, Y, t, codes):
-        return K.is_correct(act, out, n_out, Y, t, output)
+    if output is None:
+        def impl(act, out, n_out, Y, t, codes, layout):
+            return K.is_correct(act, out, n_out, Y, t, layout[layout.shape[0] - 1, K.ACT])
+    else:
+        def impl(act, out, n_out, Y, t, codes, layout):
+            return K.is_correct(act, out, n_out, Y, t, output)
     return impl
 
 
 @_codes_overload(sk_correct_of)
 def _(K, hidden, output, loss):
-    def impl(act, out, n_out, Y, t, codes):
-        return K.predicted_right(act, out, n_out, Y, t, output)
+    if output is None:
+        def impl(act, out, n_out, Y, t, codes, layout):
+            return K.predicted_right(act, out, n_out, Y, t, layout[layout.shape[0] - 1, K.ACT])
+    else:
+        def impl(act, out, n_out, Y, t, codes, layout):
+            return K.predicted_right(act, out, n_out, Y, t, output)
     return impl

@@ -365,7 +365,6 @@ def forward(params, layout, geo, act, codes):
 @njit(inline="always", **JIT)
 def forward_inline(params, layout, geo, act, codes):
     """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
-    last = geo.shape[0] - 1
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
@@ -395,7 +394,7 @@ def forward_inline(params, layout, geo, act, codes):
                 for j in range(fan_out):
                     act[a_out + j] += o_i * params[row + j]
                 i += ONE
-        activate_layer(act, a_out, fan_out, codes, l == last)
+        activate_layer(act, a_out, fan_out, codes, layout, l)
 
 
 @njit(**JIT)
@@ -433,7 +432,7 @@ def forward_dropout(params, layout, geo, act, t, codes):
                 for j in range(fan_out):
                     act[a_out + j] += o_i * params[row + j]
                 i += ONE
-        activate_layer(act, a_out, fan_out, codes, l == last)
+        activate_layer(act, a_out, fan_out, codes, layout, l)
         if l < last and dropping(layout, l):
             drop_out(layout, l, t, act, a_out, fan_out)
 
@@ -747,7 +746,7 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
             update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
                          opt, hyper, l > 0, True)
         if l > 0:
-            derivative_hidden(delta, act, a_in, fan_in, codes)
+            derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
 @njit(**JIT)
@@ -782,7 +781,7 @@ def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt
         if l > 0:
             if dropping(layout, l - 1):  # (a copy of errors_and_update plus this test)
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
-            derivative_hidden(delta, act, a_in, fan_in, codes)
+            derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
 @njit(**JIT)
@@ -824,7 +823,7 @@ def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
         if l > 0:
             if dropping(layout, l - 1):
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
-            derivative_hidden(delta, act, a_in, fan_in, codes)
+            derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
 @njit(**JIT)
@@ -874,7 +873,7 @@ def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout):
         forward(params, layout, geo, act, codes)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
-    return (loss_of(act, out, n_out, Y, t, codes), correct_of(act, out, n_out, Y, t, codes))
+    return (loss_of(act, out, n_out, Y, t, codes, layout), correct_of(act, out, n_out, Y, t, codes, layout))
 
 
 # -- blocks of tuples -----------------------------------------------------------------------
@@ -906,8 +905,8 @@ def block_forward(params, layout, X, order, p0, b, act, dropout, codes):
             for j in range(fan_out):
                 out[r, j] += bias[j]
         start = BLOCK * (units + fan_in)
-        activate_block(act, np.uint64(start), np.uint64(b), np.uint64(fan_out), codes,
-                       l == layout.shape[0] - 1)
+        activate_block(act, np.uint64(start), np.uint64(b), np.uint64(fan_out), codes, layout,
+                       l)
         if dropout is not None and l < layout.shape[0] - 1 and dropping(layout, l):
             for r in range(b):
                 drop_out(layout, l, order[p0 + r], act, np.uint64(start + r * fan_out),
@@ -933,10 +932,10 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, codes, act, delt
         t = order[p0 + r]
         out = np.uint64(BLOCK * out_units + r * n_out)
         weight = weight_of(weights, t)
-        loss_b += weight * loss_of(act, out, np.uint64(n_out), Y, t, codes)
+        loss_b += weight * loss_of(act, out, np.uint64(n_out), Y, t, codes, layout)
         weight_b += weight
-        correct_b += correct_of(act, out, np.uint64(n_out), Y, t, codes)
-        error_of(act, delta, out, np.uint64(n_out), Y, t, codes)
+        correct_b += correct_of(act, out, np.uint64(n_out), Y, t, codes, layout)
+        error_of(act, delta, out, np.uint64(n_out), Y, t, codes, layout)
         if weight != 1.0:
             for k in range(n_out):
                 delta[BLOCK * out_units + r * n_out + k] *= params.dtype.type(weight)
@@ -964,7 +963,7 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, codes, act, delt
                     undo_drop_out(layout, l - 1, order[p0 + r], act, delta,
                                   np.uint64(BLOCK * in_units + r * fan_in), np.uint64(fan_in))
             derivative_hidden(delta, act, np.uint64(BLOCK * in_units), np.uint64(b * fan_in),
-                              codes)
+                              codes, layout, l - 1)
         out_units = in_units
     return loss_b, weight_b, correct_b
 
@@ -1030,7 +1029,7 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
             continue
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
-        error_of(act, delta, out, n_out, Y, t, codes)
+        error_of(act, delta, out, n_out, Y, t, codes, layout)
         if dropout is not None:
             errors_and_update_dropout(params, layout, geo, state, act, delta,
                                       params.dtype.type(alpha / weight), opt, hyper, t, codes)
@@ -1057,13 +1056,13 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
         for i in range(geo[0, G_IN]):
             act[i] = X[t, i]
         forward_inline(params, layout, geo, act, codes)
-        loss_sum += loss_of(act, out, n_out, Y, t, codes)
-        n_correct += correct_of(act, out, n_out, Y, t, codes)
+        loss_sum += loss_of(act, out, n_out, Y, t, codes, layout)
+        n_correct += correct_of(act, out, n_out, Y, t, codes, layout)
         if weight == 0.0:
             continue
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
-        error_of(act, delta, out, n_out, Y, t, codes)
+        error_of(act, delta, out, n_out, Y, t, codes, layout)
         errors_and_update_inline(params, layout, geo, state, act, delta,
                                  params.dtype.type(alpha / weight), opt, hyper, general, codes)
     return loss_sum, penalty_sum, n_correct
@@ -1087,7 +1086,7 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
         correct_c += correct
         if weight == 0.0:
             continue
-        error_of(act, delta, out, n_out, Y, t, codes)
+        error_of(act, delta, out, n_out, Y, t, codes, layout)
         if weight != 1.0:
             scale = params.dtype.type(weight)
             for k in range(n_out):
@@ -1248,9 +1247,9 @@ def evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
             forward(params, layout, geo, act, codes)
-            loss_c += weight * loss_of(act, out, n_out, Y, t, codes)
+            loss_c += weight * loss_of(act, out, n_out, Y, t, codes, layout)
             weight_c += weight
-            correct_c += correct_of(act, out, n_out, Y, t, codes)
+            correct_c += correct_of(act, out, n_out, Y, t, codes, layout)
         sums[c, 0] = loss_c
         sums[c, 1] = weight_c
         sums[c, 2] = correct_c
@@ -2051,15 +2050,15 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
             forward(params, layout, geo, act, codes)
-            s[V_LOSS] += loss_of(act, out, n_out, Y, t, codes)
+            s[V_LOSS] += loss_of(act, out, n_out, Y, t, codes, layout)
             s[V_WEIGHT] += 1.0
-            s[V_RIGHT] += correct_of(act, out, n_out, Y, t, codes)
+            s[V_RIGHT] += correct_of(act, out, n_out, Y, t, codes, layout)
             for k in range(n_out):
                 if not np.isfinite(act[out + k]):
                     s[V_NONFINITE] = 1.0
             if kind == SCORE_ACCURACY:
                 weight = weight_of(weights, t)
-                s[V_SK_RIGHT] += weight * sk_correct_of(act, out, n_out, Y_score, t, codes)
+                s[V_SK_RIGHT] += weight * sk_correct_of(act, out, n_out, Y_score, t, codes, layout)
                 s[V_SK_WEIGHT] += weight
             elif kind == SCORE_R2:
                 weight = weight_of(weights, t)

@@ -5,6 +5,8 @@ The compiled functions (backprop.py) import every name here; Numba compiles them
 constants. The disk cache of those functions is stamped with a hash of every file of this
 package (see _cache.py), so an edit here recompiles them.
 """
+import os
+
 import numpy as np
 
 # Columns of the layout table: one row per weight layer, int64.
@@ -160,18 +162,25 @@ DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
 
 class Codes:
     """What an MLP kernel compiles in: the hidden activation, the output activation and the
-    loss (codes above). Numba sees them in the argument's type (fastbp._kernels._jit), so a
+    loss (codes above; activations None: read from the layout at run time). Numba sees them in the argument's type (fastbp._kernels._jit), so a
     kernel is compiled for the activations and loss it runs, and no other."""
 
     __slots__ = ("hidden", "output", "loss", "_type")
 
     def __init__(self, hidden, output, loss):
-        self.hidden, self.output, self.loss = int(hidden), int(output), int(loss)
+        self.hidden = None if hidden is None else int(hidden)
+        self.output = None if output is None else int(output)
+        self.loss = int(loss)
         self._type = None
 
     @classmethod
     def of(cls, hidden, output, loss):
-        """Codes from names ("relu", "softmax", "log_loss")."""
+        """Codes from names ("relu", "softmax", "log_loss"). With the environment variable
+        FASTBP_GENERIC_KERNELS=1 the activations are left out (None): the kernels then read
+        them from the layout table at run time, one kernel for every activation (a sweep over
+        activations, or a test suite, compiles once instead of once per activation)."""
+        if os.environ.get("FASTBP_GENERIC_KERNELS", "") not in ("", "0"):
+            return cls(None, None, LOSSES[loss])
         return cls(ACTIVATIONS[hidden], ACTIVATIONS[output], LOSSES[loss])
 
     @property

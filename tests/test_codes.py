@@ -1,0 +1,68 @@
+"""The kernels users run have the network's activations and loss compiled in (Codes); the
+rest of the suite runs the generic kernels, which read the activations from the layout table
+(conftest sets FASTBP_GENERIC_KERNELS). Here the two agree, for every activation."""
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _kernels as K
+from fastbp.network import HIDDEN_ACTIVATIONS, OUTPUT_ACTIVATIONS
+
+
+def specialised(monkeypatch):
+    monkeypatch.delenv("FASTBP_GENERIC_KERNELS", raising=False)
+
+
+def data(n_in, n_out, output, loss, n=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_in))
+    if output == "softmax":
+        Y = np.eye(n_out)[rng.integers(0, n_out, n)]
+    elif output == "logistic":
+        Y = (rng.random((n, n_out)) > 0.5).astype(float)
+    else:
+        Y = rng.random((n, n_out))
+    return X, Y
+
+
+def test_codes_follow_the_switch(monkeypatch):
+    net = fastbp.Network([2, 3, 1], activation="tanh")
+    assert (net.codes.hidden, net.codes.output) == (None, None)  # conftest: generic
+    specialised(monkeypatch)
+    assert (net.codes.hidden, net.codes.output, net.codes.loss) == \
+        (K.TANH, K.LOGISTIC, K.SQUARED_ERROR)
+
+
+@pytest.mark.parametrize("hidden, output", [(h, "logistic") for h in HIDDEN_ACTIVATIONS] +
+                         [("relu", o) for o in OUTPUT_ACTIVATIONS if o != "logistic"])
+def test_forward_pass_with_codes_compiled_in(monkeypatch, hidden, output):
+    loss = "poisson" if output == "exp" else "squared_error"
+    net = fastbp.Network([4, 5, 3], activation=hidden, output_activation=output, loss=loss,
+                         random_state=0)
+    X, Y = data(4, 3, output, loss)
+    generic = net.predict(X), net.evaluate(X, Y)
+    specialised(monkeypatch)
+    np.testing.assert_allclose(net.predict(X), generic[0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(net.evaluate(X, Y)[0], generic[1][0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("hidden, output, loss", [("tanh", "softmax", "log_loss"),
+                                                  ("relu", "identity", "squared_error")])
+@pytest.mark.parametrize("mode, n", [("case", 40), ("epoch", 12), ("minibatch", 300)])
+def test_training_with_codes_compiled_in(monkeypatch, hidden, output, loss, mode, n):
+    """Every kernel family: case updating, a short pass tuple by tuple, blocks of tuples."""
+    X, Y = data(3, 3, output, loss, n=n)
+    runs = []
+    for generic in (True, False):
+        if not generic:
+            specialised(monkeypatch)
+        net = fastbp.Network([3, 6, 3], activation=hidden, output_activation=output, loss=loss,
+                             random_state=0)
+        history = fastbp.train(net, X, Y, mode=mode, epochs=3, learning_rate=0.05,
+                               batch_size=64, random_state=0)
+        runs.append((net.params.copy(), np.array(history.loss)))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-10)
+    assert not np.allclose(runs[0][0], fastbp.Network([3, 6, 3], activation=hidden,
+                                                      output_activation=output, loss=loss,
+                                                      random_state=0).params)  # it trained
