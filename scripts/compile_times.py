@@ -10,6 +10,8 @@ its own time (without them). A regression shows as a new row, more signatures or
     python scripts/compile_times.py train-xor            # one of them
     python scripts/compile_times.py my_program.py --signatures
     python scripts/compile_times.py train-xor --warm     # what a warm cache still compiles
+    python scripts/compile_times.py --summary            # whole processes: empty cache, cached,
+                                                         # and scikit-learn's same program
 
 The programs are those the asv start-up suite times (benchmarks/bench_startup.py).
 """
@@ -19,6 +21,7 @@ import json
 import os
 import pathlib
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -104,6 +107,46 @@ def table(events, show_signatures):
     return "\n".join(lines)
 
 
+def process_seconds(source, cache):
+    """Seconds of a new interpreter running source, its kernel cache in `cache`."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+    env.pop("FASTBP_CACHE_DIR", None)
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", source], env=env, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def sklearn_twin(source):
+    """The same program with scikit-learn's estimator in place of fastbp's (None if none)."""
+    for name in ("MLPClassifier", "MLPRegressor"):
+        if f"fastbp.{name}(" in source:
+            return source.replace(f"fastbp.{name}(", f"sklearn.neural_network.{name}(").replace(
+                "import fastbp\n", "import fastbp\nimport sklearn.neural_network\n")
+    return None
+
+
+def summary(programs, repeat):
+    """Per program: a new process on an empty cache, then `repeat` on the filled cache,
+    alternating with scikit-learn's same program where there is one (medians)."""
+    rows = [("import fastbp", "import fastbp\n")] + list(programs.items())
+    print(f"{'program':20} {'empty cache':>12} {'cached':>8} {'scikit-learn':>13}  "
+          f"(seconds of a new process; cached and scikit-learn: median of {repeat})")
+    for name, source in rows:
+        cache = tempfile.mkdtemp(prefix="fastbp-compile-times-")
+        try:
+            cold = process_seconds(source, cache)
+            twin = sklearn_twin(source)
+            warm, peer = [], []
+            for _ in range(repeat):
+                warm.append(process_seconds(source, cache))
+                if twin:
+                    peer.append(process_seconds(twin, cache))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        peer_text = f"{statistics.median(peer):13.2f}" if peer else f"{'':13}"
+        print(f"{name:20} {cold:12.2f} {statistics.median(warm):8.2f} {peer_text}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -112,11 +155,18 @@ def main(argv=None):
     parser.add_argument("--warm", action="store_true",
                         help="fill the cache with a first run, report the second")
     parser.add_argument("--signatures", action="store_true", help="list every signature")
+    parser.add_argument("--summary", action="store_true",
+                        help="whole processes instead: empty cache, cached, scikit-learn")
+    parser.add_argument("--repeat", type=int, default=5, help="cached runs for --summary")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(sys.stdin.read(), args.child)
     known = startup_programs()
+    if args.summary:
+        chosen = {name: known[name] if name in known else pathlib.Path(name).read_text()
+                  for name in args.programs or list(known)}
+        return summary(chosen, args.repeat)
     for name in args.programs or list(known):
         source = known[name] if name in known else pathlib.Path(name).read_text()
         events, wall, process = measure(source, args.warm)
