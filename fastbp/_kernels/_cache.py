@@ -19,6 +19,7 @@ import hashlib
 import os
 import pathlib
 import sys
+import tempfile
 
 PACKAGE = pathlib.Path(__file__).resolve().parent
 
@@ -50,6 +51,18 @@ def source_stamp():
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=None)
+def _writable(path):
+    """Whether the cache folder can be made and written: checked once per process, not once
+    per kernel (backprop defines over a hundred)."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError:
+        return False
+    return True
+
+
 def install():
     """Put fastbp's locator first in Numba's list (before the first cached @njit)."""
     from numba.core import caching
@@ -64,6 +77,10 @@ def install():
         def get_cache_path(self):
             return self._path
 
+        def ensure_cache_path(self):  # Numba asks for every kernel: one check per process
+            if not _writable(self._path):
+                raise OSError(f"cannot write fastbp's kernel cache in {self._path}")
+
         def get_source_stamp(self):
             return source_stamp()
 
@@ -75,11 +92,8 @@ def install():
             if pathlib.Path(py_file).resolve().parent != PACKAGE:
                 return None
             locator = cls(py_func, py_file)
-            try:
-                locator.ensure_cache_path()
-            except OSError:
-                return None  # not writable here: Numba's own locators decide
-            return locator
+            # not writable here: Numba's own locators decide
+            return locator if _writable(locator.get_cache_path()) else None
 
     impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
     locators = getattr(impl, "_locator_classes", None)
