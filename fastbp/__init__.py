@@ -4,16 +4,17 @@ Multilayer feed-forward networks trained with the classic backpropagation algori
 (Han & Kamber, Data Mining, ch. 9) in Numba-compiled kernels, over one contiguous
 weight buffer per network: case updating, epoch updating and minibatches between them.
 """
-__version__ = "0.1.0"  # first: the kernels' cache folder is named after it
+from ._version import __version__
 
-from . import datasets
+from . import datasets, io
 from .io import ModelFileError, load, save
 from .network import Network
 from .rnn import RNN
-from .train import DivergenceWarning, History, train
+from .train import DivergenceWarning, History, InterruptedWarning, train
 
-__all__ = ["Network", "RNN", "History", "DivergenceWarning", "train", "datasets", "save", "load", "ModelFileError", "MLPClassifier",
-           "MLPRegressor", "RNNClassifier", "RNNRegressor", "plot_history", "__version__"]
+__all__ = ["Network", "RNN", "History", "DivergenceWarning", "InterruptedWarning", "train",
+           "datasets", "save", "load", "ModelFileError", "MLPClassifier", "MLPRegressor",
+           "RNNClassifier", "RNNRegressor", "plot_history", "__version__"]
 
 _ESTIMATORS = ("MLPClassifier", "MLPRegressor")
 _RNN_ESTIMATORS = ("RNNClassifier", "RNNRegressor")
@@ -31,3 +32,8 @@ def __getattr__(name):
         from . import rnn_estimators
         return getattr(rnn_estimators, name)
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+
+
+# fastbp.load reads a saved drop-in in a process that has not used the drop-ins yet: the
+# estimator codec (below the estimators in the package's layers) asks here for the class.
+io.estimator.find_class = __getattr__

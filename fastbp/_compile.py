@@ -28,25 +28,26 @@ def _data(n, n_in, n_out, dtype, seed=0):
 
 
 def _train(mode, dtype, sizes, n):
-    import fastbp
+    from .network import Network
+    from .train import train
     X, Y = _data(n, sizes[0], sizes[-1], dtype)
-    net = fastbp.Network(sizes, dtype=dtype, random_state=0)
-    fastbp.train(net, X, Y, mode=mode, epochs=2, random_state=0)
+    net = Network(sizes, dtype=dtype, random_state=0)
+    train(net, X, Y, mode=mode, epochs=2, random_state=0)
     net.predict(X)
     net.evaluate(X, Y)
 
 
 def _classifier(n_classes):
-    import fastbp
+    from .estimators import MLPClassifier
     X, _ = _data(MANY, 8, 1, np.float64)
     y = np.arange(MANY) % n_classes
-    fastbp.MLPClassifier(max_iter=2, random_state=0).fit(X, y).score(X, y)
+    MLPClassifier(max_iter=2, random_state=0).fit(X, y).score(X, y)
 
 
 def _regressor():
-    import fastbp
+    from .estimators import MLPRegressor
     X, Y = _data(MANY, 8, 1, np.float64)
-    fastbp.MLPRegressor(max_iter=2, random_state=0).fit(X, Y[:, 0] + X[:, 1]).score(X, Y[:, 0])
+    MLPRegressor(max_iter=2, random_state=0).fit(X, Y[:, 0] + X[:, 1]).score(X, Y[:, 0])
 
 
 def configurations():

@@ -3,9 +3,35 @@
 Every failure is a ValueError or TypeError whose message names the parameter and what
 was wrong, so that a user never meets a Numba typing error or silent garbage.
 """
+import math
 import numbers
+import reprlib
 
 import numpy as np
+
+
+# -- predicates on plain values (JSON fields of model files, sweep configs, CLI headers) ------
+def is_int(value):
+    """An integer that is not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value, finite=False):
+    """An int or float that is not a bool; with `finite`, also finite (an integer too large
+    for a float is not). JSON parses Infinity and NaN, so a model file may hold them."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not finite:
+        return True
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def short_repr(value):
+    """repr of a value for an error message, cut short (a tampered list may be long)."""
+    return reprlib.repr(value)
 
 
 def check_choice(value, name, choices, aliases=None):

@@ -11,9 +11,7 @@ is a pipe closed early (as by `| head`).
 """
 import argparse
 import csv
-import math
 import os
-import reprlib
 import sys
 import time
 import warnings
@@ -21,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, datasets, io
+from . import datasets, io
+from ._version import __version__
 from .network import Network
 from ._threads import compute_threads
+from ._validation import is_int, is_number, short_repr
 from .train import InterruptedWarning, train
 
 # -- defaults, one place ----------------------------------------------------------------------
@@ -35,8 +35,6 @@ MODE_DEFAULTS = {  # learning rate and momentum per updating mode, when not give
 MAX_AUTO_CLASSES = 20     # --task auto: at most this many distinct integer values is classification
 MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}   # CSV cells read as missing values
 
-MODEL_FORMAT = "fastbp-model"
-MODEL_VERSION = 1
 
 
 class UsageError(Exception):
@@ -850,7 +848,7 @@ def _load_model(path):
         raise UsageError(f"{path}: no such model file")
     try:
         header, arrays = io.read_archive(path, kinds=("Network",))
-        check = io._Checker(path)
+        check = io.Checker(path)
         absent = [key for key in _HEADER_KEYS if key not in header]
         if absent:
             check.fail(f"it lacks {', '.join(map(repr, absent))}")
@@ -868,42 +866,23 @@ def _load_model(path):
 _HEADER_KEYS = ("sizes", "activation", "output_activation", "loss", "dtype", "task", "feature_names")
 
 
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    """A finite JSON number (an integer too large for a float is not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
-def _short(value):
-    """repr of a header value, cut short: a tampered list may be long."""
-    return reprlib.repr(value)
-
-
 def _check_header_meta(header, net, bad):
     """Check the fields 'fastbp predict' reads, against the network; bad(problem) otherwise."""
     n_features, n_outputs = net.n_inputs, net.n_outputs
     names = header["feature_names"]
     if not isinstance(names, list) or len(names) != n_features \
             or not all(isinstance(name, str) for name in names):
-        raise bad(f"'feature_names' must be a list of {n_features} strings, got {_short(names)}")
+        raise bad(f"'feature_names' must be a list of {n_features} strings, got {short_repr(names)}")
     index = header.get("target_index")
-    if index is not None and not (_is_int(index) and 0 <= index <= n_features):
-        raise bad(f"'target_index' must be null or an integer in 0..{n_features}, got {_short(index)}")
+    if index is not None and not (is_int(index) and 0 <= index <= n_features):
+        raise bad(f"'target_index' must be null or an integer in 0..{n_features}, got {short_repr(index)}")
 
     def numbers(key, length, positive=False):
         values = header.get(key)
         if not isinstance(values, list) or len(values) != length \
-                or not all(_is_number(v) and (v > 0 or not positive) for v in values):
+                or not all(is_number(v, finite=True) and (v > 0 or not positive) for v in values):
             raise bad(f"'{key}' must be a list of {length} finite{' positive' if positive else ''} "
-                      f"numbers, got {_short(values)}")
+                      f"numbers, got {short_repr(values)}")
 
     if (header.get("x_mean") is None) != (header.get("x_std") is None):
         raise bad("'x_mean' and 'x_std' must both be given or both be null")
@@ -918,8 +897,8 @@ def _check_header_meta(header, net, bad):
         classes = header.get("classes")
         n_classes = 2 if n_outputs == 1 else n_outputs
         if not isinstance(classes, list) or len(classes) != n_classes \
-                or not (all(isinstance(c, str) for c in classes) or all(_is_number(c) for c in classes)):
+                or not (all(isinstance(c, str) for c in classes) or all(is_number(c, finite=True) for c in classes)):
             raise bad(f"'classes' must be a list of {n_classes} labels (all strings or all numbers) "
-                      f"for {n_outputs} output unit(s), got {_short(classes)}")
+                      f"for {n_outputs} output unit(s), got {short_repr(classes)}")
     else:
-        raise bad(f"'task' must be 'classification' or 'regression', got {_short(task)}")
+        raise bad(f"'task' must be 'classification' or 'regression', got {short_repr(task)}")

@@ -36,6 +36,19 @@ ORDERS_BYTES = 1 << 24
 SERIES = ("loss", "accuracy", "seconds", "learning_rate", "weight_change", "val_loss",
           "val_accuracy")
 STOP_NAMES = K.STOP_NAMES
+# What a run carries that a checkpoint keeps, beyond the network and the optimizer's arrays:
+# ctl and num slots by name.
+CHECKPOINT_COUNTERS = {"seed": K.C_SEED, "no_improvement": K.C_NO_IMPROVEMENT, "stall": K.C_STALL,
+                       "best_epoch": K.C_BEST_EPOCH}
+CHECKPOINT_VALUES = {"best_loss": K.N_BEST_LOSS, "best_val": K.N_BEST_VAL}
+
+
+class DivergenceWarning(RuntimeWarning):
+    """Training produced a non-finite loss or weight and was stopped."""
+
+
+class InterruptedWarning(UserWarning):
+    """Training was interrupted (KeyboardInterrupt) and stopped after its last completed epoch."""
 
 
 class History:
@@ -479,6 +492,24 @@ class Run:
 
     def stop(self, code):
         self.ctl[K.C_STATUS] = code
+
+    def resume(self, resumed):
+        """Load a checked checkpoint (fastbp.io.checkpoint.read_checkpoint's dict) into the
+        run: the network's weights (and batch-norm statistics), the optimizer's state, the
+        counters of the rules."""
+        saved = resumed["saved"]
+        self.net.params[:] = saved.params
+        if getattr(saved, "bn_stats", np.empty(0)).size:
+            self.net.bn_stats[:] = saved.bn_stats
+        self.trainer.hyper[:], self.trainer.state[:] = resumed["hyper"], resumed["state"]
+        for name, slot in CHECKPOINT_COUNTERS.items():
+            self.ctl[slot] = resumed["counters"][name]
+        for name, slot in CHECKPOINT_VALUES.items():
+            self.num[slot] = resumed["values"][name]
+        if resumed["best"] is not None and self.best.size:
+            self.best[:] = resumed["best"]
+        self.ctl[K.C_STATUS] = K.STOP_NAMES.index(resumed["stopped_by"])
+        self.weights_changed()
 
     def weights_changed(self):
         """The weights were changed from outside: epoch updating's gradient no longer holds."""

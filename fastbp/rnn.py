@@ -21,12 +21,12 @@ import numpy as np
 from . import _kernels as K
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_float, check_int
-from .network import Network, Units, check_random_state, check_units, n_chunks_for
+from ._model import Model, check_random_state, check_units, n_chunks_for
 
 TARGETS = ("sequence", "step")
 
 
-class RNN(Units):
+class RNN(Model):
     """An Elman network [n_in, n_hidden, n_out] whose weights and biases live in one buffer.
 
     Parameters
@@ -133,7 +133,7 @@ class RNN(Units):
             raise ValueError(f"Y must be per sequence, ({n}, {no}), or per step, ({n}, {T}, {no}); "
                              f"got shape {arr.shape}")
         Y2 = as_matrix(arr.reshape(-1, no), "Y", self.dtype, n_columns=no, columns="outputs")
-        Network._check_target_range(self, Y2)
+        self.check_target_range(Y2)
         return Y2.reshape(shape), kind
 
     def check_XY(self, X, Y):

@@ -214,11 +214,11 @@ def layer_sizes(config):
 
 def network_for(config):
     """The untrained Network a run trains (output and loss follow the task)."""
-    import fastbp
+    from .network import Network
     n_classes = config["data"]["n_classes"]
     output, loss = (("identity", "squared_error") if n_classes == 0 else
                     ("logistic", "log_loss") if n_classes == 2 else ("softmax", "log_loss"))
-    return fastbp.Network(layer_sizes(config), activation=config["model"]["activation"],
+    return Network(layer_sizes(config), activation=config["model"]["activation"],
                           output_activation=output, loss=loss, dtype=config["model"]["dtype"],
                           random_state=config["train"]["seed"])
 
@@ -282,7 +282,8 @@ def run_one(config, data_dir=None):
     """Train one run of the grid; its record (without status). Raises what training raises."""
     import numba
 
-    import fastbp
+    from ._version import __version__
+    from .train import DivergenceWarning, train as train_network
     tracked = _reset_peak_memory()
     start = time.perf_counter()
     data, model, train = config["data"], config["model"], config["train"]
@@ -291,11 +292,11 @@ def run_one(config, data_dir=None):
                    learning_rate=train["learning_rate"], n_jobs=train["n_jobs"],
                    optimizer=train["optimizer"], momentum=train["momentum"], track="pass")
     # Load (or compile) the kernels first, on two tuples: the timed epochs measure training.
-    fastbp.train(network_for(config), X[:2], Y[:2], epochs=1, random_state=0, **options)
+    train_network(network_for(config), X[:2], Y[:2], epochs=1, random_state=0, **options)
     net = network_for(config)
     with warnings.catch_warnings():  # a divergence is in the record (stopped_by), not on stderr
-        warnings.simplefilter("ignore", fastbp.DivergenceWarning)
-        history = fastbp.train(net, X, Y, epochs=train["epochs"], random_state=train["seed"], **options)
+        warnings.simplefilter("ignore", DivergenceWarning)
+        history = train_network(net, X, Y, epochs=train["epochs"], random_state=train["seed"], **options)
     if history.stopped_by == "interrupted":
         raise KeyboardInterrupt  # the sweep stops; the run is not recorded
     loss, accuracy = net.evaluate(X, Y)  # at the final weights, once
@@ -308,7 +309,7 @@ def run_one(config, data_dir=None):
         "n_params": int(net.n_params),
         "peak_memory_bytes": _peak_memory_bytes(), "peak_memory_scope": "run" if tracked else "process",
         "host": socket.gethostname(), "pid": os.getpid(),
-        "fastbp_version": fastbp.__version__, "numba_version": numba.__version__,
+        "fastbp_version": __version__, "numba_version": numba.__version__,
         "python_version": platform.python_version(),
     }
 

@@ -8,22 +8,15 @@ import numpy as np
 from . import _kernels as K
 from ._validation import (as_sample_weight, check_bool, check_choice, check_float, check_int,
                           check_n_jobs)
-from .driver import MODES, SERIES, History, Rules, Run, Trainer, Validation  # noqa: F401  (re-exported)
+from .driver import (MODES, SERIES, DivergenceWarning, History, InterruptedWarning, Rules,  # noqa: F401
+                     Run, Trainer, Validation)  # (re-exported)
+from .io.checkpoint import read_checkpoint, save_checkpoint
 from .network import check_random_state, draw_seed
 from .rnn import RNN
 
 SCHEDULES = {"constant": K.SCHED_CONSTANT, "1/t": K.SCHED_INV_T, "invscaling": K.SCHED_INVSCALING}
 TRACKS = ("end", "pass")
 HISTORY_LISTS = SERIES
-CHECKPOINT_VERSION = 2  # 2: runs keyed by a seed (tuple orders from (seed, epoch)), not a generator
-
-
-class DivergenceWarning(RuntimeWarning):
-    """Training produced a non-finite loss or weight and was stopped."""
-
-
-class InterruptedWarning(UserWarning):
-    """Training was interrupted (KeyboardInterrupt) and stopped after its last completed epoch."""
 
 
 def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100, shuffle=True,
@@ -135,8 +128,6 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     elif early_stopping:
         raise ValueError("early_stopping=True needs validation=(X_val, Y_val)")
     if isinstance(net, RNN):
-        if checkpoint is not None:
-            raise ValueError("checkpoint: not supported for fastbp.RNN yet (Network only)")
         net.targets_ = "step" if Y.ndim == 3 else "sequence"
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)):
@@ -152,14 +143,14 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                   early_stopping=early_stopping, val_tol=1e-4 if tol is None else tol,
                   track_end=track == "end")
     rng_before = _rng_state(rng)
-    resumed = _read_checkpoint(checkpoint, net, trainer, X.shape[0]) if resume and \
+    resumed = read_checkpoint(checkpoint, net, trainer, X.shape[0]) if resume and \
         os.path.exists(checkpoint) else None
     seed = resumed["seed"] if resumed else draw_seed(rng)
     run = Run(trainer, X, Y, weights, rules, learning_rate=learning_rate, schedule=schedule_code,
               power_t=power_t, seed=seed, shuffle=shuffle, validation=validation,
               history=resumed["history"] if resumed else None)
     if resumed:
-        _resume(run, resumed)
+        run.resume(resumed)
         if run.status or run.epoch >= epochs:
             run.history.stopped_by = run.status or "epochs"
             return run.history
@@ -207,7 +198,7 @@ def _drive(run, callback, rate, call_start, rng, progress, checkpoint, checkpoin
                     if not np.array_equal(trained, net.params):
                         run.weights_changed()
                 if checkpoint is not None and (run.status or run.epoch % checkpoint_every == 0):
-                    _save_checkpoint(checkpoint, run)
+                    save_checkpoint(checkpoint, run)
     except KeyboardInterrupt:
         # Python raises it between bytecodes, never inside a kernel call: every epoch the
         # kernels ran is whole and booked.
@@ -216,7 +207,7 @@ def _drive(run, callback, rate, call_start, rng, progress, checkpoint, checkpoin
         warnings.warn(f"training interrupted; the network keeps its weights after epoch "
                       f"{run.epoch}", InterruptedWarning, stacklevel=3)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, run)
+            save_checkpoint(checkpoint, run)
         return history
     finally:
         if bar is not None:
@@ -242,101 +233,6 @@ def _progress_bar(epochs, progress):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=epochs, unit="epoch", desc="training", leave=True)
-
-
-# -- checkpoints ---------------------------------------------------------------------------------
-# What a run carries that a checkpoint keeps, beyond the network and the optimizer's arrays:
-# ctl and num slots by name.
-_COUNTERS = {"seed": K.C_SEED, "no_improvement": K.C_NO_IMPROVEMENT, "stall": K.C_STALL,
-             "best_epoch": K.C_BEST_EPOCH}
-_VALUES = {"best_loss": K.N_BEST_LOSS, "best_val": K.N_BEST_VAL}
-
-
-def _save_checkpoint(path, run):
-    """The network after the run's last booked epoch, with all train() needs to go on."""
-    from . import io
-    net, trainer, history = run.net, run.trainer, run.history
-    fields, arrays = io.encode_network(net)
-    stopped_by = "" if history.stopped_by == "interrupted" else run.status
-    fields["checkpoint"] = {
-        "version": CHECKPOINT_VERSION, "epoch": run.epoch, "mode": trainer.mode,
-        "optimizer": trainer.optimizer, "batch_size": trainer.batch_size,
-        "n_samples": history.n_samples, "stopped_by": stopped_by,
-        **{name: int(run.ctl[slot]) for name, slot in _COUNTERS.items()},
-        **{name: float(run.num[slot]) for name, slot in _VALUES.items()},
-        "history": {name: [float(v) for v in getattr(history, name)] for name in SERIES}}
-    arrays["trainer.hyper"] = trainer.hyper
-    arrays["trainer.state"] = trainer.state
-    if run.best.size:
-        arrays["run.best"] = run.best
-    io.write_archive(path, io._header("checkpoint", **fields), arrays)
-
-
-def _read_checkpoint(path, net, trainer, n_samples):
-    """The checkpoint at `path`, checked against this network and call (nothing changed yet):
-    a dict of what _resume needs."""
-    from . import io
-    header, arrays = io.read_archive(path, kinds=("checkpoint",))
-    check = io._Checker(path)
-    saved = io.decode_network(header, arrays, check)
-    if (saved.sizes, saved.activation, saved.output_activation, saved.loss, saved.dtype,
-            saved.batch_norm) != (net.sizes, net.activation, net.output_activation, net.loss,
-                                  net.dtype, net.batch_norm):
-        raise ValueError(f"checkpoint {path} holds {saved!r}, which is not this network {net!r}")
-    info = check.field(header, "checkpoint", lambda v: isinstance(v, dict), "an object")
-    if info.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"checkpoint {path} was written by an older fastbp, whose shuffles "
-                         "this version does not repeat; start the training anew")
-    for key, value in (("mode", trainer.mode), ("optimizer", trainer.optimizer),
-                       ("batch_size", trainer.batch_size), ("n_samples", n_samples)):
-        if info.get(key) != value:
-            raise ValueError(f"checkpoint {path} was written with {key}={info.get(key)!r}; this "
-                             f"call has {key}={value!r}")
-    epoch = check.field(info, "epoch", lambda v: io._is_int(v) and v >= 0, "an integer >= 0", "checkpoint")
-    counters = {name: check.field(info, name, lambda v: io._is_int(v) and v >= 0,
-                                  "an integer >= 0", "checkpoint") for name in _COUNTERS}
-    if counters["seed"] >= 2 ** 63:
-        check.fail("checkpoint seed must be below 2**63")
-    values = {name: check.field(info, name, io._is_number, "a number", "checkpoint")
-              for name in _VALUES}
-    lists = check.field(info, "history", lambda v: isinstance(v, dict), "an object", "checkpoint")
-    series = {}
-    for name in SERIES:
-        values_ = check.field(lists, name, lambda v: isinstance(v, list) and all(
-            io._is_number(x) for x in v), "a list of numbers", "checkpoint history")
-        optional = name.startswith("val_") or (name == "accuracy" and not net.is_classifier)
-        if len(values_) != epoch and not (optional and not values_):
-            check.fail(f"checkpoint history {name!r} has {len(values_)} entries for {epoch} epochs")
-        series[name] = [float(v) for v in values_]
-    stopped_by = check.field(info, "stopped_by", lambda v: v in K.STOP_NAMES, "a stop rule's name",
-                             "checkpoint")
-    hyper = check.array(arrays, "trainer.hyper", "f", shape=trainer.hyper.shape)
-    state = check.array(arrays, "trainer.state", "f", shape=trainer.state.shape)
-    best = check.array(arrays, "run.best", "f", shape=(net.n_params,)) if "run.best" in arrays else None
-    if arrays:
-        check.fail(f"unexpected arrays {sorted(arrays)}")
-    history = History(n_samples, accuracy=net.is_classifier,
-                      validation=bool(series["val_loss"]))
-    history._set(series)
-    return dict(saved=saved, hyper=hyper, state=state, best=best, counters=counters,
-                values=values, stopped_by=stopped_by, history=history, seed=counters["seed"])
-
-
-def _resume(run, resumed):
-    """Load a checked checkpoint into the run: the network's weights (and batch-norm
-    statistics), the optimizer's state, the counters of the rules."""
-    net, saved = run.net, resumed["saved"]
-    net.params[:] = saved.params
-    net.bn_stats[:] = saved.bn_stats
-    run.trainer.hyper[:], run.trainer.state[:] = resumed["hyper"], resumed["state"]
-    for name, slot in _COUNTERS.items():
-        run.ctl[slot] = resumed["counters"][name]
-    for name, slot in _VALUES.items():
-        run.num[slot] = resumed["values"][name]
-    if resumed["best"] is not None and run.best.size:
-        run.best[:] = resumed["best"]
-    run.ctl[K.C_STATUS] = K.STOP_NAMES.index(resumed["stopped_by"])
-    run.weights_changed()
 
 
 def _rng_state(rng):

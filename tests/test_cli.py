@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastbp import Network, cli
+from fastbp import Network, cli, io
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAST = ["--dtype", "float64", "--activation", "logistic", "--no-progress"]
@@ -166,7 +166,7 @@ def test_model_file_needs_no_pickle(tmp_path):
         assert set(data.files) == {"params", "layout", "sizes", "header"}
         assert all(data[key].dtype != object for key in data.files)
         header = json.loads(str(data["header"]))
-    assert header["format_version"] == cli.MODEL_VERSION and header["dtype"] == "float32"
+    assert header["format_version"] == io.archive.FORMAT_VERSION and header["dtype"] == "float32"
     assert header["sizes"] == [4, 3, 2] and header["classes"] == ["no", "yes"]
     loaded, meta_back = cli._load_model(path)
     assert loaded.params.dtype == np.float32 and loaded.activation == "tanh"

@@ -91,6 +91,7 @@ def test_real_sigint_stops_within_a_slice():
     complete epoch, whose weights are those of a run of exactly that many epochs."""
     Xl = np.random.default_rng(1).normal(size=(60_000, 4))
     Yl = (Xl[:, :1] > 0).astype(float)
+    fastbp.train(network(), Xl[:200], Yl[:200], mode="case", epochs=1)  # compiled before the clock
     net = network()
     main = threading.main_thread().ident
     timer = threading.Timer(0.6, lambda: signal.pthread_kill(main, signal.SIGINT))
@@ -179,8 +180,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, mode, optimizer)
 
 def test_checkpoint_every_n_epochs(tmp_path, monkeypatch):
     written = []
-    real = train_module._save_checkpoint
-    monkeypatch.setattr(train_module, "_save_checkpoint",
+    real = train_module.save_checkpoint
+    monkeypatch.setattr(train_module, "save_checkpoint",
                         lambda path, run: written.append(run.epoch) or real(path, run))
     fastbp.train(network(), X, Y, epochs=7, checkpoint=tmp_path / "c.npz", checkpoint_every=3)
     assert written == [3, 6, 7]
@@ -341,3 +342,27 @@ def test_no_returned_network_predicts_nan(mode, track):
                          learning_rate=10 ** rng.uniform(0, 6))
         assert np.isfinite(net.params).all()
         assert not np.isnan(net.predict(Xs)).any()
+
+
+@pytest.mark.parametrize("mode", ["case", "epoch", "minibatch"])
+def test_an_rnn_interrupted_and_resumed_equals_uninterrupted(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    Xs = rng.normal(size=(40, 6, 2))
+    Ys = Xs[:, :, 0].sum(axis=1, keepdims=True)
+    kw = dict(mode=mode, batch_size=8, learning_rate=0.01, epochs=8, optimizer="adam"
+              if mode == "minibatch" else "sgd", bptt_steps=3)
+    full = fastbp.RNN([2, 5, 1], random_state=1)
+    whole = fastbp.train(full, Xs, Ys, **kw)
+    path = tmp_path / "rnn.ckpt"
+    with pytest.warns(InterruptedWarning):
+        fastbp.train(fastbp.RNN([2, 5, 1], random_state=1), Xs, Ys, checkpoint=path,
+                     callback=snapshots_callback([], 3), **kw)
+    assert isinstance(fastbp.load(path), fastbp.RNN)
+    other = fastbp.RNN([2, 5, 1], random_state=7)
+    rest = fastbp.train(other, Xs, Ys, checkpoint=path, resume=True, **kw)
+    assert np.array_equal(other.params, full.params) and rest.loss == whole.loss
+    with pytest.raises(ValueError, match="which is not this network"):
+        fastbp.train(fastbp.RNN([2, 4, 1]), Xs, Ys, checkpoint=path, resume=True, **kw)
+    kw.pop("bptt_steps")
+    with pytest.raises(ValueError, match="which is not this network"):
+        fastbp.train(fastbp.Network([2, 1]), Xs[:, 0], Ys, checkpoint=path, resume=True, **kw)

@@ -387,3 +387,56 @@ def test_random_damage_is_refused_or_harmless(tmp_path_factory, edits, cut):
     except fastbp.ModelFileError:
         return
     assert np.isfinite(model.predict_proba(X[:5])).all()
+
+
+# -- RNNs -------------------------------------------------------------------------------------------
+SEQ = RNG.normal(size=(30, 5, 2))
+SEQ_Y = SEQ[:, :, 0].cumsum(axis=1)  # one target per step
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rnn_round_trip_keeps_weights_generator_targets_and_training(tmp_path, dtype):
+    rnn = fastbp.RNN([2, 4, 1], activation="tanh", dtype=dtype, random_state=3)
+    fastbp.train(rnn, SEQ, SEQ_Y, epochs=2, learning_rate=0.01)
+    back = fastbp.load(fastbp.save(rnn, tmp_path / "rnn.npz"))
+    assert isinstance(back, fastbp.RNN) and repr(back) == repr(rnn)
+    assert back.params.dtype == rnn.params.dtype and np.array_equal(back.params, rnn.params)
+    assert back.targets_ == "step" and np.shares_memory(back.W_h, back.params)
+    assert np.array_equal(back.predict(SEQ), rnn.predict(SEQ))
+    fastbp.train(rnn, SEQ, SEQ_Y, epochs=3, learning_rate=0.01)
+    fastbp.train(back, SEQ, SEQ_Y, epochs=3, learning_rate=0.01)  # the generator was saved too
+    assert np.array_equal(back.params, rnn.params)
+
+
+def test_damaged_rnn_files_are_refused(tmp_path):
+    path = fastbp.save(fastbp.RNN([2, 4, 1], random_state=0), tmp_path / "rnn.npz")
+    header, arrays = fio.read_archive(path)
+    cases = [
+        (dict(header, sizes=[2, 4]), {}, "list of 3 integers"),
+        (dict(header, sizes=[2, 5, 1]), {}, "need 46 params"),
+        (dict(header, targets="tuple"), {}, "'targets' must be null or one of"),
+        (dict(header, activation="swish"), {}, "activation"),
+        (header, {"params": np.full_like(arrays["params"], np.inf)}, "must be finite"),
+        (header, {"params": arrays["params"].astype(np.float32)}, "the header says float64"),
+        (header, {"layout": arrays["layout"] + 1}, "layout array does not match"),
+        (header, {"extra": np.zeros(2)}, "unexpected arrays ['extra']"),
+    ]
+    for head, replace, message in cases:
+        write_raw(path, head, dict(arrays, **replace))
+        with pytest.raises(fastbp.ModelFileError, match=message.replace("[", "\\[").replace("]", "\\]")):
+            fastbp.load(path)
+
+
+def test_a_saved_estimator_loads_in_a_process_that_never_imported_the_drop_ins(tmp_path):
+    est = quiet_fit(fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0), X, Y_BIN)
+    path = fastbp.save(est, tmp_path / "clf.npz")
+    np.save(tmp_path / "X.npy", X)
+    code = textwrap.dedent(f"""
+        import sys, numpy as np, fastbp
+        assert "fastbp.estimators" not in sys.modules
+        est = fastbp.load({str(path)!r})
+        print(type(est).__name__, est.predict(np.load({str(tmp_path / "X.npy")!r})).tolist())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    name, predictions = out.stdout.split(" ", 1)
+    assert name == "MLPClassifier" and json.loads(predictions) == est.predict(X).tolist()

@@ -111,7 +111,7 @@ def test_a_failing_run_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, 
             raise RuntimeError("injected failure")
         return real(net, X, Y, **kwargs)
 
-    monkeypatch.setattr(fastbp, "train", train)
+    monkeypatch.setattr(sys.modules["fastbp.train"], "train", train)
     grid, out = write(tmp_path, GRID), tmp_path / "results"
     assert sweep.main(["--config", grid, "--out", str(out), "--workers", "0", "--no-progress"]) == 1
     lines = records(out)
@@ -177,7 +177,7 @@ def test_memmap_data_is_trained_in_place_with_the_same_result(tmp_path, monkeypa
                        "--no-progress", "--no-plots"]) == 0
     seen = []
     real = fastbp.train
-    monkeypatch.setattr(fastbp, "train", lambda net, X, Y, **kw: seen.append(X) or real(net, X, Y, **kw))
+    monkeypatch.setattr(sys.modules["fastbp.train"], "train", lambda net, X, Y, **kw: seen.append(X) or real(net, X, Y, **kw))
     mapped_grid = grid.replace("[model]", "memmap = [true]\n[model]")
     data_dir = tmp_path / "data"
     assert sweep.main(["--config", write(tmp_path, mapped_grid, "mapped.toml"), "--out", str(mapped),

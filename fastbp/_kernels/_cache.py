@@ -26,7 +26,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent
 
 def cache_dir():
     """The folder fastbp's compiled kernels are kept in (see the module's docstring)."""
-    from .. import __version__
+    from .._version import __version__
     leaf = f"{__version__}-py{sys.version_info[0]}.{sys.version_info[1]}"
     if os.environ.get("FASTBP_CACHE_DIR"):
         return pathlib.Path(os.environ["FASTBP_CACHE_DIR"]).expanduser() / leaf

@@ -1,7 +1,5 @@
-"""save / load without pickle: one .npz archive of plain arrays plus a JSON header.
-
-    fastbp.save(model, "model.npz")      # a Network, a fitted MLPClassifier / MLPRegressor
-    model = fastbp.load("model.npz")
+"""The container of every fastbp file: one .npz archive of plain arrays plus a JSON header,
+and the checks every codec reads it with.
 
 The archive is a zip of .npy arrays (numpy's .npz) with one more entry, `header`: a JSON
 string with the format name and version, the fastbp version that wrote it, the kind of
@@ -30,11 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .network import DTYPES, Network
+from .._version import __version__
+from .._validation import is_int, short_repr
 
 FORMAT = "fastbp-model"
 FORMAT_VERSION = 1
-KINDS = ("Network", "MLPClassifier", "MLPRegressor", "checkpoint")
+KINDS = ("Network", "RNN", "MLPClassifier", "MLPRegressor", "checkpoint")
 MAX_HEADER_BYTES = 64 << 20
 MAX_ENTRIES = 10_000
 
@@ -140,7 +139,7 @@ def read_archive(path, kinds=KINDS):
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path} is not a fastbp model (no fastbp header)")
     version = header.get("format_version")
-    if not _is_int(version) or version < 1:
+    if not is_int(version) or version < 1:
         raise ModelFileError(f"{path}: format_version must be an integer >= 1, got {version!r}")
     if version > FORMAT_VERSION:
         raise ModelFileError(f"{path} was written in model format {version}; this fastbp reads "
@@ -176,16 +175,8 @@ def _read_array(entry, size, name, path):
     return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
 
 
-# -- small checks -----------------------------------------------------------------------------
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-class _Checker:
+# -- checks -----------------------------------------------------------------------------------
+class Checker:
     """Raises ModelFileError naming the file and the field."""
 
     def __init__(self, path):
@@ -199,7 +190,7 @@ class _Checker:
             self.fail(f"{where} lacks {key!r}")
         value = mapping[key]
         if not check(value):
-            self.fail(f"{where} field {key!r} must be {what}, got {_short(value)}")
+            self.fail(f"{where} field {key!r} must be {what}, got {short_repr(value)}")
         return value
 
     def array(self, arrays, name, dtype_kinds, shape=None, ndim=None):
@@ -215,11 +206,6 @@ class _Checker:
         if value.dtype.kind == "f" and not np.isfinite(value).all():
             self.fail(f"array {name!r} holds NaN or infinity: {name} must be finite")
         return value
-
-
-def _short(value):
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # -- random generators --------------------------------------------------------------------------
@@ -264,7 +250,7 @@ def decode_rng(data, check, where):
         check.fail(f"{where} is not a random generator state")
     name = data["state"].get("bit_generator")
     if name not in _BIT_GENERATORS or (data["class"] == "RandomState" and name != "MT19937"):
-        check.fail(f"{where}: unknown bit generator {_short(name)}")
+        check.fail(f"{where}: unknown bit generator {short_repr(name)}")
     try:
         bits = getattr(np.random, name)()
         bits.state = _from_jsonable(data["state"])
@@ -273,117 +259,8 @@ def decode_rng(data, check, where):
     return np.random.RandomState(bits) if data["class"] == "RandomState" else np.random.Generator(bits)
 
 
-# -- networks -------------------------------------------------------------------------------------
-def encode_network(net, prefix=""):
-    """(header fields, arrays) of a Network."""
-    fields = dict(sizes=list(net.sizes), activation=net.activation,
-                  output_activation=net.output_activation, loss=net.loss, dtype=net.dtype.name)
-    if net.batch_norm:
-        fields.update(batch_norm=True, bn_momentum=net.bn_momentum, bn_eps=net.bn_eps)
-    if isinstance(net.random_state_, (np.random.RandomState, np.random.Generator)):
-        fields["random_state"] = encode_rng(net.random_state_)
-    arrays = {f"{prefix}params": net.params, f"{prefix}layout": net.layout,
-              f"{prefix}sizes": np.asarray(net.sizes, dtype=np.int64)}
-    if net.batch_norm:
-        arrays[f"{prefix}bn_stats"] = net.bn_stats
-    return fields, arrays
-
-
-def decode_network(fields, arrays, check, prefix=""):
-    """The Network encode_network described, holding the file's params, all checked."""
-    sizes = check.field(fields, "sizes", lambda v: isinstance(v, list) and len(v) >= 2 and all(
-        _is_int(s) and s >= 1 for s in v), "a list of at least 2 integers >= 1")
-    dtype = check.field(fields, "dtype", lambda v: v in [d.name for d in DTYPES], "'float32' or 'float64'")
-    # the sizes are compared with the params array before a network is built, so a tampered
-    # size cannot ask for a huge buffer
-    batch_norm = fields.get("batch_norm", False)
-    if not isinstance(batch_norm, bool):
-        check.fail(f"'batch_norm' must be true or false, got {_short(batch_norm)}")
-    n_params = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:]))
-    if batch_norm:
-        n_params += 2 * sum(sizes[1:-1])
-    if f"{prefix}params" in arrays and arrays[f"{prefix}params"].shape != (n_params,):
-        check.fail(f"'sizes' {_short(sizes)} need {n_params} params, the file holds an array of "
-                   f"shape {arrays[f'{prefix}params'].shape}")
-    params = check.array(arrays, f"{prefix}params", "f", shape=(n_params,))
-    if params.dtype != np.dtype(dtype):
-        check.fail(f"params have dtype {params.dtype}, the header says {dtype}")
-    layout = check.array(arrays, f"{prefix}layout", "i")
-    stored_sizes = check.array(arrays, f"{prefix}sizes", "i")
-    if not np.array_equal(stored_sizes, sizes):
-        check.fail(f"'sizes' {_short(sizes)} differ from the sizes array {_short(stored_sizes.tolist())}")
-    try:
-        extra = {}
-        if batch_norm:
-            extra = dict(batch_norm=True, bn_momentum=fields.get("bn_momentum"),
-                         bn_eps=fields.get("bn_eps"))
-        net = Network(sizes, activation=fields.get("activation"),
-                      output_activation=fields.get("output_activation"), loss=fields.get("loss"),
-                      dtype=dtype, init=None, **extra)
-    except (ValueError, TypeError) as error:
-        check.fail(error)
-    if batch_norm:
-        net.bn_stats[:] = check.array(arrays, f"{prefix}bn_stats", "f", shape=net.bn_stats.shape)
-    if layout.shape != net.layout.shape or not np.array_equal(layout, net.layout):
-        check.fail(f"the layout array does not match the network {net!r}")
-    net.params[:] = params
-    if "random_state" in fields:
-        net.random_state_ = decode_rng(fields["random_state"], check, "random_state")
-    return net
-
-
-# -- public ------------------------------------------------------------------------------------------
-def save(model, path):
-    """Save a Network or a fitted fastbp MLPClassifier / MLPRegressor to `path` (.npz, no pickle).
-
-    The write is atomic (a temporary file in the same folder, fsync, rename): an existing
-    file at `path` is replaced whole or not at all. Returns the path.
-    """
-    header, arrays = _encode_model(model)
-    return write_archive(path, header, arrays)
-
-
-def load(path):
-    """The Network or estimator saved at `path` by save() (or a train() checkpoint's network).
-
-    Never unpickles. Raises FileNotFoundError for a missing file and ModelFileError (a
-    ValueError) for anything that is not a valid fastbp model file.
-    """
-    model, _ = read_model(path)
-    return model
-
-
-def read_model(path):
-    """(model, header) of a saved model file."""
-    header, arrays = read_archive(path)
-    check = _Checker(path)
-    kind = header["kind"]
-    if kind in ("Network", "checkpoint"):
-        net = decode_network(header, arrays, check)
-        return net, header
-    from .estimators import decode_estimator
-    return decode_estimator(kind, header, arrays, check), header
-
-
-def _header(kind, **fields):
-    from . import __version__
+def header(kind, **fields):
+    """The JSON header of a file of `kind`: its fields plus the format's name and version and
+    the fastbp version that wrote it."""
     return dict(fields, format=FORMAT, format_version=FORMAT_VERSION, fastbp_version=__version__,
                 kind=kind)
-
-
-def _encode_model(model, meta=None):
-    if isinstance(model, Network):
-        fields, arrays = encode_network(model)
-        return _header("Network", **fields, **(meta or {})), arrays
-    from .estimators import _FastbpMLP, encode_estimator
-    if isinstance(model, _FastbpMLP):
-        fields, arrays = encode_estimator(model)
-        return _header(type(model).__name__, **fields), arrays
-    raise TypeError(f"save() takes a fastbp Network, MLPClassifier or MLPRegressor, got "
-                    f"{type(model).__name__}")
-
-
-def save_network_with_meta(net, path, meta):
-    """A Network plus extra header fields (the command line's feature names, scaling)."""
-    header, arrays = _encode_model(net, meta)
-    return write_archive(path, header, arrays)

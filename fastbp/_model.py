@@ -1,0 +1,106 @@
+"""What every model of fastbp shares (Network, RNN): the checks of sizes, activations, loss
+and dtype, the random generators, the chunking of passes, and the base class."""
+import numbers
+
+import numpy as np
+
+from ._validation import check_choice, check_dtype, check_int
+
+HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus")
+OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
+ACTIVATION_ALIASES = {"sigmoid": "logistic"}
+# The output activations each loss is defined for.
+LOSS_OUTPUTS = {"squared_error": ("identity", "logistic", "softmax", "exp"),
+                "log_loss": ("logistic", "softmax"),
+                "poisson": ("exp",)}
+INITS = ("uniform", "glorot")
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+MAX_SIZE = 2 ** 31 - 1  # units in one layer
+
+# Tuples per parallel chunk and the most chunks a pass is cut into. The chunk count depends
+# on the number of tuples only, never on the thread count, so results do not either.
+MIN_CHUNK_TUPLES = 100
+MAX_CHUNKS = 32
+
+
+def n_chunks_for(n_tuples):
+    """How many fixed chunks a pass over n_tuples tuples is cut into."""
+    return int(max(1, min(MAX_CHUNKS, n_tuples // MIN_CHUNK_TUPLES)))
+
+
+def check_random_state(seed):
+    """A numpy generator from None, an int (a new RandomState, scikit-learn's convention),
+    a RandomState or a Generator (used as they are)."""
+    if seed is None:
+        return np.random.RandomState()
+    if isinstance(seed, (np.random.RandomState, np.random.Generator)):
+        return seed
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if not 0 <= seed < 2 ** 32:
+            raise ValueError(f"random_state must be in 0..2**32-1 as an int seed, got {seed}")
+        return np.random.RandomState(int(seed))
+    raise TypeError(f"random_state must be None, an int, a numpy RandomState or Generator, got {seed!r}")
+
+
+def draw_seed(rng):
+    """One draw from a generator, 0 .. 2**63-1: a training run's seed, from which the tuple
+    order of every epoch and every dropout mask follow (train() draws one per call)."""
+    if isinstance(rng, np.random.Generator):
+        return int(rng.integers(0, 2 ** 63, dtype=np.int64))
+    return int(rng.randint(0, 2 ** 63, dtype=np.int64))
+
+
+def check_units(model, sizes, activation, output_activation, loss, dtype):
+    """Check and set what a Network and an RNN share: sizes (a checked sequence), the
+    hidden and output activations, the loss (paired with the output) and the dtype."""
+    model.sizes = tuple(check_int(s, f"sizes[{i}]", minimum=1, maximum=MAX_SIZE)
+                        for i, s in enumerate(sizes))
+    model.activation = check_choice(activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
+    model.output_activation = check_choice(output_activation, "output_activation",
+                                           OUTPUT_ACTIVATIONS, ACTIVATION_ALIASES)
+    model.loss = check_choice(loss, "loss", tuple(LOSS_OUTPUTS))
+    if model.output_activation not in LOSS_OUTPUTS[model.loss]:
+        raise ValueError(f"loss={model.loss!r} needs output_activation in {LOSS_OUTPUTS[model.loss]}, "
+                         f"got {model.output_activation!r}")
+    if model.output_activation == "softmax" and model.sizes[-1] < 2:
+        raise ValueError("output_activation='softmax' needs at least 2 output units")
+    model.dtype = check_dtype(dtype, "dtype", DTYPES)
+
+
+class Model:
+    """What a Network and an RNN share: sizes, activations, loss and dtype (check_units),
+    one params buffer, and the answers that follow from them."""
+
+    @property
+    def n_params(self):
+        return self.params.shape[0]
+
+    @property
+    def n_inputs(self):
+        return self.sizes[0]
+
+    @property
+    def n_outputs(self):
+        return self.sizes[-1]
+
+    @property
+    def is_classifier(self):
+        """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
+        return self.output_activation in ("logistic", "softmax")
+
+    def __repr__(self):
+        extra = ", batch_norm=True" if getattr(self, "batch_norm", False) else ""
+        return (f"{type(self).__name__}({list(self.sizes)}, activation={self.activation!r}, "
+                f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
+                f"dtype={self.dtype.name}{extra})")
+
+    def check_target_range(self, Y):
+        """Targets the loss is defined for: probabilities for log loss, counts for Poisson."""
+        if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
+            raise ValueError("Y must lie in [0, 1] for loss='log_loss' (class probabilities or 0/1 labels)")
+        if self.loss == "log_loss" and self.output_activation == "softmax" and \
+                not np.allclose(Y.sum(axis=1), 1.0, atol=1e-3):
+            raise ValueError("Y rows must sum to 1 for softmax with loss='log_loss' (one-hot labels "
+                             "or class probabilities)")
+        if self.loss == "poisson" and Y.min() < 0:
+            raise ValueError("Y must be >= 0 for loss='poisson'")
