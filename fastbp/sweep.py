@@ -534,9 +534,9 @@ def write_plots(out, rows):
 
 
 # -- the command ---------------------------------------------------------------------------------
-def build_parser():
+def build_parser(prog="sweep.py"):
     parser = argparse.ArgumentParser(
-        prog="sweep.py", description=__doc__.split("\n\n")[0],
+        prog=prog, description=__doc__.split("\n\n")[0],
         epilog="The grid's keys: " + "; ".join(
             f"[{s}] " + ", ".join(k + ("" if d is None else f" (default {d})") for k, (_, d) in keys.items())
             for s, keys in SCHEMA.items()))
@@ -556,11 +556,14 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv=None, prog="sweep.py"):
     """Run a sweep; returns the exit code (0: every run ok, 1: some failed, 2: bad
     arguments or config, 130: interrupted)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    parser = build_parser(prog)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already reported
+        return exit_.code if isinstance(exit_.code, int) else 2
     try:
         grid = load_config(args.config)
         runs = expand(grid)

@@ -55,7 +55,7 @@ def capture_saved(monkeypatch):
         saved.append(net)
         return real(path, net, meta)
 
-    monkeypatch.setattr(cli, "_save_model", spy)
+    monkeypatch.setattr(cli.commands, "_save_model", spy)
     return saved
 
 
@@ -416,3 +416,11 @@ def test_train_writes_a_plot(labelled_csv, tmp_path, capsys):
                      str(tmp_path / "m.npz"), "--plot", str(png), *FAST]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"wrote the training curves to {png}" in capsys.readouterr().out
+
+
+def test_sweep_is_a_subcommand(tmp_path, capsys):
+    assert cli.main(["sweep", "--help"]) == 0
+    assert capsys.readouterr().out.startswith("usage: fastbp sweep")
+    assert cli.main(["sweep", "--config", str(tmp_path / "none.toml"), "--out", str(tmp_path)]) == 2
+    assert "none.toml" in capsys.readouterr().err
+    assert "sweep" in cli.build_parser().format_help()

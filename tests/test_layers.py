@@ -14,7 +14,7 @@ def lint_imports(*args, cwd=ROOT):
 
 
 def test_the_layers_contract_is_kept():
-    result = lint_imports("--config", str(ROOT / "pyproject.toml"))
+    result = lint_imports("--config", str(ROOT / "pyproject.toml"), "--no-cache")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 1 kept, 0 broken." in result.stdout
 
@@ -29,6 +29,6 @@ def test_the_contract_catches_an_upward_import(tmp_path):
     codes.write_text(codes.read_text() + "\nfrom ..train import train  # noqa\n")
     result = subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '.'); "
                              "from importlinter.cli import lint_imports_command; "
-                             "lint_imports_command()"], cwd=tmp_path, capture_output=True, text=True)
+                             "lint_imports_command()", "--no-cache"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode != 0
     assert "fastbp._kernels is not allowed to import fastbp.train" in result.stdout

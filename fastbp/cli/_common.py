@@ -1,0 +1,79 @@
+"""What every command of the command line shares: its defaults, UsageError (bad input,
+reported as one line, exit code 2) and the report and training helpers."""
+import time
+import warnings
+
+from ..train import InterruptedWarning, train
+
+# -- defaults, one place ----------------------------------------------------------------------
+MODE_DEFAULTS = {  # learning rate and momentum per updating mode, when not given
+    "case": (0.01, 0.0),
+    "minibatch": (0.05, 0.9),
+    "epoch": (0.5, 0.9),
+}
+MAX_AUTO_CLASSES = 20     # --task auto: at most this many distinct integer values is classification
+MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}   # CSV cells read as missing values
+
+
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line on stderr, exit code 2."""
+
+
+# -- reporting ---------------------------------------------------------------------------------
+def _percent(fraction):
+    return "n/a" if fraction is None else f"{100 * fraction:.1f}%"
+
+
+def _result_line(history, seconds, train_metric, test_metric=None, name="accuracy"):
+    """One line: final loss, train/test metric, epochs (and why training stopped), time, throughput."""
+    parts = [f"loss {history.loss[-1]:.4g}", f"train {name} {train_metric}"]
+    if test_metric is not None:
+        parts.append(f"test {name} {test_metric}")
+    parts += [f"epochs {history.n_epochs} ({history.stopped_by})", f"{seconds:.2f} s",
+              f"{history.tuples_per_second:,.0f} tuples/s"]
+    return "  ".join(parts)
+
+
+def _warm_up(net, X, Y, **options):
+    """Compile (or load from Numba's disk cache) the kernels a training will call: one epoch
+    over two tuples on a copy of net. Returns the seconds it took, so the timed training that
+    follows measures training only."""
+    start = time.perf_counter()
+    options = dict(options, epochs=1, progress=False, max_misclassified=None)
+    if options.get("batch_size"):
+        options["batch_size"] = min(options["batch_size"], 2)
+    train(net.copy(), X[:2], Y[:2], **options)
+    return time.perf_counter() - start
+
+
+def _write_plot(path, history, title):
+    """fastbp.plot_history to `path` (nothing for an empty path); a note when matplotlib is missing."""
+    if not path:
+        return
+    try:
+        import matplotlib
+    except ImportError:
+        print(f'(no plot: {path} needs matplotlib, pip install "fastbp[plot]")')
+        return
+    matplotlib.use("Agg")  # a file, never a window
+    from ..plots import plot_history
+    try:
+        plot_history(history, path, title=title)
+    except (OSError, ValueError) as error:
+        raise UsageError(f"cannot write the plot to {path}: {error}") from None
+    print(f"wrote the training curves to {path}")
+
+
+def _timed_train(net, X, Y, stop_on_interrupt=True, **options):
+    """(History, wall seconds of train()). train() answers Ctrl-C by returning the epochs
+    done (stopped_by "interrupted"); the demo then stops (KeyboardInterrupt), while `train`
+    saves what it has (stop_on_interrupt=False) before exiting with 130."""
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", InterruptedWarning)  # said in one line below instead
+        history = train(net, X, Y, **options)
+    if history.stopped_by == "interrupted" and (stop_on_interrupt or history.n_epochs == 0):
+        raise KeyboardInterrupt
+    return history, time.perf_counter() - start

@@ -1,0 +1,70 @@
+"""`fastbp demo`: XOR in case and epoch updating, then scikit-learn's digits."""
+import time
+
+import numpy as np
+
+from .. import datasets
+from .._version import __version__
+from .._threads import compute_threads
+from ..network import Network
+from ._common import UsageError, _percent, _result_line, _timed_train, _warm_up, _write_plot  # noqa: F401
+
+
+# -- demo --------------------------------------------------------------------------------------
+XOR_RUNS = (  # (mode, learning rate, momentum): each learns XOR within a few hundred epochs
+    ("case", 0.5, 0.9),
+    ("epoch", 2.0, 0.9),
+)
+XOR_MAX_EPOCHS = 5000
+DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
+
+
+def run_demo(args):
+    import numba
+    total = time.perf_counter()
+    with compute_threads(args.n_jobs):  # what train() will run with: -1 and too many are clipped there
+        threads = numba.get_num_threads()
+    print(f"fastbp {__version__} demo: seed {args.seed}, {threads} Numba thread(s)")
+
+    # The seeds' XOR problem: 4 tuples, not linearly separable, so it needs the hidden layer.
+    X, y = datasets.xor()
+    Y = y.reshape(-1, 1).astype(np.float64)
+    for mode, lr, momentum in XOR_RUNS:
+        net = Network([2, 4, 1], activation="logistic", output_activation="logistic",
+                      loss="squared_error", dtype=np.float64, random_state=args.seed)
+        options = dict(mode=mode, learning_rate=lr, momentum=momentum, n_jobs=args.n_jobs)
+        jit = _warm_up(net, X, Y, **options)
+        print(f"\nXOR, {mode} updating, learning rate {lr}, momentum {momentum}, until all 4 "
+              f"tuples are right: {net!r} (kernels ready in {jit:.2f} s)", flush=True)
+        history, seconds = _timed_train(net, X, Y, epochs=XOR_MAX_EPOCHS, max_misclassified=0.0,
+                                        progress=args.progress, **options)
+        outputs = " ".join(f"{o:.3f}" for o in net.predict(X)[:, 0])
+        print(f"xor {mode:<6} " + _result_line(history, seconds, _percent(history.accuracy[-1])))
+        print(f"           outputs for (0,0) (0,1) (1,0) (1,1): {outputs}  (targets 0 1 1 0)")
+
+    # scikit-learn's bundled 8x8 digits: 1797 images, 10 classes.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    digits = load_digits()
+    X_train, X_test, y_train, y_test = train_test_split(
+        digits.data, digits.target, test_size=0.25, stratify=digits.target, random_state=args.seed)
+    X_train, mean, std = datasets.standardize(X_train.astype(np.float32), return_stats=True)
+    X_test = datasets.standardize(X_test.astype(np.float32), mean=mean, std=std)
+    Y_train = datasets.one_hot(y_train, 10, dtype=np.float32)
+    Y_test = datasets.one_hot(y_test, 10, dtype=np.float32)
+    epochs = DIGITS_QUICK_EPOCHS if args.quick else DIGITS_EPOCHS
+    net = Network([64, 64, 10], activation="relu", output_activation="softmax", loss="log_loss",
+                  dtype=np.float32, init="glorot", random_state=args.seed)
+    options = dict(mode="case", learning_rate=DIGITS_LR, n_jobs=args.n_jobs)
+    jit = _warm_up(net, X_train, Y_train, **options)
+    print(f"\ndigits (scikit-learn's 8x8 images, 10 classes), {len(X_train)} train / {len(X_test)} "
+          f"test tuples, standardized; case updating, learning rate {DIGITS_LR}, {epochs} epochs: "
+          f"{net!r} (kernels ready in {jit:.2f} s)", flush=True)
+    history, seconds = _timed_train(net, X_train, Y_train, epochs=epochs, progress=args.progress,
+                                    validation=(X_test, Y_test), **options)
+    _, test_accuracy = net.evaluate(X_test, Y_test)
+    print("digits     " + _result_line(history, seconds, _percent(history.accuracy[-1]),
+                                       _percent(test_accuracy)))
+    _write_plot(args.plot, history, "digits, case updating: training and test (validation) curves")
+    print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
+    return 0

@@ -1,0 +1,214 @@
+"""The argument parser of the command line: every command, option, default and type check."""
+import argparse
+
+import numpy as np
+
+from .._version import __version__
+from ._common import MAX_AUTO_CLASSES, MODE_DEFAULTS  # noqa: F401  (named in the help texts)
+from .commands import COMPILE_SECONDS_HERE, run_compile, run_predict, run_train
+from .demo import XOR_MAX_EPOCHS, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS, DIGITS_LR, run_demo  # noqa: F401
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr (no usage dump), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+# -- argument types ----------------------------------------------------------------------------
+def _layer_sizes(text):
+    """--hidden: "64,32" -> (64, 32); every entry an integer >= 1."""
+    sizes = []
+    for item in text.split(","):
+        item = item.strip()
+        try:
+            size = int(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a comma-separated list of layer sizes: {item!r} is not an integer") from None
+        if size < 1:
+            raise argparse.ArgumentTypeError(f"layer sizes must be >= 1, got {size} in {text!r}")
+        sizes.append(size)
+    return tuple(sizes)
+
+
+def _int_at_least(minimum, also=()):
+    """An int type for argparse: >= minimum, or one of the special values `also` (e.g. -1)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum and value not in also:
+            extra = "".join(f"{v} or " for v in also)
+            raise argparse.ArgumentTypeError(f"must be {extra}>= {minimum}, got {value}")
+        return value
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_seed = _int_at_least(0)
+_n_jobs = _int_at_least(1, also=(-1,))  # -1: all threads
+
+
+def _float_in(low, high, low_open=False, high_open=False):
+    """A float type for argparse within [low, high] (either end open)."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not np.isfinite(value) or value < low or (low_open and value == low) \
+                or value > high or (high_open and value == high):
+            if np.isinf(high):
+                wanted = f"a finite number {'>' if low_open else '>='} {low}"
+            else:
+                wanted = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+    return parse
+
+
+# -- the parser --------------------------------------------------------------------------------
+def build_parser():
+    parser = _Parser(
+        prog="fastbp",
+        description="Train feed-forward neural networks with backpropagation in Numba-compiled kernels.",
+        epilog="Run 'fastbp COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"fastbp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    comp = commands.add_parser(
+        "compile", help="compile the kernels of the common configurations ahead of first use",
+        description="Compile, ahead of first use, the kernels of the common configurations: "
+                    "MLPClassifier (binary and multiclass) and MLPRegressor with scikit-learn's "
+                    "defaults; train() in case (small and large networks), epoch and minibatch "
+                    "updating with its defaults, in float32 and float64, on one chunk and on "
+                    "several; predict and evaluate. They run in parallel processes, one per core. "
+                    "The machine code is kept in fastbp's cache folder (--where), so later "
+                    "processes load it instead of compiling: run this once in a Dockerfile or a "
+                    "CI job to bake the cache. Other settings (another activation, loss, "
+                    "optimizer, dropout, validation, track='end', RNN, batch norm) still compile "
+                    "on first use. On the project's 2-core test machine it took "
+                    f"{COMPILE_SECONDS_HERE} s.")
+    comp.add_argument("--jobs", type=_int_at_least(1), default=None, metavar="N",
+                      help="processes at once (default: one per core)")
+    comp.add_argument("--where", action="store_true",
+                      help="print the cache folder and exit (default: compile; set FASTBP_CACHE_DIR "
+                           "to move the folder)")
+    comp.add_argument("--clear", action="store_true",
+                      help="delete the cache folder and exit, so the next call compiles again "
+                           "(default: compile)")
+    comp.set_defaults(run=run_compile)
+
+    demo = commands.add_parser(
+        "demo", help="train XOR (case and epoch updating) and scikit-learn's digits; print the results",
+        description="Train the XOR problem in case and in epoch updating until every tuple is "
+                    "classified right, then a 64-64-10 network on scikit-learn's bundled 8x8 digits "
+                    "(75/25 stratified split). Each training prints its final loss, accuracy, epochs, "
+                    "seconds and training tuples per second. The first run compiles the kernels "
+                    "(cached on disk afterwards).")
+    demo.add_argument("--plot", default="fastbp-demo.png", metavar="PNG",
+                      help="where to draw the digits run's training and validation curves "
+                           "(default: fastbp-demo.png; needs matplotlib: pip install "
+                           "\"fastbp[plot]\"; --plot '' for none)")
+    demo.add_argument("--quick", action="store_true",
+                      help="train digits for 3 epochs instead of the default 20 (for smoke tests)")
+    demo.add_argument("--no-progress", dest="progress", action="store_false",
+                      help="do not show a progress bar per training (default: shown)")
+    demo.add_argument("--n-jobs", type=_n_jobs, default=1, metavar="N",
+                      help="Numba threads for the parallel kernels (the per-epoch evaluation "
+                           "pass), -1 for all; the demo's data are small, so waking more threads "
+                           "every epoch costs more than it saves (default: 1)")
+    demo.add_argument("--seed", type=_seed, default=0,
+                      help="seed of the weight initialisation, shuffles and the digits split (default: 0)")
+    demo.set_defaults(run=run_demo)
+
+    tr = commands.add_parser(
+        "train", help="train a network on a .csv, .npy or .npz file and save it",
+        description="Train a network on a table, print train/test metrics, and save the model "
+                    "as a .npz file (no pickle) that 'fastbp predict' reads.")
+    tr.add_argument("file", metavar="FILE",
+                    help=".csv with a header row and numeric feature columns; .npy, a 2-D numeric "
+                         "array (--target is a column index); or .npz with arrays X and y "
+                         "(--target is ignored)")
+    tr.add_argument("--target", metavar="COLUMN",
+                    help="the target column: a header name for .csv, a column index for .npy "
+                         "(negative counts from the end); every other column is a feature. "
+                         "Required for .csv and .npy")
+    tr.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
+                    help="auto: classification when the target holds non-numbers (e.g. strings), "
+                         "is an integer or boolean array (.npy/.npz), or has at most "
+                         f"{MAX_AUTO_CLASSES} distinct values all integers; else regression "
+                         "(default: auto)")
+    tr.add_argument("--hidden", type=_layer_sizes, default=(64,), metavar="SIZES",
+                    help="hidden layer sizes, comma-separated, e.g. 64,32 (default: 64)")
+    tr.add_argument("--activation", choices=("relu", "logistic", "sigmoid", "tanh", "identity",
+                                             "leaky_relu", "elu", "softplus"),
+                    default="relu", help="activation of the hidden units (default: relu)")
+    tr.add_argument("--output-activation", choices=("auto", "logistic", "softmax", "identity"),
+                    default="auto",
+                    help="auto: one logistic unit for 2 classes, softmax over k units for k > 2 "
+                         "classes, identity for regression (default: auto)")
+    tr.add_argument("--loss", choices=("auto", "log_loss", "squared_error"), default="auto",
+                    help="auto: log_loss for classification, squared_error (1/2 sum (T-O)^2 per "
+                         "tuple) for regression (default: auto)")
+    tr.add_argument("--init", choices=("glorot", "uniform"), default="glorot",
+                    help="weight initialisation: glorot (scikit-learn's) or uniform in [-0.5, 0.5] "
+                         "(the textbook's) (default: glorot)")
+    tr.add_argument("--mode", choices=("case", "minibatch", "epoch"), default="case",
+                    help="case: update after every tuple; minibatch: after every --batch-size "
+                         "tuples; epoch: once per pass over the data (default: case)")
+    tr.add_argument("--batch-size", type=_positive_int, default=32, metavar="N",
+                    help="tuples per update in --mode minibatch (default: 32)")
+    tr.add_argument("--epochs", type=_positive_int, default=30, metavar="N",
+                    help="passes over the training data (default: 30)")
+    tr.add_argument("--learning-rate", type=_float_in(0, np.inf, low_open=True), metavar="F",
+                    help="step size (default: " + ", ".join(
+                        f"{lr} for {m}" for m, (lr, _) in MODE_DEFAULTS.items()) + ")")
+    tr.add_argument("--momentum", type=_float_in(0, 1, high_open=True), metavar="F",
+                    help="momentum in [0, 1) (default: " + ", ".join(
+                        f"{mom} for {m}" for m, (_, mom) in MODE_DEFAULTS.items()) + ")")
+    tr.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                    help="precision of the network and of all its arithmetic (default: float32)")
+    tr.add_argument("--test-fraction", type=_float_in(0, 1, high_open=True), default=0.25,
+                    metavar="F",
+                    help="fraction of rows held out for testing, stratified by class for "
+                         "classification; 0 trains on all rows (default: 0.25)")
+    tr.add_argument("--seed", type=_seed, default=0,
+                    help="seed of the split, the weight initialisation and the shuffles (default: 0)")
+    tr.add_argument("--n-jobs", type=_n_jobs, metavar="N",
+                    help="Numba threads for the parallel kernels, -1 for all (default: Numba's "
+                         "current setting)")
+    tr.add_argument("--standardize", action=argparse.BooleanOptionalAction, default=True,
+                    help="scale each feature to mean 0 and standard deviation 1 with the training "
+                         "rows' statistics, which are saved with the model (default: on)")
+    tr.add_argument("--out", metavar="MODEL",
+                    help="where to save the model (default: FILE's name with its suffix replaced "
+                         "by .fastbp.npz, next to FILE)")
+    tr.add_argument("--no-progress", dest="progress", action="store_false",
+                    help="do not show the progress bar (default: shown)")
+    tr.add_argument("--plot", metavar="PNG", default=None,
+                    help="draw the loss and accuracy per epoch, on the training rows and the "
+                         "held-out test rows, to this file (needs matplotlib; default: none)")
+    tr.set_defaults(run=run_train)
+
+    pr = commands.add_parser(
+        "predict", help="predict with a saved model",
+        description="Predictions of a model saved by 'fastbp train', written as CSV: a column "
+                    "'prediction' (class label or value) and, for classification, one column "
+                    "'p_<label>' per class with the network's output for it.")
+    pr.add_argument("model", metavar="MODEL", help="a .npz file written by 'fastbp train'")
+    pr.add_argument("file", metavar="FILE",
+                    help=".csv holding (at least) the model's feature columns by name; .npy with "
+                         "the feature columns (and, optionally, the target column the model was "
+                         "trained with, which is dropped); or .npz with an array X")
+    pr.add_argument("--out", metavar="CSV", help="write the predictions here (default: standard output)")
+    pr.set_defaults(run=run_predict)
+
+    # listed here for --help; main() hands `fastbp sweep ...` to fastbp.sweep's own parser
+    commands.add_parser("sweep", add_help=False,
+                        help="run a grid of training runs, here or on a Dask cluster")
+    return parser
