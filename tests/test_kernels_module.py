@@ -1,13 +1,20 @@
-"""Every compiled function lives in fastbp/_kernels/backprop.py, and every one is cached.
+"""Every compiled function lives in fastbp/_kernels/ (one module per concern, gathered by
+backprop.py), every one is cached, and an edit to any kernel file recompiles them all.
 
-Numba keys a cached kernel on the content of the file that defines it only; fastbp's cache
-locator stamps every kernel with a hash of all of fastbp/_kernels instead (the codes in
-codes.py, the helpers of _jit.py), which tests/test_startup.py checks. One file of compiled
-code keeps the kernels readable top-down; this test keeps it so.
+Numba keys a cached kernel on the content of the file that defines it only: a change in a
+helper of another file would leave its callers' cached machine code stale. fastbp's cache
+locator stamps every kernel with a hash of all of fastbp/_kernels instead, and the last test
+here proves it on a copy of the package.
 """
+import importlib
+import math
 import inspect
 import pathlib
 import re
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import numba.core.caching
 import numba.core.registry
@@ -16,24 +23,61 @@ import fastbp
 from fastbp._kernels import backprop
 
 PACKAGE = pathlib.Path(fastbp.__file__).parent
-
-
+KERNEL_MODULES = ("fastmath", "optimizers", "steps", "blocks", "passes", "rnn", "batch_norm", "runs")
 JIT_DECORATOR = re.compile(r"^\s*@(numba\.)?(n?jit|vectorize|guvectorize|cfunc)\b", re.MULTILINE)
 
 
-def test_only_backprop_module_compiles():
+def test_only_the_kernel_modules_compile():
     users = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                    if JIT_DECORATOR.search(p.read_text()))
-    assert users == ["_kernels/backprop.py"]
+    assert users == sorted(f"_kernels/{m}.py" for m in KERNEL_MODULES)
 
 
-def test_backprop_module_holds_only_compiled_functions():
-    plain = [name for name, obj in vars(backprop).items()
-             if inspect.isfunction(obj) and obj.__module__ == backprop.__name__]
-    assert plain == []
-    kernels = [obj for obj in vars(backprop).values()
-               if isinstance(obj, numba.core.registry.CPUDispatcher)]
-    assert len(kernels) >= 10
-    uncached = [k.py_func.__name__ for k in kernels
-                if isinstance(k._cache, numba.core.caching.NullCache)]
-    assert uncached == []
+def test_kernel_modules_hold_only_cached_compiled_functions():
+    total = 0
+    for name in KERNEL_MODULES:
+        module = importlib.import_module(f"fastbp._kernels.{name}")
+        plain = [n for n, obj in vars(module).items()
+                 if inspect.isfunction(obj) and obj.__module__ == module.__name__]
+        assert plain == [], name
+        kernels = [obj for obj in vars(module).values()
+                   if isinstance(obj, numba.core.registry.CPUDispatcher)
+                   and obj.py_func.__module__ == module.__name__]
+        assert kernels, name
+        uncached = [k.py_func.__name__ for k in kernels
+                    if isinstance(k._cache, numba.core.caching.NullCache)]
+        assert uncached == [], name
+        assert all(getattr(backprop, k.__name__) is k for k in kernels)  # gathered there
+        total += len(kernels)
+    assert total >= 90
+
+
+def test_an_edited_helper_recompiles_its_callers(tmp_path):
+    """In a copy of the package, predict's kernel (passes.py) compiled and cached, then the
+    logistic function it reaches through forward() edited in another file (fastmath.py): a
+    new process runs the edited helper, not the cached code."""
+    shutil.copytree(PACKAGE, tmp_path / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
+    program = textwrap.dedent("""
+        import numpy as np, fastbp
+        from fastbp._kernels import backprop as K
+        net = fastbp.Network([1, 1], init=None)  # zero weights: the output is logistic(0)
+        print(net.predict(np.zeros((1, 1)))[0, 0], sum(K.predict_serial.stats.cache_hits.values()))
+    """)
+    env = {"PATH": "", "FASTBP_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": str(tmp_path)}
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, env=env,
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+        value, hits = out.stdout.split()
+        return float(value), int(hits)
+
+    assert run() == (0.5, 0)  # compiled
+    assert run() == (0.5, 1)  # loaded from the cache
+    fast_math = tmp_path / "fastbp" / "_kernels" / "fastmath.py"
+    text = fast_math.read_text()
+    edited = text.replace('    """1 / (1 + exp(-x))', '    x = x + 1.0  # edited\n    """1 / (1 + exp(-x))', 1)
+    assert edited != text
+    fast_math.write_text(edited)
+    value, hits = run()
+    assert hits == 0 and abs(value - 1 / (1 + math.exp(-1))) < 1e-12  # logistic(0 + 1): recompiled

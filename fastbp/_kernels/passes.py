@@ -1,0 +1,309 @@
+"""Whole passes over the tuples: case updating's pass, the gradient passes of epoch and
+minibatch updating (parallel over fixed chunks, summed in chunk order), evaluation and
+prediction.
+"""
+import numpy as np
+from numba import njit, prange
+
+from ._jit import correct_of, error_of, loss_of, twin
+from ._setup import JIT
+from .codes import *  # noqa: F401,F403  (compiled in as constants)
+from .optimizers import apply_mean_update
+from .steps import (errors_and_gradient, errors_and_update, errors_and_update_dropout,
+                    errors_and_update_inline, forward, forward_inline, forward_tuple, geometry,
+                    n_units, squared_weights, weight_of)
+from .blocks import (_PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces,
+                     split_workspace)
+
+
+@njit(**JIT)
+def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
+              general, dropout):
+    """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
+
+    A tuple of weight w moves params by the gradient of w*E + alpha/2 ||W||^2 divided by w
+    (scikit-learn with batch_size=1): the data term is unchanged, the L2 term is divided by
+    w, and a tuple of weight 0 changes nothing.
+    """
+    alpha = hyper[ALPHA]
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    for p in range(order.shape[0]):
+        t = order[p]
+        weight = weight_of(weights, t)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout)
+        loss_sum += loss
+        n_correct += correct
+        if weight == 0.0:
+            continue
+        if alpha != 0.0:
+            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
+        error_of(act, delta, out, n_out, Y, t, codes, layout)
+        if dropout is not None:
+            errors_and_update_dropout(params, layout, geo, state, act, delta,
+                                      params.dtype.type(alpha / weight), opt, hyper, t, codes)
+        else:
+            errors_and_update(params, layout, geo, state, act, delta,
+                              params.dtype.type(alpha / weight), opt, hyper, general, codes)
+    return loss_sum, penalty_sum, n_correct
+
+
+@njit(**JIT)
+def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
+                    state, general):
+    """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
+    steps with the forward and backward passes inlined into the loop over the tuples. On
+    small networks a case update is a chain of short dependent steps, and the calls between
+    them cost a fifth of it (XOR 2-2-1: 218 -> 167 ns per tuple here, 3-8-8-1 330 -> 275)."""
+    alpha = hyper[ALPHA]
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    for p in range(order.shape[0]):
+        t = order[p]
+        weight = weight_of(weights, t)
+        for i in range(geo[0, G_IN]):
+            act[i] = X[t, i]
+        forward_inline(params, layout, geo, act, codes)
+        loss_sum += loss_of(act, out, n_out, Y, t, codes, layout)
+        n_correct += correct_of(act, out, n_out, Y, t, codes, layout)
+        if weight == 0.0:
+            continue
+        if alpha != 0.0:
+            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
+        error_of(act, delta, out, n_out, Y, t, codes, layout)
+        errors_and_update_inline(params, layout, geo, state, act, delta,
+                                 params.dtype.type(alpha / weight), opt, hyper, general, codes)
+    return loss_sum, penalty_sum, n_correct
+
+
+@njit(**JIT)
+def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
+                    grad, dropout):
+    """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
+    (see gradient_pass), where a matrix product's call costs more than its arithmetic: on XOR a
+    pass of 4 tuples as matrix products took 13 us. Returns (sum w E, sum w, n_correct)."""
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    loss_c, weight_c, correct_c = 0.0, 0.0, 0
+    for p in range(lo, hi):
+        t = order[p]
+        weight = weight_of(weights, t)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout)
+        loss_c += weight * loss
+        weight_c += weight
+        correct_c += correct
+        if weight == 0.0:
+            continue
+        error_of(act, delta, out, n_out, Y, t, codes, layout)
+        if weight != 1.0:
+            scale = params.dtype.type(weight)
+            for k in range(n_out):
+                delta[out + k] *= scale
+        errors_and_gradient(params, layout, geo, act, delta, grad, t, codes)
+    return loss_c, weight_c, correct_c
+
+
+@njit(**JIT)
+def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, work_row,
+                   dropout):
+    """row = sum of w_t dE/dw over X[order[lo:hi]], a block at a time as matrix products:
+    returns (sum w_t E_t, sum w_t, n_correct)."""
+    act, delta, scratch = split_workspace(work_row, layout)
+    row[:] = 0
+    loss_c, weight_c, correct_c = 0.0, 0.0, 0
+    for p0 in range(lo, hi, BLOCK):
+        loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
+                                                     min(BLOCK, hi - p0), codes, act, delta,
+                                                     scratch, row, dropout)
+        loss_c += loss_b
+        weight_c += weight_b
+        correct_c += correct_b
+    return loss_c, weight_c, correct_c
+
+
+@njit(**JIT)
+def add_rows(rows, grad, lo, hi):
+    """grad[lo:hi] = sum of rows[:, lo:hi], added in row order."""
+    for k in range(lo, hi):
+        grad[k] = rows[0, k]
+    for c in range(1, rows.shape[0]):
+        for k in range(lo, hi):
+            grad[k] += rows[c, k]
+
+
+@njit(**JIT)
+def add_chunks(losses, weight_sums, corrects):
+    """(loss_sum, weight_sum, n_correct) over the chunks, added in chunk order."""
+    loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
+    for c in range(losses.shape[0]):
+        loss_sum += losses[c]
+        weight_sum += weight_sums[c]
+        n_correct += corrects[c]
+    return loss_sum, weight_sum, n_correct
+
+
+@njit(**JIT)
+def add_sums(sums):
+    """(loss_sum, weight_sum, n_correct) over the chunks' rows of sums, added in chunk order."""
+    loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
+    for c in range(sums.shape[0]):
+        loss_sum += sums[c, 0]
+        weight_sum += sums[c, 1]
+        n_correct += sums[c, 2]
+    return loss_sum, weight_sum, np.int64(n_correct)
+
+
+@njit(inline="always", **JIT)
+def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, codes, rows, grad,
+                  work, sums, tuples, act1, delta1, dropout):
+    """grad = sum of w_t dE/dw over the tuples X[order[start:stop]] (not yet divided by S).
+
+    The tuples are cut into rows.shape[0] fixed chunks, each summed into its own row of
+    `rows` in parallel (`work`: one workspace row per chunk, `sums` one row of (loss,
+    weight, correct) per chunk); the rows are then added in a fixed order, so the result
+    depends on the data and the chunk count only, never on the number of threads. Returns
+    (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk, or little to add, runs
+    without a parallel region: launching one costs microseconds, which a minibatch step
+    cannot spare. `tuples` is True (else None) for a pass of at most SMALL_PASS tuples (one
+    chunk) through layers at most SMALL_LAYER wide, where a matrix product's call costs more
+    than its arithmetic: it goes a tuple at a time, straight into grad on act1 and delta1,
+    unit buffers the caller made once (no array view, whose reference count costs tens of
+    nanoseconds, per pass). Python decides it (fastbp.network.by_tuples), from the network and
+    the pass length alone, so results never depend on the thread count, and the kernel
+    compiles only the path it takes.
+
+    Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
+    caller's own; in a serial kernel they are plain loops): a cached kernel must never call
+    another cached parallel kernel, which crashes when both are loaded from the disk cache
+    (numba issue 8578).
+    """
+    n_chunks, n_params = rows.shape[0], rows.shape[1]
+    n = stop - start
+    if tuples is not None:  # one chunk: into grad itself, on the kernel's own act1 and delta1
+        for k in range(n_params):
+            grad[k] = 0
+        return tuples_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
+                               stop, codes, grad, dropout)
+    if n_chunks == 1:
+        sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
+            params, layout, X, Y, weights, order, start, stop, codes, rows[0], work[0],
+            dropout)
+    else:
+        for c in prange(n_chunks):
+            sums[c, 0], sums[c, 1], sums[c, 2] = chunk_gradient(
+                params, layout, X, Y, weights, order, start + n * c // n_chunks,
+                start + n * (c + 1) // n_chunks, codes, rows[c], work[c], dropout)
+    if n_chunks * n_params > _PARALLEL_REDUCE:
+        n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
+        for b in prange(n_blocks):
+            add_rows(rows, grad, b * n_params // n_blocks, (b + 1) * n_params // n_blocks)
+    else:
+        add_rows(rows, grad, 0, n_params)
+    return add_sums(sums[:n_chunks])
+
+
+@njit(parallel=True, **JIT)
+def batch_gradient(params, layout, X, Y, weights, order, start, stop, codes, rows, grad,
+                   dropout, tuples):
+    """The summed gradient over X[order[start:stop]] into grad (see gradient_pass); dropout:
+    True for a training layout with dropout, else None; tuples: see gradient_pass."""
+    n_chunks = rows.shape[0]
+    work = new_workspaces(params, layout, n_chunks)
+    act1, delta1, _ = split_workspace(work[0], layout)
+    return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
+                         codes, rows, grad, work, np.zeros((n_chunks, 3)),
+                         tuples, act1, delta1, dropout)
+
+
+@njit(inline="always", **JIT)
+def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper,
+                   state, rows, grad, work, sums, tuples, act1, delta1, dropout):
+    """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one
+    update. rows holds one row per chunk of a batch of batch_size tuples."""
+    n = order.shape[0]
+    alpha = hyper[ALPHA]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        loss_b, weight_b, correct_b = gradient_pass(params, layout, geo, X, Y, weights, order,
+                                                    start, stop, codes, rows, grad, work, sums,
+                                                    tuples, act1, delta1, dropout)
+        n_correct += correct_b
+        if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
+            continue
+        loss_sum += (stop - start) / weight_b * loss_b
+        if alpha != 0.0:
+            penalty_sum += (stop - start) / weight_b * 0.5 * alpha * squared_weights(params, layout)
+        apply_mean_update(params, grad, state, geo, weight_b, opt, hyper)
+    return loss_sum, penalty_sum, n_correct
+
+
+@njit(inline="always", **JIT)
+def evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums):
+    """Forward passes only over all of X, in acts.shape[0] fixed chunks (acts: one unit buffer
+    per chunk): (sum w E, sum w, n_correct) at the current weights. Inlined, as
+    gradient_pass, into serial and parallel kernels alike."""
+    n = X.shape[0]
+    n_chunks = acts.shape[0]
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    for c in prange(n_chunks):
+        act = acts[c]
+        loss_c, weight_c, correct_c = 0.0, 0.0, 0
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            weight = weight_of(weights, t)
+            for i in range(geo[0, G_IN]):
+                act[i] = X[t, i]
+            forward(params, layout, geo, act, codes)
+            loss_c += weight * loss_of(act, out, n_out, Y, t, codes, layout)
+            weight_c += weight
+            correct_c += correct_of(act, out, n_out, Y, t, codes, layout)
+        sums[c, 0] = loss_c
+        sums[c, 1] = weight_c
+        sums[c, 2] = correct_c
+    return add_sums(sums[:n_chunks])
+
+
+@njit(**JIT)
+def evaluate_serial(params, layout, X, Y, weights, codes, n_chunks):
+    """Forward pass only over all of X: (sum w E, sum w, n_correct) at the current weights;
+    one thread (`evaluate` is its parallel twin)."""
+    geo = geometry(layout)
+    return evaluate_pass(params, layout, geo, X, Y, weights, codes,
+                         np.empty((n_chunks, n_units(geo)), dtype=params.dtype),
+                         np.empty((n_chunks, 3)))
+
+
+evaluate = twin(evaluate_serial, "evaluate", parallel=True, **JIT)
+
+
+@njit(**JIT)
+def predict_serial(params, layout, X, result, n_chunks, codes):
+    """result[t] = output activations of the network for X[t]; one thread (`predict` is its
+    parallel twin)."""
+    n = X.shape[0]
+    geo = geometry(layout)
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    for c in prange(n_chunks):
+        act = np.empty(n_units(geo), dtype=params.dtype)
+        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
+            for i in range(geo[0, G_IN]):
+                act[i] = X[t, i]
+            forward(params, layout, geo, act, codes)
+            for k in range(n_out):
+                result[t, k] = act[out + k]
+
+
+predict = twin(predict_serial, "predict", parallel=True, **JIT)
+
+
+@njit(parallel=True, **JIT)
+def threads_probe(n):
+    """A trivial parallel loop: running it starts Numba's threading layer (fastbp._threads)."""
+    total = 0
+    for i in prange(n):
+        total += i
+    return total

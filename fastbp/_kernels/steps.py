@@ -1,0 +1,452 @@
+"""The steps of backpropagation for one tuple (Han & Kamber, ch. 9): the layout's offset
+table, the counter-based generator behind shuffles and dropout, the forward pass, the
+output error and loss, the errors propagated back with the update of each layer (case
+updating runs them tuple by tuple) or their gradient (the tuple-by-tuple passes).
+"""
+import numpy as np
+from numba import njit
+
+from ._jit import activate_layer, correct_of, derivative_hidden, loss_of
+from ._setup import JIT
+from .codes import *  # noqa: F401,F403  (compiled in as constants)
+from .fastmath import times_derivative
+from .optimizers import begin_update, update_outer
+
+
+# -- one tuple ------------------------------------------------------------------------------
+@njit(**JIT)
+def geometry(layout):
+    """The uint64 offset table of a layout (see G_IN ... G_A_OUT)."""
+    n_layers = layout.shape[0]
+    geo = np.empty((n_layers, 6), dtype=np.uint64)
+    units = 0
+    for l in range(n_layers):
+        geo[l, G_IN] = layout[l, FAN_IN]
+        geo[l, G_OUT] = layout[l, FAN_OUT]
+        geo[l, G_W] = layout[l, W_OFF]
+        geo[l, G_B] = layout[l, B_OFF]
+        geo[l, G_A_IN] = units
+        units += layout[l, FAN_IN]
+        geo[l, G_A_OUT] = units
+    return geo
+
+
+@njit(**JIT)
+def n_units(geo):
+    """Length of act/delta: every unit of every layer, input included."""
+    last = geo.shape[0] - 1
+    return geo[last, G_A_OUT] + geo[last, G_OUT]
+
+
+_GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+@njit(inline="always", **JIT)
+def splitmix(x):
+    """splitmix64's output function of x + golden ratio: a bijective mix of 64 bits, so that
+    consecutive inputs give independent-looking outputs (the counter-based generator behind
+    dropout masks and tuple orders: any draw follows from its key, on any thread)."""
+    x += _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _MIX1
+    x = (x ^ (x >> np.uint64(27))) * _MIX2
+    return x ^ (x >> np.uint64(31))
+
+
+@njit(**JIT)
+def hashed_order(order, seed, epoch):
+    """order = epoch's permutation of 0..n-1 under the run's seed: a Fisher-Yates shuffle of
+    0..n-1 whose i-th draw is splitmix64 of (key, i), key = splitmix64(seed ^
+    splitmix64(epoch)). A counter-based generator: an epoch's order follows from (seed, epoch)
+    alone -- no state to carry, save or restore, the same on any thread count."""
+    n = order.shape[0]
+    for i in range(n):
+        order[i] = i
+    key = splitmix(np.uint64(seed) ^ splitmix(np.uint64(epoch)))
+    for i in range(n - 1, 0, -1):
+        r = splitmix(key + np.uint64(i))
+        bound = np.uint64(i + 1)
+        # j uniform in 0..i: the high 32 bits scaled to the bound (Lemire's multiply-shift;
+        # its bias, under bound / 2**32, is far below anything a shuffle can show)
+        if bound <= np.uint64(0xFFFFFFFF):
+            j = np.int64(((r >> np.uint64(32)) * bound) >> np.uint64(32))
+        else:
+            j = np.int64(r % bound)
+        order[i], order[j] = order[j], order[i]
+
+
+@njit(inline="always", **JIT)
+def keep_scale(layout, l, t, j):
+    """Inverted dropout's factor for unit j of layer l on tuple t: 0 with the layer's rate,
+    else 1 / (1 - rate). A splitmix64 hash of (seed, t, l, j), so any pass can recompute it."""
+    x = splitmix(np.uint64(layout[l, DROP_SEED]) ^ (np.uint64(t) * _GOLDEN)
+                 ^ (np.uint64(l) << np.uint64(40)) ^ np.uint64(j))
+    rate = layout[l, DROP]
+    if np.int64(x >> np.uint64(32)) < rate:
+        return 0.0
+    return DROP_ONE / (DROP_ONE - rate)
+
+
+@njit(inline="always", **JIT)
+def dropping(layout, l):
+    """True when layer l's outputs are dropped out in this pass."""
+    return layout.shape[1] > DROP and layout[l, DROP] > 0
+
+
+@njit(**JIT)  # a call, not inlined: only dropout runs pay for its code
+def drop_out(layout, l, t, act, start, n):
+    """O' = O * keep_scale for the n outputs of layer l at act[start:] (tuple t)."""
+    for j in range(n):
+        act[start + j] *= act.dtype.type(keep_scale(layout, l, t, j))
+
+
+@njit(**JIT)  # a call, not inlined: only dropout runs pay for its code
+def undo_drop_out(layout, l, t, act, delta, start, n):
+    """Before f'(I) is applied to layer l's errors: a dropped unit passes no error; a kept one
+    gets O back (act held O') and its error times the factor dO'/dO."""
+    for j in range(n):
+        k = keep_scale(layout, l, t, j)
+        if k == 0.0:
+            delta[start + j] = 0
+        else:
+            act[start + j] /= act.dtype.type(k)
+            delta[start + j] *= act.dtype.type(k)
+
+
+@njit(**JIT)
+def forward(params, layout, geo, act, codes):
+    """forward_inline as a call (see errors_and_update)."""
+    forward_inline(params, layout, geo, act, codes)
+
+
+@njit(inline="always", **JIT)
+def forward_inline(params, layout, geo, act, codes):
+    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
+    for l in range(geo.shape[0]):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+            s = params[b_off]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i]
+            act[a_out] = s
+        else:
+            for j in range(fan_out):
+                act[a_out + j] = params[b_off + j]
+            # Four input rows per sweep over the outputs: the running sums make a round trip
+            # through memory once per four rows, not once per row (that latency bound it).
+            i = np.uint64(0)
+            while i + FOUR <= fan_in:
+                o0, o1 = act[a_in + i], act[a_in + i + ONE]
+                o2, o3 = act[a_in + i + TWO], act[a_in + i + THREE]
+                r0 = w_off + i * fan_out
+                r1, r2, r3 = r0 + fan_out, r0 + TWO * fan_out, r0 + THREE * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += (o0 * params[r0 + j] + o1 * params[r1 + j]) + \
+                        (o2 * params[r2 + j] + o3 * params[r3 + j])
+                i += FOUR
+            while i < fan_in:  # the last fan_in % 4 rows
+                o_i = act[a_in + i]
+                row = w_off + i * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += o_i * params[row + j]
+                i += ONE
+        activate_layer(act, a_out, fan_out, codes, layout, l)
+
+
+@njit(**JIT)
+def forward_dropout(params, layout, geo, act, t, codes):
+    """forward with dropout on the hidden layers (t: the tuple's row, which its hash needs).
+    A copy of forward plus two lines: a test in forward itself cost case updating on `tiny`
+    10%, and sharing the loop body through an inlined helper 70%."""
+    last = geo.shape[0] - 1
+    for l in range(geo.shape[0]):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+            s = params[b_off]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i]
+            act[a_out] = s
+        else:
+            for j in range(fan_out):
+                act[a_out + j] = params[b_off + j]
+            # Four input rows per sweep over the outputs: the running sums make a round trip
+            # through memory once per four rows, not once per row (that latency bound it).
+            i = np.uint64(0)
+            while i + FOUR <= fan_in:
+                o0, o1 = act[a_in + i], act[a_in + i + ONE]
+                o2, o3 = act[a_in + i + TWO], act[a_in + i + THREE]
+                r0 = w_off + i * fan_out
+                r1, r2, r3 = r0 + fan_out, r0 + TWO * fan_out, r0 + THREE * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += (o0 * params[r0 + j] + o1 * params[r1 + j]) + \
+                        (o2 * params[r2 + j] + o3 * params[r3 + j])
+                i += FOUR
+            while i < fan_in:  # the last fan_in % 4 rows
+                o_i = act[a_in + i]
+                row = w_off + i * fan_out
+                for j in range(fan_out):
+                    act[a_out + j] += o_i * params[row + j]
+                i += ONE
+        activate_layer(act, a_out, fan_out, codes, layout, l)
+        if l < last and dropping(layout, l):
+            drop_out(layout, l, t, act, a_out, fan_out)
+
+
+@njit(inline="always", **JIT)
+def xlogy(x, y):
+    return 0.0 if x == 0.0 else x * np.log(y)
+
+
+@njit(inline="always", **JIT)
+def tuple_loss(act, out, n_out, Y, t, loss_code, code):
+    """The tuple's error E against Y[t], in float64 (outputs are few; an epoch's sum stays accurate)."""
+    loss = 0.0
+    if loss_code == SQUARED_ERROR:
+        for k in range(n_out):
+            d = np.float64(Y[t, k]) - np.float64(act[out + k])
+            loss += 0.5 * d * d
+    elif loss_code == LOG_LOSS:
+        eps = np.float64(np.finfo(act.dtype).eps)
+        for k in range(n_out):
+            o = min(max(np.float64(act[out + k]), eps), 1.0 - eps)
+            y = np.float64(Y[t, k])
+            loss -= xlogy(y, o)
+            if code != SOFTMAX:
+                loss -= xlogy(1.0 - y, 1.0 - o)
+    elif loss_code == POISSON:
+        for k in range(n_out):
+            o = np.float64(act[out + k])
+            y = np.float64(Y[t, k])
+            loss += xlogy(y, y / o) - y + o
+    return loss
+
+
+@njit(inline="always", **JIT)
+def output_error(act, delta, out, n_out, Y, t, loss_code, code):
+    """Output layer's delta = dE/dI.
+
+    For the matched pairs (squared error + identity, log loss + logistic or softmax,
+    Poisson + exp) this is O - T. Squared error through a logistic unit adds the factor
+    O(1-O), so that -delta is the textbook's Err_j = O_j(1-O_j)(T_j-O_j); through softmax
+    it takes the full Jacobian.
+    """
+    for k in range(n_out):
+        delta[out + k] = act[out + k] - Y[t, k]
+    if loss_code == SQUARED_ERROR:
+        if code == SOFTMAX:
+            s = act.dtype.type(0)
+            for k in range(n_out):
+                s += delta[out + k] * act[out + k]
+            for k in range(n_out):
+                delta[out + k] = act[out + k] * (delta[out + k] - s)
+        else:
+            times_derivative(delta, act, out, n_out, code)
+
+
+@njit(inline="always", **JIT)
+def is_correct(act, out, n_out, Y, t, code):
+    """1 if the tuple is classified right: argmax for softmax, every output's side of 0.5 for logistic."""
+    if code == SOFTMAX:
+        best_o = best_t = np.uint64(0)  # first index of the largest output / target
+        for k in range(n_out):
+            if act[out + k] > act[out + best_o]:
+                best_o = k
+            if Y[t, k] > Y[t, best_t]:
+                best_t = k
+        return 1 if best_o == best_t else 0
+    if code == LOGISTIC:
+        half = act.dtype.type(0.5)
+        for k in range(n_out):
+            if (act[out + k] >= half) != (Y[t, k] >= half):
+                return 0
+        return 1
+    return 0
+
+
+@njit(inline="always", **JIT)
+def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, errors):
+    """update_outer for plain SGD (no momentum), inlined into its caller: a call with
+    update_outer's arguments cost a tenth of a case update on XOR. W -= lr (a_i d_j + decay
+    W), the biases (the row after W: input 1, no decay) -= lr d_j; with `errors`, as
+    update_outer."""
+    dt = params.dtype.type
+    for i in range(n_rows + ONE):
+        bias = i == n_rows
+        a_i = dt(1) if bias else a[a_off + i]
+        row_decay = dt(0) if bias else decay
+        row = start + i * n_cols
+        if errors and not bias:
+            error = dt(0)
+            for j in range(n_cols):
+                w = params[row + j]
+                error += w * d[d_off + j]
+                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+            d[a_off + i] = error
+        else:
+            for j in range(n_cols):
+                w = params[row + j]
+                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+
+
+@njit(inline="always", **JIT)
+def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
+                       lr):
+    """Plain SGD's step on layer l in case updating (see errors_and_update_inline)."""
+    if fan_out == 1:  # one row: errors and update in one loop over it
+        d = delta[a_out]
+        for i in range(fan_in):
+            w = params[w_off + i]
+            if l > 0:
+                delta[a_in + i] = w * d
+            params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
+        params[b_off] -= lr * d
+    else:
+        sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+
+
+@njit(inline="always", **JIT)
+def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
+                             codes):
+    """Case updating, from the output layer down: the errors of each layer's inputs,
+    delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
+    Inlined into small networks' case passes; errors_and_update is its called twin.
+
+    general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
+    compile time (Numba prunes `x is None` on an argument that is None), else True."""
+    begin_update(hyper, opt)
+    plain = opt == SGD and hyper[MOMENTUM] == 0.0
+    lr = params.dtype.type(hyper[LR])
+    for l in range(geo.shape[0] - 1, -1, -1):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if general is None or plain:
+            plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out,
+                               decay, lr)
+        elif fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            if l > 0:
+                for i in range(fan_in):
+                    delta[a_in + i] = params[w_off + i] * delta[a_out]
+            update_outer(params, state, w_off, ONE, fan_in, delta, a_out, act, a_in, decay, opt,
+                         hyper, False, False)
+            update_outer(params, state, b_off, ZERO, ONE, act, a_in, delta, a_out, decay, opt,
+                         hyper, False, True)  # its bias: no weight rows, the bias row alone
+        else:
+            update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
+                         opt, hyper, l > 0, True)
+        if l > 0:
+            derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
+
+
+@njit(**JIT)
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes):
+    """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
+    pass out of line (inlined, it made case updating on `mid` 15% slower)."""
+    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
+                             codes)
+
+
+@njit(**JIT)
+def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper, t,
+                              codes):
+    """Case updating, from the output layer down: the errors of each layer's inputs,
+    delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
+    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both."""
+    begin_update(hyper, opt)
+    for l in range(geo.shape[0] - 1, -1, -1):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            if l > 0:
+                for i in range(fan_in):
+                    delta[a_in + i] = params[w_off + i] * delta[a_out]
+            update_outer(params, state, w_off, ONE, fan_in, delta, a_out, act, a_in, decay, opt,
+                         hyper, False, False)
+            update_outer(params, state, b_off, ZERO, ONE, act, a_in, delta, a_out, decay, opt,
+                         hyper, False, True)  # its bias: no weight rows, the bias row alone
+        else:
+            update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
+                         opt, hyper, l > 0, True)
+        if l > 0:
+            if dropping(layout, l - 1):  # (a copy of errors_and_update plus this test)
+                undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
+            derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
+
+
+@njit(**JIT)
+def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
+    """grad[W] += a[a_off+i] d[d_off+j] over the n_rows x n_cols block W at `start`, and its
+    bias row (input 1) right after it; with `errors`, d[a_off+i] = sum_j W_ij d[d_off+j]
+    (the backward pass and the gradient share one loop over each row, as in update_outer)."""
+    dt = params.dtype.type
+    for i in range(n_rows + ONE):
+        a_i = a[a_off + i] if i < n_rows else dt(1)
+        row = start + i * n_cols
+        error = dt(0)
+        for j in range(n_cols):
+            error += params[row + j] * d[d_off + j]
+            grad[row + j] += a_i * d[d_off + j]
+        if errors and i < n_rows:
+            d[a_off + i] = error
+
+
+@njit(**JIT)
+def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
+    """The backward pass of one tuple whose output errors are in delta, from the output layer
+    down: grad += O_i delta_j for every weight (delta_j for every bias), and each layer's input
+    errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update does, with the
+    increments summed into grad instead of applied (epoch and minibatch updating)."""
+    for l in range(geo.shape[0] - 1, -1, -1):
+        fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
+        w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
+        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+            d = delta[a_out]
+            for i in range(fan_in):
+                grad[w_off + i] += act[a_in + i] * d
+            if l > 0:
+                for i in range(fan_in):
+                    delta[a_in + i] = params[w_off + i] * d
+            grad[b_off] += d
+        else:
+            add_outer(grad, params, w_off, fan_in, fan_out, act, a_in, delta, a_out, l > 0)
+        if l > 0:
+            if dropping(layout, l - 1):
+                undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
+            derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
+
+
+@njit(**JIT)
+def squared_weights(params, layout):
+    """sum of w^2 over every weight (not the biases): the L2 term is alpha/2 times it.
+    Summed in the network's dtype within a layer, as scikit-learn's dot(w, w), and in
+    float64 over the layers; unsigned offsets, so the sum vectorises."""
+    total = 0.0
+    for l in range(layout.shape[0]):
+        w_off, n = np.uint64(layout[l, W_OFF]), np.uint64(layout[l, B_OFF] - layout[l, W_OFF])
+        layer = params.dtype.type(0)
+        for k in range(n):
+            layer += params[w_off + k] * params[w_off + k]
+        total += np.float64(layer)
+    return total
+
+
+@njit(inline="always", **JIT)
+def weight_of(weights, t):
+    """Tuple t's sample weight; an empty `weights` array means every tuple weighs 1."""
+    return 1.0 if weights.shape[0] == 0 else np.float64(weights[t])
+
+
+@njit(inline="always", **JIT)
+def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout):
+    """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]. dropout: None
+    (no dropout: its code is pruned at compile time, see errors_and_update_inline) or True."""
+    for i in range(geo[0, G_IN]):
+        act[i] = X[t, i]
+    if dropout is not None:
+        forward_dropout(params, layout, geo, act, t, codes)
+    else:
+        forward(params, layout, geo, act, codes)
+    last = geo.shape[0] - 1
+    out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    return (loss_of(act, out, n_out, Y, t, codes, layout), correct_of(act, out, n_out, Y, t, codes, layout))
