@@ -94,6 +94,30 @@ class Model:
                 f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
                 f"dtype={self.dtype.name}{extra})")
 
+
+    # -- what a training run needs from its model (fastbp.driver.Run asks; each model knows
+    # its own kernels) ---------------------------------------------------------------------
+    def check_training(self, mode, dropout, bptt_steps, clip_norm):
+        """Refuse training settings this kind of model has no kernel for (ValueError)."""
+        raise NotImplementedError
+
+    def training_kernel(self, run):
+        """(run kernel, its scratch arrays, whether it runs parallel regions) for `run`, a
+        fastbp.driver.Run of this model."""
+        raise NotImplementedError
+
+    def training_arguments(self, run, optim, state):
+        """The run kernel's arguments: optim = (optimizer code, hyper, state), state = the
+        run's (ctl, num, history buffer, order, orders, prev, best)."""
+        raise NotImplementedError
+
+    def validation_arguments(self, validation):
+        """What the run kernel takes for a fastbp.driver.Validation of this model's data."""
+        raise NotImplementedError
+
+    def note_targets(self, Y):
+        """Remember what a training's targets were like (an RNN: per sequence or per step)."""
+
     def check_target_range(self, Y):
         """Targets the loss is defined for: probabilities for log loss, counts for Poisson."""
         if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):

@@ -22,8 +22,7 @@ import numpy as np
 from . import _kernels as K
 from ._threads import compute_threads
 from ._validation import check_choice, check_float, check_int
-from .network import Network, by_tuples, n_chunks_for
-from .rnn import RNN
+from ._model import Model
 
 MODES = ("case", "epoch", "minibatch")
 # A slice's time budget: Python answers Ctrl-C, updates a progress bar, at least this often.
@@ -159,7 +158,7 @@ class Trainer:
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
                  quickprop_decay=-0.0001, quickprop_mu=1.75, dropout=None):
         from ._validation import check_bool
-        if not isinstance(net, (Network, RNN)):
+        if not isinstance(net, Model):
             raise TypeError(f"net must be a fastbp.Network or fastbp.RNN, got {type(net).__name__}")
         self.net = net
         self.mode = check_choice(mode, "mode", MODES)
@@ -194,27 +193,18 @@ class Trainer:
                               dtype=net.dtype)
         if self.optimizer == "rprop":
             self.state[0] = delta_zero
+        net.check_training(self.mode, dropout, bptt_steps, clip_norm)
         # recurrent networks only: truncated BPTT length (0: none), gradient-norm clipping (0: none)
-        if not isinstance(net, RNN) and (bptt_steps is not None or clip_norm is not None):
-            raise ValueError("bptt_steps and clip_norm apply to recurrent networks (fastbp.RNN)")
         self.bptt = 0 if bptt_steps is None else check_int(bptt_steps, "bptt_steps", minimum=1)
         self.max_norm = 0.0 if clip_norm is None else check_float(clip_norm, "clip_norm", minimum=0.0,
                                                                   strict_min=True)
         self.dropout = self._dropout_rates(dropout)
-        if isinstance(net, Network) and net.batch_norm:
-            if self.mode == "case":
-                raise ValueError("batch_norm normalises over a batch: it needs mode='minibatch' "
-                                 "or 'epoch', got mode='case'")
-            if self.dropout is not None:
-                raise ValueError("dropout with batch_norm is not supported")
 
     def _dropout_rates(self, dropout):
         """Per weight layer, the rate its outputs are dropped at (the output layer: 0)."""
         net = self.net
         if dropout is None:
             return None
-        if isinstance(net, RNN):
-            raise ValueError("dropout: not supported for fastbp.RNN (feed-forward Networks only)")
         n_hidden = len(net.sizes) - 2
         if n_hidden == 0:
             raise ValueError("dropout needs a hidden layer; this network has none")
@@ -323,7 +313,7 @@ class Run:
     empty: all 1); rules: a Rules; learning_rate, schedule (K.SCHED_*), power_t: the rate of
     each epoch; seed: the run's seed (tuple orders and dropout masks); shuffle: a new order
     every epoch (case and minibatch updating), else 0..n-1; orders: a GivenOrders instead;
-    validation: a Validation (Network) or (X, Y) checked by the network (RNN); history: a
+    validation: a Validation (X, Y checked by the network); history: a
     History to go on with (a resumed run), else a new one.
     """
 
@@ -354,7 +344,7 @@ class Run:
         ctl[K.C_BUDGET_NS] = int(SLICE_SECONDS * 1e9) * (1 if orders is None else 4)
         ctl[K.C_CLASSIFIER] = net.is_classifier
         ctl[K.C_PENALTY] = rules.sklearn
-        ctl[K.C_SCORE] = validation.score if isinstance(validation, Validation) else K.SCORE_NONE
+        ctl[K.C_SCORE] = K.SCORE_NONE if validation is None else validation.score
         num[K.N_LR0] = num[K.N_LR] = learning_rate
         num[K.N_POWER_T] = power_t
         num[K.N_TOL] = 0.0 if rules.tol is None else rules.tol
@@ -380,104 +370,21 @@ class Run:
 
     # -- the kernel and its arguments ------------------------------------------------------------
     def _choose_kernel(self):
-        """(run kernel, its scratch arrays, whether it runs parallel regions)."""
-        net, trainer, n = self.net, self.trainer, self.n
-        dt, n_params = net.dtype, net.n_params
-        track_end = self.rules.track_end
-        val = self.validation
-        if isinstance(net, RNN):
-            batch = 0 if trainer.mode == "case" else n if trainer.mode == "epoch" \
-                else min(trainer.batch_size, n)
-            chunks = n_chunks_for(max(batch, 1))
-            self.batch_size = batch
-            work = (np.empty((chunks, n_params), dt), np.empty(n_params, dt))
-            return K.run_rnn, work, True
-        if net.batch_norm:
-            self.batch_size = n if trainer.mode == "epoch" else min(trainer.batch_size, n)
-            return K.run_batch_norm, (np.empty(n_params, dt),), False
-        units = sum(net.sizes)
-        eval_chunks = n_chunks_for(n) if track_end else 1
-        val_chunks = n_chunks_for(val.X.shape[0]) if val is not None else 1
-        # track="end" evaluates after each epoch: unit buffers and sums per chunk (None: the
-        # kernel compiles no evaluation)
-        self._evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
-            if track_end else None
-        if trainer.mode == "case":
-            work = (np.empty(units, dt), np.empty(units, dt))
-            parallel = max(eval_chunks, val_chunks) > 1
-            return (K.run_case_parallel if parallel else K.run_case), work, parallel
-        if trainer.mode == "minibatch":
-            self.batch_size = min(trainer.batch_size, n)  # also keeps it within int64
-            chunks = n_chunks_for(self.batch_size)
-        else:
-            chunks = n_chunks_for(n)
-        largest = max(a * b for a, b in zip(net.sizes[:-1], net.sizes[1:]))
-        work = (np.empty((chunks, n_params), dt), np.empty(n_params, dt),
-                np.empty((chunks, 2 * K.BLOCK * units + largest), dt), np.empty((chunks, 3)))
-        self.grad = work[1]
-        parallel = max(chunks, val_chunks, eval_chunks) > 1
-        if trainer.mode == "minibatch":
-            return (K.run_minibatch_parallel if parallel else K.run_minibatch), work, parallel
-        return (K.run_full_batch_parallel if parallel else K.run_full_batch), work, parallel
+        """(run kernel, its scratch arrays, whether it runs parallel regions): the network's
+        to say (Network.training_kernel, RNN.training_kernel)."""
+        return self.net.training_kernel(self)
 
     def _validation_args(self):
-        val, net = self.validation, self.net
-        if val is None:
-            return None
-        if isinstance(net, RNN):
-            Xv, Yv = val
-            n, T, f = Xv.shape
-            return (Xv.reshape(n * T, f), Yv.reshape(-1, net.n_outputs), np.int64(T),
-                    Yv.ndim == 3, n_chunks_for(n))
-        if net.batch_norm:
-            return (val.X, val.Y)
-        n_out = net.n_outputs
-        Y_score = val.Y_score if val.Y_score is not None else np.empty((0, n_out))
-        weights = val.weights if val.weights is not None else np.empty(0)
-        r2_denominator = np.empty(0)
-        if val.score == K.SCORE_R2:  # as scikit-learn's r2_score: the targets' weighted spread
-            w = np.ones(Y_score.shape[0]) if val.weights is None else val.weights
-            mean = np.average(Y_score, axis=0, weights=w)
-            r2_denominator = (w[:, None] * (Y_score - mean) ** 2).sum(axis=0, dtype=np.float64)
-        chunks = n_chunks_for(val.X.shape[0])
-        return (val.X, val.Y, np.ascontiguousarray(Y_score, dtype=np.float64),
-                np.ascontiguousarray(weights, dtype=np.float64), r2_denominator,
-                np.empty((chunks, sum(net.sizes)), net.dtype),
-                np.empty((chunks + 1, K.V_SQUARED + n_out)))
+        return None if self.validation is None else self.net.validation_arguments(self.validation)
 
     def _arguments(self):
         """The run kernel's arguments (they hold the history's buffer: made anew when it grows,
         or when momentum is switched on or off, which selects the compiled update code)."""
-        net, trainer = self.net, self.trainer
+        trainer = self.trainer
         optim = (K.OPTIMIZERS[trainer.optimizer], trainer.hyper, trainer.state)
         orders = self.orders.array if self.orders is not None else np.empty((0, self.n), np.int64)
         run = (self.ctl, self.num, self.history._buffer, self.order, orders, self.prev, self.best)
-        loss_code = K.LOSSES[net.loss]
-        val = self._val
-        if isinstance(net, RNN):
-            X2, Y2, T, per_step = net._flat(self.X, self.Y)
-            shape = (T, per_step, np.int64(trainer.bptt), trainer.max_norm, n_chunks_for(self.n))
-            return (net.params, net.layout, X2, Y2, self.weights, shape, loss_code,
-                    self.batch_size, optim, run) + self._work + (val,)
-        if net.batch_norm:
-            bn_off = int(net.layout[-1, K.B_OFF] + net.layout[-1, K.FAN_OUT])
-            norm = (net.bn_layout, net.bn_stats, net.bn_momentum, net.bn_eps, bn_off,
-                    np.empty((0, net.n_outputs), net.dtype))
-            return (net.params, self.layout, self.X, self.Y, self.weights, loss_code,
-                    self.batch_size, norm, optim, run) + self._work + (val,)
-        # Features that are off are passed as None: the kernel compiles without them.
-        dropout = True if trainer.dropout is not None else None
-        head = (net.params, self.layout, self.X, self.Y, self.weights, net.codes)
-        if trainer.mode == "minibatch":
-            return head + (self.batch_size, optim, run, self._work, val, self._evaluation,
-                           dropout, by_tuples(net.layout, self.batch_size))
-        if trainer.mode == "case":  # small networks without dropout: case_pass_small
-            general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
-                else True
-            small = net.n_params <= K.SMALL_NETWORK and dropout is None
-            return head + (optim, run, self._work, val, self._evaluation, general, dropout) + \
-                ((True, None) if small else (None, True))
-        return head + (optim, run, self._work, val, dropout, by_tuples(net.layout, self.n))
+        return self.net.training_arguments(self, optim, run)
 
     # -- state --------------------------------------------------------------------------------
     @property

@@ -198,6 +198,86 @@ class Network(Model):
         return new
 
 
+    # -- training: the kernels a run of this network calls (see Model) -------------------------
+    def check_training(self, mode, dropout, bptt_steps, clip_norm):
+        if bptt_steps is not None or clip_norm is not None:
+            raise ValueError("bptt_steps and clip_norm apply to recurrent networks (fastbp.RNN)")
+        if self.batch_norm and mode == "case":
+            raise ValueError("batch_norm normalises over a batch: it needs mode='minibatch' "
+                             "or 'epoch', got mode='case'")
+        if self.batch_norm and dropout is not None:
+            raise ValueError("dropout with batch_norm is not supported")
+
+    def training_kernel(self, run):
+        trainer, n, dt, n_params = run.trainer, run.n, self.dtype, self.n_params
+        track_end, val = run.rules.track_end, run.validation
+        if self.batch_norm:
+            run.batch_size = n if trainer.mode == "epoch" else min(trainer.batch_size, n)
+            return K.run_batch_norm, (np.empty(n_params, dt),), False
+        units = sum(self.sizes)
+        eval_chunks = n_chunks_for(n) if track_end else 1
+        val_chunks = n_chunks_for(val.X.shape[0]) if val is not None else 1
+        # track="end" evaluates after each epoch: unit buffers and sums per chunk (None: the
+        # kernel compiles no evaluation)
+        run._evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
+            if track_end else None
+        if trainer.mode == "case":
+            work = (np.empty(units, dt), np.empty(units, dt))
+            parallel = max(eval_chunks, val_chunks) > 1
+            return (K.run_case_parallel if parallel else K.run_case), work, parallel
+        if trainer.mode == "minibatch":
+            run.batch_size = min(trainer.batch_size, n)  # also keeps it within int64
+            chunks = n_chunks_for(run.batch_size)
+        else:
+            chunks = n_chunks_for(n)
+        largest = max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+        work = (np.empty((chunks, n_params), dt), np.empty(n_params, dt),
+                np.empty((chunks, 2 * K.BLOCK * units + largest), dt), np.empty((chunks, 3)))
+        run.grad = work[1]
+        parallel = max(chunks, val_chunks, eval_chunks) > 1
+        if trainer.mode == "minibatch":
+            return (K.run_minibatch_parallel if parallel else K.run_minibatch), work, parallel
+        return (K.run_full_batch_parallel if parallel else K.run_full_batch), work, parallel
+
+    def validation_arguments(self, val):
+        if self.batch_norm:
+            return (val.X, val.Y)
+        n_out = self.n_outputs
+        Y_score = val.Y_score if val.Y_score is not None else np.empty((0, n_out))
+        weights = val.weights if val.weights is not None else np.empty(0)
+        r2_denominator = np.empty(0)
+        if val.score == K.SCORE_R2:  # as scikit-learn's r2_score: the targets' weighted spread
+            w = np.ones(Y_score.shape[0]) if val.weights is None else val.weights
+            mean = np.average(Y_score, axis=0, weights=w)
+            r2_denominator = (w[:, None] * (Y_score - mean) ** 2).sum(axis=0, dtype=np.float64)
+        chunks = n_chunks_for(val.X.shape[0])
+        return (val.X, val.Y, np.ascontiguousarray(Y_score, dtype=np.float64),
+                np.ascontiguousarray(weights, dtype=np.float64), r2_denominator,
+                np.empty((chunks, sum(self.sizes)), self.dtype),
+                np.empty((chunks + 1, K.V_SQUARED + n_out)))
+
+    def training_arguments(self, run, optim, state):
+        trainer, val = run.trainer, run._val
+        if self.batch_norm:
+            bn_off = int(self.layout[-1, K.B_OFF] + self.layout[-1, K.FAN_OUT])
+            norm = (self.bn_layout, self.bn_stats, self.bn_momentum, self.bn_eps, bn_off,
+                    np.empty((0, self.n_outputs), self.dtype))
+            return (self.params, run.layout, run.X, run.Y, run.weights, K.LOSSES[self.loss],
+                    run.batch_size, norm, optim, state) + run._work + (val,)
+        # Features that are off are passed as None: the kernel compiles without them.
+        dropout = True if trainer.dropout is not None else None
+        head = (self.params, run.layout, run.X, run.Y, run.weights, self.codes)
+        if trainer.mode == "minibatch":
+            return head + (run.batch_size, optim, state, run._work, val, run._evaluation,
+                           dropout, by_tuples(self.layout, run.batch_size))
+        if trainer.mode == "case":  # small networks without dropout: case_pass_small
+            general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
+                else True
+            small = self.n_params <= K.SMALL_NETWORK and dropout is None
+            return head + (optim, state, run._work, val, run._evaluation, general, dropout) + \
+                ((True, None) if small else (None, True))
+        return head + (optim, state, run._work, val, dropout, by_tuples(self.layout, run.n))
+
     # -- data ----------------------------------------------------------------------------------
     def check_X(self, X, name="X"):
         return as_matrix(X, name, self.dtype, n_columns=self.n_inputs, columns="features")
@@ -218,12 +298,13 @@ class Network(Model):
         return K.Codes.of(self.activation, self.output_activation, self.loss)
 
     # -- computation ---------------------------------------------------------------------------
-    def predict(self, X):
-        """Output activations for each row of X: shape (n_samples, n_outputs), the network's dtype."""
+    def predict(self, X, n_jobs=None):
+        """Output activations for each row of X: shape (n_samples, n_outputs), the network's
+        dtype. n_jobs: Numba threads for a large X (as in train(); None keeps the count)."""
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         n_chunks = n_chunks_for(X.shape[0])
-        with compute_threads(parallel=self.batch_norm or n_chunks > 1):
+        with compute_threads(n_jobs, parallel=self.batch_norm or n_chunks > 1):
             if self.batch_norm:  # inference mode: the running statistics
                 K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X,
                               np.empty((0, self.n_outputs), self.dtype), np.empty(0, self.dtype),

@@ -144,6 +144,35 @@ class RNN(Model):
     def targets_of(self, Y):
         return "step" if np.ndim(Y) == 3 else "sequence"
 
+    # -- training: the kernels a run of this network calls (see Model) -------------------------
+    def check_training(self, mode, dropout, bptt_steps, clip_norm):
+        if dropout is not None:
+            raise ValueError("dropout: not supported for fastbp.RNN (feed-forward Networks only)")
+
+    def note_targets(self, Y):
+        self.targets_ = "step" if np.ndim(Y) == 3 else "sequence"
+
+    def training_kernel(self, run):
+        trainer, n = run.trainer, run.n
+        batch = 0 if trainer.mode == "case" else n if trainer.mode == "epoch" \
+            else min(trainer.batch_size, n)
+        run.batch_size = batch
+        work = (np.empty((n_chunks_for(max(batch, 1)), self.n_params), self.dtype),
+                np.empty(self.n_params, self.dtype))
+        return K.run_rnn, work, True
+
+    def validation_arguments(self, val):
+        n, T, f = val.X.shape
+        return (val.X.reshape(n * T, f), val.Y.reshape(-1, self.n_outputs), np.int64(T),
+                val.Y.ndim == 3, n_chunks_for(n))
+
+    def training_arguments(self, run, optim, state):
+        trainer = run.trainer
+        X2, Y2, T, per_step = self._flat(run.X, run.Y)
+        shape = (T, per_step, np.int64(trainer.bptt), trainer.max_norm, n_chunks_for(run.n))
+        return (self.params, self.layout, X2, Y2, run.weights, shape, K.LOSSES[self.loss],
+                run.batch_size, optim, state) + run._work + (run._val,)
+
     # -- use ----------------------------------------------------------------------------------
     def predict(self, X, n_jobs=None):
         """Outputs: at the last step, (n_sequences, n_out), or at every step, (n_sequences,

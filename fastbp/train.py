@@ -12,7 +12,6 @@ from .driver import (MODES, SERIES, DivergenceWarning, History, InterruptedWarni
                      Run, Trainer, Validation)  # (re-exported)
 from .io.checkpoint import read_checkpoint, save_checkpoint
 from .network import check_random_state, draw_seed
-from .rnn import RNN
 
 SCHEDULES = {"constant": K.SCHED_CONSTANT, "1/t": K.SCHED_INV_T, "invscaling": K.SCHED_INVSCALING}
 TRACKS = ("end", "pass")
@@ -124,11 +123,10 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
             X_val, Y_val = net.check_XY(*validation)
         except (ValueError, TypeError) as error:
             raise type(error)(f"validation: {error}") from None
-        validation = (X_val, Y_val) if isinstance(net, RNN) else Validation(X_val, Y_val)
+        validation = Validation(X_val, Y_val)
     elif early_stopping:
         raise ValueError("early_stopping=True needs validation=(X_val, Y_val)")
-    if isinstance(net, RNN):
-        net.targets_ = "step" if Y.ndim == 3 else "sequence"
+    net.note_targets(Y)
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)):
             raise TypeError(f"checkpoint must be a file path, got {checkpoint!r}")

@@ -440,3 +440,19 @@ def test_a_saved_estimator_loads_in_a_process_that_never_imported_the_drop_ins(t
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     name, predictions = out.stdout.split(" ", 1)
     assert name == "MLPClassifier" and json.loads(predictions) == est.predict(X).tolist()
+
+
+def test_network_and_rnn_answer_one_interface():
+    """Both models: predict(X, n_jobs=None), evaluate(X, Y, sample_weight=None), and the
+    training interface the epoch driver asks (each model knows its kernels)."""
+    import inspect
+    for cls in (fastbp.Network, fastbp.RNN):
+        assert list(inspect.signature(cls.predict).parameters) == ["self", "X", "n_jobs"]
+        assert list(inspect.signature(cls.evaluate).parameters) == ["self", "X", "Y", "sample_weight"]
+        for name in ("check_training", "training_kernel", "training_arguments",
+                     "validation_arguments", "note_targets"):
+            assert getattr(cls, name) is not getattr(fastbp.network.Model, name) or name == "note_targets"
+    net = fastbp.Network([4, 3, 1], random_state=0)
+    assert np.array_equal(net.predict(X, n_jobs=1), net.predict(X))
+    with pytest.raises(ValueError, match="n_jobs"):
+        net.predict(X, n_jobs=0)
