@@ -6,12 +6,10 @@ the tuple order, the pass, the history and the rules) without train()'s argument
 The network keeps training from sample to sample; the cost of an epoch does not depend on
 the weights. Whole train() and fit() calls on small problems: bench_small.py.
 """
-import numpy as np
 
 from fastbp.driver import Trainer
 
-from .common import (BENCH_WORKLOADS, DTYPES, MINIBATCH, THREADS, WARMUP_TUPLES, Benchmark,
-                     epoch_by_epoch, make_network)
+from .common import BENCH_WORKLOADS, DTYPES, MINIBATCH, THREADS, WARMUP_TUPLES, Benchmark, epoch_by_epoch, make_network
 
 
 class EpochSuite(Benchmark):

@@ -10,10 +10,10 @@ import numba
 import numpy as np
 
 from fastbp import Network
+from fastbp._threads import compute_threads
 from fastbp.datasets import WORKLOADS, load_workload
 from fastbp.driver import Rules, Run
 from fastbp.network import MAX_CHUNKS, MIN_CHUNK_TUPLES
-from fastbp._threads import compute_threads
 
 # Every workload; "wide" takes seconds per epoch.
 BENCH_WORKLOADS = tuple(WORKLOADS)

@@ -4,9 +4,8 @@ Multilayer feed-forward networks trained with the classic backpropagation algori
 (Han & Kamber, Data Mining, ch. 9) in Numba-compiled kernels, over one contiguous
 weight buffer per network: case updating, epoch updating and minibatches between them.
 """
-from ._version import __version__
-
 from . import datasets, io
+from ._version import __version__
 from .io import ModelFileError, load, save
 from .network import Network
 from .rnn import RNN

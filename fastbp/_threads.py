@@ -33,6 +33,7 @@ def threading_layer():
         with _lock:
             if _layer["name"] is None:
                 import numba
+
                 from ._kernels import threads_probe
                 threads_probe(np.int64(4))
                 _layer["name"] = numba.threading_layer()

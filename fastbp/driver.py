@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels as K
+from ._model import Model
 from ._threads import compute_threads
 from ._validation import check_choice, check_float, check_int
-from ._model import Model
 
 MODES = ("case", "epoch", "minibatch")
 # A slice's time budget: Python answers Ctrl-C, updates a progress bar, at least this often.

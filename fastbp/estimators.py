@@ -35,25 +35,25 @@ from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as _SklearnMLPClassifier
-from sklearn.neural_network import _multilayer_perceptron as _mlp
 from sklearn.neural_network import MLPRegressor as _SklearnMLPRegressor
-from sklearn.utils.fixes import _get_additional_lbfgs_options_dict
-from sklearn.utils.optimize import _check_optimize_result
+from sklearn.neural_network import _multilayer_perceptron as _mlp
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import validate_data
 
 from . import _kernels as K
+from ._threads import compute_threads
+from ._validation import check_dtype
 from .driver import DivergenceWarning, GivenOrders, Rules, Run, Trainer, Validation
 from .io.estimator import register
 from .network import DTYPES, HIDDEN_ACTIVATIONS, Network
-from ._threads import compute_threads
-from ._validation import check_dtype
 
 # FANN's batch algorithms as extra solvers (full batch every epoch; train() checks their
 # parameters). scikit-learn's _fit runs _fit_stochastic for the solvers in its module's
 # _STOCHASTIC_SOLVERS list (and only then offers partial_fit): they join it. Its own
 # classes are unaffected: their parameter validation refuses these solvers first.
 BATCH_SOLVERS = ("rprop", "quickprop")
+_SCIPY_TAKES_IPRINT = tuple(int(p) for p in scipy.__version__.split(".")[:2]) < (1, 15)
 BATCH_SOLVER_PARAMS = ("rprop_increase_factor", "rprop_decrease_factor", "rprop_delta_min",
                        "rprop_delta_max", "rprop_delta_zero", "quickprop_decay", "quickprop_mu")
 for _solver in BATCH_SOLVERS:
@@ -473,11 +473,11 @@ class _FastbpMLP:
             penalty = 0.5 * self.alpha * K.squared_weights(net.params, net.layout) / weight_sum
             return data_scale * (loss - penalty) + penalty, grad.astype(np.float64)
 
-        iprint = 1 if self.verbose is True or self.verbose >= 1 else -1
-        opt_res = scipy.optimize.minimize(
-            loss_and_gradient, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol,
-                     **_get_additional_lbfgs_options_dict("iprint", iprint)})
+        options = {"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol}
+        if _SCIPY_TAKES_IPRINT:  # as scikit-learn: SciPy 1.15 deprecated L-BFGS-B's iprint
+            options["iprint"] = 1 if self.verbose is True or self.verbose >= 1 else -1
+        opt_res = scipy.optimize.minimize(loss_and_gradient, net.params.astype(np.float64),
+                                          method="L-BFGS-B", jac=True, options=options)
         self.n_iter_ = _check_optimize_result("lbfgs", opt_res, self.max_iter)
         self.loss_ = opt_res.fun
         net.params[:] = opt_res.x

@@ -4,11 +4,24 @@ import copy
 import numpy as np
 
 from . import _kernels as K
+from ._model import (  # noqa: F401
+    ACTIVATION_ALIASES,
+    DTYPES,
+    HIDDEN_ACTIVATIONS,
+    INITS,
+    LOSS_OUTPUTS,
+    MAX_CHUNKS,
+    MAX_SIZE,
+    MIN_CHUNK_TUPLES,
+    OUTPUT_ACTIVATIONS,
+    Model,
+    check_random_state,
+    check_units,
+    draw_seed,
+    n_chunks_for,
+)
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, check_float
-from ._model import (ACTIVATION_ALIASES, DTYPES, HIDDEN_ACTIVATIONS, INITS,  # noqa: F401
-                     LOSS_OUTPUTS, MAX_CHUNKS, MAX_SIZE, MIN_CHUNK_TUPLES, OUTPUT_ACTIVATIONS,
-                     Model, check_random_state, check_units, draw_seed, n_chunks_for)
 
 
 def by_tuples(layout, n):
@@ -51,7 +64,8 @@ class Network(Model):
     def __init__(self, sizes, activation="logistic", output_activation="logistic",
                  loss="squared_error", dtype=np.float64, random_state=None, *, init="uniform",
                  init_range=0.5, batch_norm=False, bn_momentum=0.1, bn_eps=1e-5):
-        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or (isinstance(sizes, np.ndarray) and sizes.ndim != 1):
+        if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or \
+                (isinstance(sizes, np.ndarray) and sizes.ndim != 1):
             raise TypeError(f"sizes must be a sequence of layer sizes, got {sizes!r}")
         if len(sizes) < 2:
             raise ValueError(f"sizes needs at least an input and an output layer, got {list(sizes)}")

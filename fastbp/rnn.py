@@ -19,9 +19,9 @@ import copy
 import numpy as np
 
 from . import _kernels as K
+from ._model import Model, check_random_state, check_units, n_chunks_for
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_float, check_int
-from ._model import Model, check_random_state, check_units, n_chunks_for
 
 TARGETS = ("sequence", "step")
 

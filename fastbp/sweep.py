@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 RUNS_FILE, SUMMARY_FILE = "runs.jsonl", "summary.csv"
 THROUGHPUT_PLOT, LOSS_PLOT = "throughput.png", "loss.png"
 
@@ -283,7 +282,8 @@ def run_one(config, data_dir=None):
     import numba
 
     from ._version import __version__
-    from .train import DivergenceWarning, train as train_network
+    from .train import DivergenceWarning
+    from .train import train as train_network
     tracked = _reset_peak_memory()
     start = time.perf_counter()
     data, model, train = config["data"], config["model"], config["train"]

@@ -6,10 +6,18 @@ import warnings
 import numpy as np
 
 from . import _kernels as K
-from ._validation import (as_sample_weight, check_bool, check_choice, check_float, check_int,
-                          check_n_jobs)
-from .driver import (MODES, SERIES, DivergenceWarning, History, InterruptedWarning, Rules,  # noqa: F401
-                     Run, Trainer, Validation)  # (re-exported)
+from ._validation import as_sample_weight, check_bool, check_choice, check_float, check_int, check_n_jobs
+from .driver import (  # noqa: F401
+    MODES,
+    SERIES,
+    DivergenceWarning,
+    History,
+    InterruptedWarning,
+    Rules,
+    Run,  # (re-exported)
+    Trainer,
+    Validation,
+)
 from .io.checkpoint import read_checkpoint, save_checkpoint
 from .network import check_random_state, draw_seed
 

@@ -60,7 +60,8 @@ def main(argv=None):
     if args.reps < 1 or args.repeats < 1 or args.other_us <= 0:
         parser.error("--reps and --repeats must be >= 1 and --other-us > 0")
 
-    print(f"| network | weights + biases | W and V | floor, µs per tuple | best possible ratio against {args.other_us:g} µs per tuple |")
+    print("| network | weights + biases | W and V | floor, µs per tuple | "
+          f"best possible ratio against {args.other_us:g} µs per tuple |")
     print("|---|---:|---:|---:|---:|")
     for label, sizes, dtype in NETWORKS:
         n = n_params(sizes)

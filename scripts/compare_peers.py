@@ -583,7 +583,7 @@ def measure(trainers, name, X, Y, mode, epochs, rounds):
                     f"{seconds[0]:.4g}, timed " + " ".join(f"{s:.4g}" for s in seconds[1:])
                     + " s/epoch" + shown)
     finally:
-        for key, (_, close) in sessions.items():
+        for _, close in sessions.values():
             close()
     for key, seconds in times.items():
         if seconds:

@@ -29,6 +29,7 @@ from numba import njit
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_peers  # noqa: E402  (the FANN and fastbp sessions, as that script runs them)
+
 from fastbp._kernels.backprop import FASTMATH, fast_exp  # noqa: E402
 from fastbp.datasets import load_workload  # noqa: E402
 

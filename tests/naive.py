@@ -12,6 +12,8 @@ Conventions: ``z`` is a unit's net input (theta_j + sum_i O_i w_ij), ``O`` its o
 
 import numpy as np
 
+EPS = np.finfo(np.float64).eps
+
 # -- activations, written from the unit's output where the textbook does -----------------
 
 
@@ -95,7 +97,7 @@ def join(Ws, bs):
 def weight_mask(sizes):
     """1.0 where params holds a weight, 0.0 where it holds a bias (alpha penalises weights only)."""
     mask = np.zeros(n_params(sizes))
-    for fan_in, fan_out, w_off, b_off in layout(sizes):
+    for _, _, w_off, b_off in layout(sizes):
         mask[w_off:b_off] = 1.0
     return mask
 
@@ -139,7 +141,7 @@ def forward(Ws, bs, x, activation, output_activation):
     return outs
 
 
-def tuple_loss(out, target, loss, output_activation="logistic", eps=np.finfo(np.float64).eps):
+def tuple_loss(out, target, loss, output_activation="logistic", eps=EPS):
     """Loss of one tuple; log_loss clips O to [eps, 1 - eps] as scikit-learn does."""
     out, target = np.asarray(out, dtype=np.float64), np.asarray(target, dtype=np.float64)
     if loss == "squared_error":
@@ -217,7 +219,7 @@ def flat_tuple_gradient(params, spec, x, target):
     return join(dWs, dbs)
 
 
-def mean_loss(params, spec, X, Y, alpha=0.0, eps=np.finfo(np.float64).eps):
+def mean_loss(params, spec, X, Y, alpha=0.0, eps=EPS):
     """The contract's loss: mean per-tuple loss + alpha/(2n) * sum of squared weights."""
     Ws, bs = split(params, spec.sizes)
     Y = np.asarray(Y, dtype=np.float64).reshape(len(X), -1)

@@ -8,7 +8,6 @@ import pytest
 
 from fastbp import datasets as ds
 
-
 # ----------------------------------------------------------------------------- xor, one_hot
 
 

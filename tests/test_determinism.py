@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.network import n_chunks_for
 from fastbp._threads import compute_threads
+from fastbp.network import n_chunks_for
 
 SIZES = [6, 9, 4]
 N = 500  # enough tuples for a parallel pass to be cut into several chunks (20)

@@ -11,7 +11,7 @@ import inspect
 import pickle
 import re
 import warnings
-from functools import lru_cache
+from functools import cache
 
 import joblib
 import numpy as np
@@ -45,21 +45,21 @@ def _standardize(X):
     return (X - X.mean(axis=0)) / std
 
 
-@lru_cache(maxsize=None)
+@cache
 def cancer():
     """Binary: the first N_ROWS of load_breast_cancer, standardised."""
     X, y = load_breast_cancer(return_X_y=True)
     return _standardize(X[:N_ROWS]), y[:N_ROWS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def digits():
     """10 classes: the first N_ROWS of load_digits, standardised."""
     X, y = load_digits(return_X_y=True)
     return _standardize(X[:N_ROWS]), y[:N_ROWS]
 
 
-@lru_cache(maxsize=None)
+@cache
 def diabetes():
     """Regression: the first N_ROWS of load_diabetes, X and y standardised."""
     X, y = load_diabetes(return_X_y=True)
@@ -531,7 +531,7 @@ def test_set_params():
     assert_views_of_buffer(est)
     ref.set_params(hidden_layer_sizes=(5,), alpha=0.1).fit(X, y)
     assert_same_fit(ref, est, X)
-    (ref_error, _), (error, _) = (outcome(lambda: e.set_params(no_such_param=1)) for e in (ref, est))
+    (ref_error, _), (error, _) = (outcome(lambda e=e: e.set_params(no_such_param=1)) for e in (ref, est))
     assert error[0] is ref_error[0] is ValueError and "no_such_param" in error[1]
 
 
@@ -640,7 +640,8 @@ def test_pandas_dataframe():
     # other column names, and no names at all: scikit-learn's error / warning, word for word
     renamed = frame.rename(columns=lambda c: "g" + c[1:])
     for X_other in (renamed, frame[columns[::-1]], X):
-        ref_outcome, got = outcome(lambda: ref.predict(X_other)), outcome(lambda: est.predict(X_other))
+        ref_outcome = outcome(lambda X_other=X_other: ref.predict(X_other))
+        got = outcome(lambda X_other=X_other: est.predict(X_other))
         assert got == ref_outcome
         (result, _), caught = got
         assert result is ValueError or any("feature names" in m for _, m in caught)

@@ -60,7 +60,7 @@ def _interrupt_after_kernel_call(monkeypatch, k):
     calls = []
     for name in dir(K):
         if name.startswith("run_"):
-            def wrapper(*args, _kernel=getattr(K, name)):
+            def wrapper(*args, _kernel=getattr(K, name)):  # noqa: B008  (bound per kernel)
                 _kernel(*args)
                 calls.append(1)
                 if len(calls) == k:

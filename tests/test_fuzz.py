@@ -57,7 +57,6 @@ from hypothesis.extra import numpy as hnp
 
 import fastbp
 
-
 # FASTBP_FUZZ_SCALE=10 tries ten times as many examples (a longer hunt than CI's).
 SCALE = max(1, int(os.environ.get("FASTBP_FUZZ_SCALE", "1")))
 

@@ -5,11 +5,11 @@ without the L2 term alpha. float64 is checked tightly; float32 analytic gradient
 checked loosely against float64 central differences at the same (float32) weights.
 """
 
+import naive
 import numpy as np
 import pytest
 
 import fastbp
-import naive
 
 SIZES = (3, 4, 3, 2)  # two hidden layers, so a hidden error is propagated from a hidden layer
 N = 5

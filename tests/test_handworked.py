@@ -6,11 +6,11 @@ rounds to 3 decimals; we check fastbp against its numbers at that precision and 
 tests/naive.py to 1e-12. The book's Err_j is -dE/dz_j.
 """
 
+import naive
 import numpy as np
 import pytest
 
 import fastbp
-import naive
 
 X = np.array([[1.0, 0.0, 1.0]])  # x1, x2, x3
 Y = np.array([[1.0]])  # target of unit 6

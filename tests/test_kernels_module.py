@@ -7,8 +7,8 @@ locator stamps every kernel with a hash of all of fastbp/_kernels instead, and t
 here proves it on a copy of the package.
 """
 import importlib
-import math
 import inspect
+import math
 import pathlib
 import re
 import shutil

@@ -7,12 +7,12 @@ same permutations, through the one-tuple-at-a-time reference. float64 must agree
 
 import copy
 
+import naive
 import numpy as np
 import pytest
 
 import fastbp
 from fastbp._kernels import backprop as K
-import naive
 
 N = 30
 EPOCHS = 3

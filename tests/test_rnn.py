@@ -289,7 +289,8 @@ def test_rnn_regressor_adding_problem_and_shapes():
                               random_state=0).fit(X, y)
     Xt, yt = adding_problem(300, 10, seed=1)
     assert reg.predict(Xt).shape == (300,) and reg.score(Xt, yt) > 0.9
-    per_step = fastbp.RNNRegressor(hidden_size=8, max_iter=3, random_state=0).fit(X[:50], np.cumsum(X[:50, :, :1], axis=1))
+    per_step = fastbp.RNNRegressor(hidden_size=8, max_iter=3, random_state=0).fit(
+        X[:50], np.cumsum(X[:50, :, :1], axis=1))
     assert per_step.predict(X[:5]).shape == (5, 10, 1) and per_step.n_iter_ == 3
 
 

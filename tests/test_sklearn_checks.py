@@ -10,8 +10,7 @@ DataFrame checks) and SCIPY_ARRAY_API=1 (set in conftest.py before scipy is impo
 without it check_array_api_input skips).
 """
 import pytest
-from sklearn.utils.estimator_checks import (check_sample_weight_equivalence_on_dense_data,
-                                            parametrize_with_checks)
+from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data, parametrize_with_checks
 
 from fastbp import MLPClassifier, MLPRegressor
 

@@ -177,7 +177,8 @@ def test_memmap_data_is_trained_in_place_with_the_same_result(tmp_path, monkeypa
                        "--no-progress", "--no-plots"]) == 0
     seen = []
     real = fastbp.train
-    monkeypatch.setattr(sys.modules["fastbp.train"], "train", lambda net, X, Y, **kw: seen.append(X) or real(net, X, Y, **kw))
+    monkeypatch.setattr(sys.modules["fastbp.train"], "train",
+                        lambda net, X, Y, **kw: seen.append(X) or real(net, X, Y, **kw))
     mapped_grid = grid.replace("[model]", "memmap = [true]\n[model]")
     data_dir = tmp_path / "data"
     assert sweep.main(["--config", write(tmp_path, mapped_grid, "mapped.toml"), "--out", str(mapped),

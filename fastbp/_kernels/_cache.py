@@ -41,7 +41,7 @@ def cache_dir():
     return base / "fastbp" / leaf
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def source_stamp():
     """A hash of every .py file of fastbp/_kernels (names and contents)."""
     digest = hashlib.sha256()
@@ -51,7 +51,7 @@ def source_stamp():
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _writable(path):
     """Whether the cache folder can be made and written: checked once per process, not once
     per kernel (backprop defines over a hundred)."""

@@ -29,11 +29,11 @@ object per slice, which dominated small networks. Unsigned offsets cost neither.
 them with signed integers or integer literals (Numba makes uint64 + int64 a float64).
 """
 from ._setup import EXACT_JIT, FASTMATH, JIT  # noqa: F401
+from .batch_norm import *  # noqa: F401,F403
+from .blocks import *  # noqa: F401,F403
 from .fastmath import *  # noqa: F401,F403
 from .optimizers import *  # noqa: F401,F403
-from .steps import *  # noqa: F401,F403
-from .blocks import *  # noqa: F401,F403
 from .passes import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
-from .batch_norm import *  # noqa: F401,F403
 from .runs import *  # noqa: F401,F403
+from .steps import *  # noqa: F401,F403

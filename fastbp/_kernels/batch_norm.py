@@ -8,9 +8,7 @@ from ._setup import JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
 from .optimizers import apply_mean_update, update_flat
-from .steps import (geometry, is_correct, n_units, output_error, squared_weights, tuple_loss,
-                    weight_of)
-
+from .steps import geometry, is_correct, n_units, output_error, squared_weights, tuple_loss, weight_of
 
 # -- batch normalisation --------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from ._setup import JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .steps import drop_out, dropping, undo_drop_out, weight_of
 
-
 # -- blocks of tuples -----------------------------------------------------------------------
 
 

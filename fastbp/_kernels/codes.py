@@ -162,7 +162,8 @@ DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
 
 class Codes:
     """What an MLP kernel compiles in: the hidden activation, the output activation and the
-    loss (codes above; activations None: read from the layout at run time). Numba sees them in the argument's type (fastbp._kernels._jit), so a
+    loss (codes above; activations None: read from the layout at run time). Numba sees them in
+    the argument's type (fastbp._kernels._jit), so a
     kernel is compiled for the activations and loss it runs, and no other."""
 
     __slots__ = ("hidden", "output", "loss", "_type")

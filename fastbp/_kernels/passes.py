@@ -7,13 +7,22 @@ from numba import njit, prange
 
 from ._jit import correct_of, error_of, loss_of, twin
 from ._setup import JIT
+from .blocks import _PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
-from .steps import (errors_and_gradient, errors_and_update, errors_and_update_dropout,
-                    errors_and_update_inline, forward, forward_inline, forward_tuple, geometry,
-                    n_units, squared_weights, weight_of)
-from .blocks import (_PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces,
-                     split_workspace)
+from .steps import (
+    errors_and_gradient,
+    errors_and_update,
+    errors_and_update_dropout,
+    errors_and_update_inline,
+    forward,
+    forward_inline,
+    forward_tuple,
+    geometry,
+    n_units,
+    squared_weights,
+    weight_of,
+)
 
 
 @njit(**JIT)

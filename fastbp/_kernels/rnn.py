@@ -8,9 +8,8 @@ from ._setup import JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
 from .optimizers import begin_update, update_flat
-from .steps import is_correct, output_error, tuple_loss, weight_of
 from .passes import add_chunks
-
+from .steps import is_correct, output_error, tuple_loss, weight_of
 
 # -- recurrent (Elman) networks: backpropagation through time ------------------------------------
 

@@ -7,15 +7,14 @@ from numba import njit, prange
 
 from ._jit import correct_of, loss_of, sk_correct_of, twin
 from ._setup import JIT
+from .batch_norm import bn_batches, bn_evaluate
+from .blocks import split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import monotonic_ns
 from .optimizers import apply_mean_update
-from .steps import forward, geometry, hashed_order, splitmix, squared_weights, weight_of
-from .blocks import split_workspace
 from .passes import case_pass, case_pass_small, evaluate_pass, gradient_pass, minibatch_pass
 from .rnn import rnn_batches, rnn_case_epoch, rnn_evaluate
-from .batch_norm import bn_batches, bn_evaluate
-
+from .steps import forward, geometry, hashed_order, splitmix, squared_weights, weight_of
 
 # -- training runs: many epochs per kernel call -------------------------------------------------
 

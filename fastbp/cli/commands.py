@@ -12,13 +12,13 @@ from ..network import Network
 from ._common import MODE_DEFAULTS, UsageError, _percent, _result_line, _timed_train, _warm_up, _write_plot
 from .data import _label_list, _load_table, _resolve_task
 
-
 # -- compile -----------------------------------------------------------------------------------
 COMPILE_SECONDS_HERE = 82  # `fastbp compile` on an empty cache, 2-core test machine (README)
 
 
 def run_compile(args):
     import shutil
+
     from .._compile import compile_all
     from .._kernels._cache import cache_dir
     where = cache_dir()

@@ -4,11 +4,10 @@ import time
 import numpy as np
 
 from .. import datasets
-from .._version import __version__
 from .._threads import compute_threads
+from .._version import __version__
 from ..network import Network
 from ._common import UsageError, _percent, _result_line, _timed_train, _warm_up, _write_plot  # noqa: F401
-
 
 # -- demo --------------------------------------------------------------------------------------
 XOR_RUNS = (  # (mode, learning rate, momentum): each learns XOR within a few hundred epochs

@@ -6,7 +6,7 @@ import numpy as np
 from .._version import __version__
 from ._common import MAX_AUTO_CLASSES, MODE_DEFAULTS  # noqa: F401  (named in the help texts)
 from .commands import COMPILE_SECONDS_HERE, run_compile, run_predict, run_train
-from .demo import XOR_MAX_EPOCHS, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS, DIGITS_LR, run_demo  # noqa: F401
+from .demo import DIGITS_EPOCHS, DIGITS_LR, DIGITS_QUICK_EPOCHS, XOR_MAX_EPOCHS, run_demo  # noqa: F401
 
 
 class _Parser(argparse.ArgumentParser):

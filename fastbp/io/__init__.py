@@ -18,13 +18,13 @@ The package, one module per concern:
 - estimator: the drop-ins' codec (constructor parameters, fitted attributes, trainer);
 - checkpoint: a training run's state, which train(..., resume=True) continues from.
 """
+from ..network import Network
+from ..rnn import RNN
 from . import checkpoint
 from .archive import Checker, ModelFileError, header, read_archive, write_archive
 from .estimator import decode_estimator, encode_estimator, estimator_classes
 from .network import decode_network, encode_network
 from .rnn import decode_rnn, encode_rnn
-from ..network import Network
-from ..rnn import RNN
 
 __all__ = ["save", "load", "read_model", "save_network_with_meta", "ModelFileError", "Checker",
            "header", "read_archive", "write_archive", "encode_network", "decode_network",

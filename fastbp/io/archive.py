@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._version import __version__
 from .._validation import is_int, short_repr
+from .._version import __version__
 
 FORMAT = "fastbp-model"
 FORMAT_VERSION = 1

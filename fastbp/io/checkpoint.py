@@ -4,8 +4,8 @@ fastbp.load reads a checkpoint's network like a saved one."""
 from .. import _kernels as K
 from .._validation import is_int, is_number
 from ..driver import CHECKPOINT_COUNTERS, CHECKPOINT_VALUES, SERIES, History
-from .archive import Checker, header, read_archive, write_archive
 from ..rnn import RNN
+from .archive import Checker, header, read_archive, write_archive
 from .network import decode_network, encode_network
 from .rnn import decode_rnn, encode_rnn
 

@@ -165,8 +165,9 @@ def decode_estimator(kind, header, arrays, check):
             setattr(est, name, spec(name, test, what))
 
     for name in ("n_features_in_", "n_outputs_", "n_iter_", "n_layers_"):
-        setattr(est, name, spec(name, lambda v: isinstance(v, int) and not isinstance(v, bool)
-                                and v >= (2 if name == "n_layers_" else 0), "a non-negative integer"))
+        least = 2 if name == "n_layers_" else 0
+        setattr(est, name, spec(name, lambda v, least=least: isinstance(v, int) and not isinstance(v, bool)
+                                and v >= least, "a non-negative integer"))
     est.out_activation_ = spec("out_activation_", lambda v: v in ("identity", "logistic", "softmax", "exp"),
                                "an output activation")
     for name in _INT_ATTRS:
