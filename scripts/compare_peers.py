@@ -78,6 +78,10 @@ import numpy as np
 import fastbp
 from fastbp.datasets import WORKLOADS, load_workload
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/_report.py
+import _report  # noqa: E402
+from _report import LoadAverage, comma_list, int_at_least, positive_float, ratio, sig3  # noqa: E402
+
 MODES = ("case", "epoch")
 PEERS = ("fann", "pytorch", "sklearn")
 LABELS = {"fastbp": "fastbp", "fann": "FANN", "pytorch": "PyTorch", "sklearn": "scikit-learn",
@@ -594,47 +598,15 @@ def measure(trainers, name, X, Y, mode, epochs, rounds):
 # --------------------------------------------------------------------------- output
 
 
-def sig3(x):
-    """x with 3 significant digits, never in scientific notation."""
-    if x <= 0 or not np.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, 2 - int(np.floor(np.log10(x))))
-    return f"{x:.{decimals}f}"
-
-
-def ratio(a, b):
-    r = a / b
-    return f"{r:.0f}×" if r >= 100 else f"{r:.1f}×" if r >= 10 else f"{r:.2f}×"
-
-
 def machine_lines(trainers, threads):
-    try:
-        layer = numba.threading_layer()  # known once a parallel kernel has run
-    except ValueError:
-        layer = "not yet chosen"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        if models:
-            cpu = models[0]
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     lines = [
-        f"- machine: {platform.platform()}, {cpu}, {os.cpu_count()} CPUs ({usable} usable)",
-        f"- fastbp: {fastbp.__version__}, Numba {numba.__version__}, threading layer {layer}, "
-        f"n_jobs={threads} (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})",
+        _report.cpu_line(),
+        f"- fastbp: {fastbp.__version__}, Numba {numba.__version__}, threading layer "
+        f"{_report.threading_layer()}, n_jobs={threads} "
+        f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})",
     ]
     lines += [f"- {t.version()}" for t in trainers if t.key != "fastbp"]
-    try:
-        import threadpoolctl
-        blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} "
-                         f"thread{'' if p.get('num_threads') == 1 else 's'})"
-                         for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas")
-        lines.append(f"- BLAS outside the limits (threadpoolctl): {blas or 'none found'}")
-    except ImportError:
-        pass
+    lines.append(f"- BLAS outside the limits (threadpoolctl): {_report.blas_libraries()}")
     lines.append(f"- Python {platform.python_version()}, NumPy {np.__version__}")
     return lines
 
@@ -874,41 +846,6 @@ def ms(seconds):
 # --------------------------------------------------------------------------- main
 
 
-def comma_list(choices, what):
-    def parse(text):
-        items = [s.strip() for s in text.split(",") if s.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError(f"no {what} given")
-        for item in items:
-            if item not in choices:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {what} {item!r}; choose from {', '.join(choices)}")
-        return list(dict.fromkeys(items))
-    return parse
-
-
-def int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -986,7 +923,7 @@ def main(argv=None):
     trainers = [fast] + peers
 
     started = time.perf_counter()
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = LoadAverage()
     rows, not_measured = [], []
     for name in args.workloads:
         X, Y = load_workload(name, n_samples=rows_override)
@@ -999,18 +936,10 @@ def main(argv=None):
         del X, Y
     elapsed = time.perf_counter() - started
     machine = machine_lines(trainers, args.threads)
-    if load_before is not None:
-        machine.append(f"- load average (1 min) before / after the run: {load_before:.2f} / "
-                       f"{os.getloadavg()[0]:.2f} (before: other processes only; well above 0 "
-                       "means the timings shared the CPUs)")
+    if load.line():
+        machine.append(load.line())
 
-    command = "python scripts/compare_peers.py" + "".join(
-        " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    print(f"`{command}`")
-    print()
-    for line in machine:
-        print(line)
-    print()
+    _report.print_heading("compare_peers.py", argv, machine)
     for line in table(rows, [p.key for p in peers]):
         print(line)
     print()

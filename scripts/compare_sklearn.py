@@ -40,7 +40,6 @@ import argparse
 import gc
 import os
 import platform
-import shlex
 import sys
 import time
 import warnings
@@ -59,6 +58,10 @@ from sklearn.preprocessing import StandardScaler
 import fastbp
 from fastbp import MLPClassifier as FastbpMLPClassifier
 from fastbp.datasets import WORKLOADS, load_workload
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # scripts/_report.py
+import _report  # noqa: E402
+from _report import LoadAverage, comma_list, int_at_least, positive_float, ratio, sig3  # noqa: E402
 
 DATASETS = ("digits", "breast_cancer", "mid")
 SETTINGS = ("defaults", "sgd-batch1")
@@ -180,42 +183,13 @@ def compare(name, setting, data, repeats, max_iter_cap, mid_sgd_epochs, sgd_lear
 # --------------------------------------------------------------------------- output
 
 
-def sig3(x):
-    """x with 3 significant digits, never in scientific notation."""
-    if x <= 0 or not np.isfinite(x):
-        return f"{x:g}"
-    decimals = max(0, 2 - int(np.floor(np.log10(x))))
-    return f"{x:.{decimals}f}"
-
-
-def ratio(a, b):
-    r = a / b
-    return f"{r:.0f}×" if r >= 100 else f"{r:.1f}×" if r >= 10 else f"{r:.2f}×"
-
-
 def machine_lines():
     """The machine and versions, as Markdown list items."""
-    try:
-        layer = numba.threading_layer()  # known once a parallel kernel has run
-    except ValueError:
-        layer = "not yet chosen"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        if models:
-            cpu = models[0]
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('num_threads')} thread"
-                     f"{'' if p.get('num_threads') == 1 else 's'})"
-                     for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas")
     return [
-        f"- machine: {platform.platform()}, {cpu}, {os.cpu_count()} CPUs ({usable} usable)",
-        f"- fastbp: Numba threading layer {layer}, {numba.get_num_threads()} threads "
-        f"(NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})",
-        f"- BLAS (scikit-learn's matrix products): {blas or 'none found by threadpoolctl'}",
+        _report.cpu_line(),
+        f"- fastbp: Numba threading layer {_report.threading_layer()}, {numba.get_num_threads()} "
+        f"threads (NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS})",
+        f"- BLAS (scikit-learn's matrix products): {_report.blas_libraries()}",
         f"- versions: Python {platform.python_version()}, fastbp {fastbp.__version__}, "
         f"numba {numba.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}",
     ]
@@ -253,31 +227,6 @@ def table(rows):
 # --------------------------------------------------------------------------- main
 
 
-def comma_list(choices, what):
-    def parse(text):
-        items = [s.strip() for s in text.split(",") if s.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError(f"no {what} given")
-        for item in items:
-            if item not in choices:
-                raise argparse.ArgumentTypeError(
-                    f"unknown {what} {item!r}; choose from {', '.join(choices)}")
-        return list(dict.fromkeys(items))  # drop repeats, keep order
-    return parse
-
-
-def int_at_least(minimum):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
-        return value
-    return parse
-
-
 def seed_list(text):
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
@@ -286,16 +235,6 @@ def seed_list(text):
     if not seeds or any(s < 0 for s in seeds):
         raise argparse.ArgumentTypeError(f"give one or more seeds >= 0, got {text!r}")
     return list(dict.fromkeys(seeds))
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or not np.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
 
 
 def main(argv=None):
@@ -332,7 +271,7 @@ def main(argv=None):
     max_iter_cap = QUICK_MAX_ITER if args.quick else None
 
     started = time.perf_counter()
-    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load = LoadAverage()
     rows = []
     with threadpoolctl.threadpool_limits(limits=args.blas_threads, user_api="blas"):
         for name in args.datasets:
@@ -344,18 +283,10 @@ def main(argv=None):
                 rows.append((data[4], setting, params, best))
         machine = machine_lines()
     elapsed = time.perf_counter() - started
-    if load_before is not None:
-        machine.append(f"- load average (1 min) before / after the run: {load_before:.2f} / "
-                       f"{os.getloadavg()[0]:.2f} (before: other processes only; anything "
-                       "well above 0 means the timings shared the CPUs)")
+    if load.line():
+        machine.append(load.line())
 
-    command = "python scripts/compare_sklearn.py" + "".join(
-        " " + shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    print(f"`{command}`")
-    print()
-    for line in machine:
-        print(line)
-    print()
+    _report.print_heading("compare_sklearn.py", argv, machine)
     for line in table(rows):
         print(line)
     print()
