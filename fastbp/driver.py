@@ -51,26 +51,51 @@ class InterruptedWarning(UserWarning):
 
 
 class History:
-    """What happened in each epoch of a training run.
+    """What happened in each epoch of a training run (what train() returns).
 
-    loss[k]     mean loss over the training tuples in epoch k+1, as they were passed
-                (track="pass", the default), or of the network after the epoch (track="end")
-    accuracy[k] fraction classified right, likewise (empty for regression outputs)
-    seconds[k]  wall time of the epoch in the run kernel (its pass and its bookkeeping),
-    learning_rate[k] the rate it used,
-    weight_change[k]  the largest |change| of any weight or bias over the epoch
-    val_loss[k], val_accuracy[k]  with validation=(Xv, Yv): the mean loss (without the L2
-                term) and the fraction right on the validation data after epoch k+1
-    stopped_by  the rule that ended training: "epochs", "misclassified", "weight_change",
-                "no_improvement", "callback", "early_stopping" (the validation loss stopped
-                improving; the network gets the weights of its best epoch back),
-                "diverged" (a non-finite loss or weight: the network keeps the weights of
-                the last finite epoch, and a DivergenceWarning is issued) or "interrupted"
-                (KeyboardInterrupt, e.g. Ctrl-C: the network keeps the weights of the last
-                completed epoch, an InterruptedWarning is issued and train() returns
-                normally)
+    Attributes
+    ----------
+    loss : list of float
+        loss[k] is the mean loss over the training tuples in epoch k+1, as they were passed
+        (track="pass", the default), or of the network after the epoch (track="end").
+    accuracy : list of float
+        The fraction classified right, likewise (empty for regression outputs).
+    seconds : list of float
+        Wall time of each epoch in the run kernel (its pass and its bookkeeping).
+    learning_rate : list of float
+        The rate each epoch used.
+    weight_change : list of float
+        The largest |change| of any weight or bias over each epoch (recorded when a rule
+        needs it, e.g. min_weight_change).
+    val_loss, val_accuracy : list of float
+        With validation=(Xv, Yv): the mean loss (without the L2 term) and the fraction
+        right on the validation data after each epoch.
+    n_epochs : int
+        Epochs done.
+    n_samples : int
+        Training tuples per epoch.
+    stopped_by : str
+        The rule that ended training: "epochs", "misclassified", "weight_change",
+        "no_improvement", "callback", "early_stopping" (the validation loss stopped
+        improving; the network gets the weights of its best epoch back), "diverged" (a
+        non-finite loss or weight: the network keeps the weights of the last finite epoch,
+        and a DivergenceWarning is issued) or "interrupted" (KeyboardInterrupt, e.g.
+        Ctrl-C: the network keeps the weights of the last completed epoch, an
+        InterruptedWarning is issued and train() returns normally).
+    tuples_per_second : float
+        Training throughput over all epochs.
 
-    The per-epoch series are lists, made from the run's buffer when first read.
+    The per-epoch series are lists, made from the run's buffer when first read; repr()
+    is a one-line summary.
+
+    Examples
+    --------
+    >>> import fastbp
+    >>> X, y = fastbp.datasets.xor()
+    >>> net = fastbp.Network([2, 4, 1], random_state=0)
+    >>> history = fastbp.train(net, X, y.reshape(-1, 1), epochs=10)
+    >>> history.n_epochs, len(history.loss), history.stopped_by
+    (10, 10, 'epochs')
     """
 
     def __init__(self, n_samples=0, *, accuracy=True, validation=False):

@@ -59,6 +59,34 @@ class Network(Model):
         weights you set yourself; see also `Network.from_coefs`).
     random_state : None, int, numpy RandomState or Generator
         Seeds initialisation; `train` continues drawing shuffles from the same generator.
+
+    Attributes
+    ----------
+    params : ndarray of shape (n_params,)
+        Every weight and bias, the one buffer the kernels train.
+    coefs : list of ndarray
+        coefs[l] is layer l's (fan_in, fan_out) weight matrix, a view of `params`.
+    intercepts : list of ndarray
+        intercepts[l] is layer l's (fan_out,) bias vector, a view of `params`.
+    layout : ndarray of int64
+        One row per layer: fan_in, fan_out, the offsets of W and theta in params, and the
+        layer's activation code.
+    sizes, activation, output_activation, loss, dtype
+        As given (checked, canonical spelling).
+    random_state_ : RandomState or Generator
+        The generator train() continues from.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbp
+    >>> net = fastbp.Network([3, 2, 1], random_state=0)
+    >>> net.n_params, net.coefs[0].shape, net.intercepts[1].shape
+    (11, (3, 2), (1,))
+    >>> net.coefs[0][0, 0] = 0.25          # a view: writing it writes params
+    >>> float(net.params[0])
+    0.25
+    >>> net.predict(np.zeros((2, 3))).shape
+    (2, 1)
     """
 
     def __init__(self, sizes, activation="logistic", output_activation="logistic",

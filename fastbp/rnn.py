@@ -40,6 +40,23 @@ class RNN(Model):
         shuffles of train() when it is given none
     init_range : every weight and bias is drawn uniform in [-r, r]; default 1/sqrt(n_hidden),
         PyTorch's nn.RNN rule
+
+    Attributes
+    ----------
+    params : ndarray
+        Every weight and bias in one buffer: W_x, W_h, b_h, W_y, b_y in that order, of which
+        the attributes of those names are views.
+    targets_ : {None, "sequence", "step"}
+        What the last training's targets were: predict answers in the same form.
+
+    Examples
+    --------
+    >>> import numpy as np, fastbp
+    >>> rnn = fastbp.RNN([2, 4, 1], random_state=0)
+    >>> X = np.random.default_rng(0).normal(size=(16, 5, 2))   # 16 sequences of 5 steps
+    >>> history = fastbp.train(rnn, X, X[:, :, 0].sum(axis=1), epochs=3, learning_rate=0.01)
+    >>> rnn.predict(X).shape, rnn.targets_
+    ((16, 1), 'sequence')
     """
 
     def __init__(self, sizes, activation="tanh", output_activation="identity",

@@ -37,65 +37,128 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
           validation=None, early_stopping=False, dropout=None):
     """Train `net` on (X, Y) with backpropagation; returns a History.
 
-    mode "case" updates after every tuple (the order a new permutation every epoch when
-    shuffle, else 0..n-1); "epoch" once per pass with the mean gradient over all tuples;
-    "minibatch" once per run of batch_size tuples of the epoch's order (default min(200, n),
-    scikit-learn's "auto"). Each update over B
-    tuples moves params against g = mean gradient + alpha * w / B on weights, with plain
-    SGD, momentum/Nesterov momentum, or optimizer="adam", as scikit-learn does; in epoch mode
-    also FANN's batch algorithms: optimizer="rprop" (iRPROP-, FANN's default:
-    rprop_increase_factor, rprop_decrease_factor, rprop_delta_min, rprop_delta_max,
-    rprop_delta_zero) and optimizer="quickprop" (learning_rate, quickprop_decay, quickprop_mu),
-    with FANN's names and defaults.
-
-    Training stops after `epochs` epochs, or earlier by any rule that is set:
-    max_misclassified (fraction of tuples misclassified <= it), min_weight_change (every
-    weight moved less than it over the epoch), tol with n_iter_no_change (scikit-learn's
-    no-improvement rule on the loss), or callback(net, history) returning True.
-    History.stopped_by says which. A non-finite loss or weight stops training at once with
-    the weights of the last finite epoch (stopped_by="diverged", a DivergenceWarning).
-
     The whole run is compiled code: many epochs per kernel call, Python regaining control
     every 0.1 s or so (and after every epoch only with a callback or a callable schedule).
-    track="pass" (the default) records the loss and accuracy of each epoch's pass as the
-    tuples went by, as FANN and scikit-learn report them (and the textbook's "tuples
-    misclassified in the previous epoch"); track="end" those of the network after the
-    epoch, at the cost of one more forward pass per epoch in case and minibatch updating.
 
-    random_state None continues the network's own generator: each call draws one number
-    from it, the run's seed, and the tuple order of epoch e is a permutation keyed by (seed,
-    e) (as are dropout's masks), the same on any number of threads. n_jobs sets Numba's
-    thread count for the parallel kernels, restored on return. sample_weight weighs each
-    tuple's error as scikit-learn does (an update over a batch moves against sum_t w_t grad
-    E_t / S, S the batch's weight sum; History.loss is then the weighted mean).
+    Parameters
+    ----------
+    net : Network or RNN
+        Trained in place: its `params` change.
+    X : array of shape (n_samples, n_inputs)
+        For an RNN, (n_sequences, n_steps, n_inputs). Converted once to the network's dtype;
+        a memory-mapped array of that dtype is read in place.
+    Y : array of shape (n_samples, n_outputs)
+        Targets (a 1-D array for one output). For an RNN, one per sequence
+        (n_sequences, n_outputs) or one per step (n_sequences, n_steps, n_outputs).
+    mode : {"case", "epoch", "minibatch"}, default "case"
+        "case" updates after every tuple (the textbook's case updating); "epoch" once per
+        pass with the mean gradient over all tuples (epoch updating); "minibatch" once per
+        run of batch_size tuples of the epoch's order.
+    batch_size : int, optional
+        Minibatch size; default min(200, n_samples) (scikit-learn's "auto").
+    learning_rate : float, default 0.1
+        l in the textbook's Δw_ij = l·Err_j·O_i (on the mean gradient of an update's tuples).
+    epochs : int, default 100
+        The most epochs to run (in all, when resuming from a checkpoint).
+    shuffle : bool, default True
+        Case and minibatch updating visit the tuples in a new order every epoch; else 0..n-1.
+    random_state : None, int, RandomState or Generator
+        None continues the network's own generator: each call draws one number from it, the
+        run's seed; the tuple order of epoch e is a permutation keyed by (seed, e) (as are
+        dropout's masks), the same on any number of threads.
+    n_jobs : int, optional
+        Numba threads for the parallel kernels (as in joblib: -1 all), restored on return.
+    schedule : {"constant", "1/t", "invscaling"} or callable, default "constant"
+        The learning rate of epoch e: learning_rate, learning_rate / e, learning_rate /
+        e**power_t, or schedule(e) (a callable is asked every epoch).
+    power_t : float, default 0.5
+    momentum : float, default 0.0
+    nesterov : bool, default False
+    alpha : float, default 0.0
+        L2 penalty: each update over B tuples follows the mean gradient + alpha * w / B on
+        the weights (biases are not penalised), as scikit-learn does.
+    optimizer : {"sgd", "adam", "rprop", "quickprop"}, default "sgd"
+        SGD with momentum/Nesterov momentum, or Adam (beta_1, beta_2, epsilon), in any
+        mode; FANN's batch algorithms in epoch mode: RPROP (iRPROP-, FANN's default;
+        rprop_increase_factor, rprop_decrease_factor, rprop_delta_min, rprop_delta_max,
+        rprop_delta_zero) and Quickprop (learning_rate, quickprop_decay, quickprop_mu), with
+        FANN's names and defaults.
+    beta_1, beta_2, epsilon : float
+    tol : float, optional
+        With n_iter_no_change: stop once the loss has not improved by tol for more than
+        n_iter_no_change epochs (scikit-learn's rule). None: no such rule.
+    n_iter_no_change : int, default 10
+    max_misclassified : float, optional
+        Stop once the fraction of tuples misclassified is at most this (classifiers).
+    min_weight_change : float, optional
+        Stop once every weight moved less than this over an epoch.
+    callback : callable, optional
+        callback(net, history) after every epoch; returning True stops training.
+    progress : bool, default False
+        A tqdm progress bar.
+    track : {"pass", "end"}, default "pass"
+        What History.loss/accuracy report: the epoch's pass as the tuples went by (as FANN
+        and scikit-learn report them), or the network after the epoch, at the cost of one
+        more forward pass per epoch in case and minibatch updating.
+    sample_weight : array of shape (n_samples,), optional
+        Weighs each tuple's error as scikit-learn does: an update over a batch moves against
+        sum_t w_t grad E_t / S, S the batch's weight sum; History.loss is then the weighted mean.
+    checkpoint : path, optional
+        Save the network, the optimizer's state, the run's seed and counters and the history
+        there (fastbp.io's format, written atomically) every `checkpoint_every` epochs, when
+        training stops and when it is interrupted; fastbp.load(path) reads the network back.
+    checkpoint_every : int, default 1
+    resume : bool, default False
+        With a checkpoint at `checkpoint`: continue from it up to `epochs` epochs in all (the
+        same arguments and data give bit for bit the params of an uninterrupted run);
+        without one, start anew.
+    bptt_steps : int, optional
+        RNN only: truncate backpropagation through time to this many steps.
+    clip_norm : float, optional
+        RNN only: scale each update's gradient down to this Euclidean norm when longer.
+    validation : (X_val, Y_val), optional
+        Evaluated after every epoch (History.val_loss, val_accuracy).
+    early_stopping : bool, default False
+        With validation: stop once the validation loss has not improved by `tol` (default
+        1e-4) for n_iter_no_change epochs; the network gets its best epoch's weights back.
+    dropout : float or list of float, optional
+        Drop each hidden unit's output with this probability (one rate, or one per hidden
+        layer) in every training pass, scaling the others by 1/(1-rate) (inverted dropout);
+        predict and evaluate use the whole network.
 
-    `net` may also be a fastbp.RNN, with X of shape (n_sequences, n_steps, n_in): case updating
-    is one update per sequence (backpropagation through time), epoch and minibatch updating
-    follow the mean gradient over all / batch_size sequences; bptt_steps truncates
-    backpropagation through time (errors flow back at most that many steps) and clip_norm
-    scales each update's gradient down to that Euclidean norm when it is longer.
+    Returns
+    -------
+    History
+        Per-epoch loss, accuracy, seconds, learning rate (and validation numbers), and
+        stopped_by: which rule ended training.
 
-    dropout=rate (or one rate per hidden layer) drops each hidden unit's output with that
-    probability in every training pass and scales the others by 1/(1-rate) (inverted
-    dropout), in every mode; which units a pass drops follows from the run's seed, so runs
-    repeat bit for bit. Predict and evaluate (and track="end") use the whole network.
+    Warns
+    -----
+    DivergenceWarning
+        A non-finite loss or weight: training stops at once and the network keeps the
+        weights of the last finite epoch (stopped_by="diverged").
+    InterruptedWarning
+        KeyboardInterrupt (Ctrl-C) stops training within one slice of epochs (a kernel call
+        is never cut short): the network keeps the weights of the last completed epoch,
+        stopped_by is "interrupted", and train() returns the history so far.
 
-    validation=(Xv, Yv) evaluates the network on that data after every epoch (History.val_loss,
-    val_accuracy); with early_stopping=True training stops once the validation loss has not
-    improved by `tol` (default 1e-4) for n_iter_no_change epochs, and the network gets the
-    weights of its best epoch back (stopped_by="early_stopping").
+    Raises
+    ------
+    ValueError, TypeError
+        Bad input, named (before anything changes).
 
-    KeyboardInterrupt (Ctrl-C) stops training within one slice of epochs (a kernel call is
-    never cut short): the network keeps the weights of the last completed epoch,
-    History.stopped_by is "interrupted", an InterruptedWarning is issued, and train()
-    returns the history so far instead of raising.
-
-    checkpoint=path saves the network, the optimizer's state, the run's seed and counters
-    and the history there (fastbp.io's format, written atomically) every `checkpoint_every`
-    epochs, when training stops and when it is interrupted; fastbp.load(path) reads the
-    network back. With resume=True and a checkpoint at `path`, training continues from it
-    up to `epochs` epochs in all (the same arguments as the interrupted call, and the same
-    data, give bit for bit the params of an uninterrupted run); without one it starts anew.
+    Examples
+    --------
+    >>> import numpy as np, fastbp
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    >>> Y = np.array([[0], [1], [1], [0]])
+    >>> net = fastbp.Network([2, 4, 1], random_state=0)
+    >>> history = fastbp.train(net, X, Y, mode="epoch", learning_rate=2.0, momentum=0.9,
+    ...                        epochs=2000)
+    >>> history.stopped_by
+    'epochs'
+    >>> bool((np.round(net.predict(X)) == Y).all())
+    True
     """
     trainer = Trainer(net, mode, batch_size, momentum, nesterov, alpha, optimizer, beta_1,
                       beta_2, epsilon, bptt_steps, clip_norm, rprop_increase_factor,

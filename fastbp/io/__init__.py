@@ -47,11 +47,12 @@ def save(model, path):
 
     Examples
     --------
-    >>> import fastbp
+    >>> import os, tempfile, fastbp
     >>> net = fastbp.Network([2, 2, 1], random_state=0)
-    >>> path = fastbp.save(net, "net.npz")               # doctest: +SKIP
-    >>> fastbp.load(path).params.tolist() == net.params.tolist()   # doctest: +SKIP
-    True
+    >>> path = fastbp.save(net, os.path.join(tempfile.mkdtemp(), "net.npz"))
+    >>> back = fastbp.load(path)
+    >>> back.params.tolist() == net.params.tolist(), type(back).__name__
+    (True, 'Network')
     """
     head, arrays = _encode_model(model)
     return write_archive(path, head, arrays)
@@ -78,6 +79,15 @@ def load(path):
     ModelFileError
         (a ValueError) The file is not a valid fastbp model file: garbage, truncated,
         tampered with, or written by a newer fastbp; the message says what is wrong.
+
+    Examples
+    --------
+    >>> import os, tempfile, fastbp
+    >>> net = fastbp.Network([2, 2, 1], random_state=0)
+    >>> path = fastbp.save(net, os.path.join(tempfile.mkdtemp(), "net.npz"))
+    >>> back = fastbp.load(path)
+    >>> back.params.tolist() == net.params.tolist(), type(back).__name__
+    (True, 'Network')
     """
     model, _ = read_model(path)
     return model
