@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._validation import check_bool, check_choice, check_float, check_int
+
 RUNS_FILE, SUMMARY_FILE = "runs.jsonl", "summary.csv"
 THROUGHPUT_PLOT, LOSS_PLOT = "throughput.png", "loss.png"
 
@@ -50,57 +52,32 @@ class ConfigError(ValueError):
 
 
 # -- the configuration -------------------------------------------------------------------------
+# Each key's check of one list entry: fastbp._validation's checks (the API's own), named
+# after the key; their errors become ConfigError ("[section] key must be ...").
 def _int(minimum):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be an integer, got {value!r}")
-        if value < minimum:
-            raise ValueError(f"must be >= {minimum}, got {value}")
-        return value
-    return check
+    return lambda value, name: check_int(value, name, minimum=minimum)
 
 
 def _float(minimum=None, strict=False, maximum=None):
-    def check(value):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"must be a finite number, got {value!r}")
-        if minimum is not None and (value < minimum or (strict and value == minimum)):
-            raise ValueError(f"must be {'>' if strict else '>='} {minimum}, got {value}")
-        if maximum is not None and value >= maximum:
-            raise ValueError(f"must be < {maximum}, got {value}")
-        return float(value)
-    return check
+    return lambda value, name: check_float(value, name, minimum=minimum, strict_min=strict,
+                                           maximum=maximum, strict_max=maximum is not None)
 
 
 def _choice(*choices):
-    def check(value):
-        if value not in choices:
-            raise ValueError(f"must be one of {list(choices)}, got {value!r}")
-        return value
-    return check
+    return lambda value, name: check_choice(value, name, choices)
 
 
-def _bool(value):
-    if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, got {value!r}")
-    return value
-
-
-def _n_classes(value):
-    value = _int(0)(value)
+def _n_classes(value, name):
+    value = check_int(value, name, minimum=0)
     if value == 1:
-        raise ValueError("must be 0 (regression) or >= 2, got 1")
+        raise ValueError(f"{name} must be 0 (regression) or >= 2, got 1")
     return value
 
 
-def _hidden(value):
+def _hidden(value, name):
     if not isinstance(value, list):
-        raise ValueError(f"each entry must be a list of layer sizes like [64, 64], got {value!r}")
-    return [_int(1)(size) for size in value]
-
-
-def _n_jobs(value):
-    return _int(1)(value)
+        raise ValueError(f"{name}: each entry must be a list of layer sizes like [64, 64], got {value!r}")
+    return [check_int(size, name, minimum=1) for size in value]
 
 
 # section -> key -> (check of one list entry, default list or None when required)
@@ -111,7 +88,7 @@ SCHEMA = {
         "n_classes": (_n_classes, None),   # 0 = regression
         "seed": (_int(0), None),
         "noise": (_float(0.0), [0.0]),      # classification: the fraction of labels flipped
-        "memmap": (_bool, [False]),         # generate to .npy in chunks, train memory-mapped
+        "memmap": (check_bool, [False]),         # generate to .npy in chunks, train memory-mapped
     },
     "model": {
         "hidden": (_hidden, None),
@@ -123,7 +100,7 @@ SCHEMA = {
         "learning_rate": (_float(0.0, strict=True), None),
         "epochs": (_int(1), None),
         "batch_size": (_int(1), [200]),      # minibatch mode only
-        "n_jobs": (_n_jobs, [1]),            # Numba threads per run
+        "n_jobs": (_int(1), [1]),            # Numba threads per run
         "seed": (_int(0), [0]),              # initial weights and shuffles
         "optimizer": (_choice("sgd", "adam"), ["sgd"]),
         "momentum": (_float(0.0, maximum=1.0), [0.0]),
@@ -175,9 +152,9 @@ def check_config(raw):
             checked = []
             for value in values:
                 try:
-                    checked.append(check(value))
-                except ValueError as error:
-                    raise ConfigError(f"[{section}] {key}: {error}") from None
+                    checked.append(check(value, f"[{section}] {key}"))
+                except (ValueError, TypeError) as error:
+                    raise ConfigError(str(error)) from None
             grid[section][key] = checked
     return grid
 
