@@ -25,6 +25,7 @@ numbers: `_initialize` (weights into one buffer), `_fit_stochastic`, `_fit_lbfgs
 `_forward_pass_fast` (prediction). They follow scikit-learn >= 1.7's private interface.
 """
 import copy
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -70,6 +71,16 @@ class _FastbpMLP:
                           "activation": [StrOptions(set(HIDDEN_ACTIVATIONS))],
                           "solver": [StrOptions({"lbfgs", "sgd", "adam", *BATCH_SOLVERS})],
                           **{name: [Real] for name in BATCH_SOLVER_PARAMS}}
+
+    def _init(self, sklearn_class, values):
+        """__init__'s work, shared by both drop-ins: scikit-learn's own parameters to its
+        __init__, then the extras as attributes, unchanged (scikit-learn's convention, which
+        get_params and clone rely on). values: the caller's locals()."""
+        own = inspect.signature(sklearn_class.__init__).parameters
+        sklearn_class.__init__(self, **{name: values[name] for name in own if name != "self"})
+        for name in inspect.signature(type(self).__init__).parameters:
+            if name != "self" and name not in own:
+                setattr(self, name, values[name])
 
     # -- data ----------------------------------------------------------------------------------
     def _fastbp_dtype(self, X):
@@ -538,27 +549,7 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
                  quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None, class_weight=None,
                  dropout=None):
-        super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun)
-        self.n_jobs = n_jobs
-        self.dtype = dtype
-        self.rprop_increase_factor = rprop_increase_factor
-        self.rprop_decrease_factor = rprop_decrease_factor
-        self.rprop_delta_min = rprop_delta_min
-        self.rprop_delta_max = rprop_delta_max
-        self.rprop_delta_zero = rprop_delta_zero
-        self.quickprop_decay = quickprop_decay
-        self.quickprop_mu = quickprop_mu
-        self.callback = callback
-        self.dropout = dropout
-        self.class_weight = class_weight
+        self._init(_SklearnMLPClassifier, locals())
 
     def fit(self, X, y, sample_weight=None, *, validation_data=None):
         """scikit-learn's fit, plus validation_data (see fastbp's _FastbpMLP.fit) and the
@@ -594,23 +585,4 @@ class MLPRegressor(_FastbpMLP, _SklearnMLPRegressor):
                  n_jobs=None, dtype=None, rprop_increase_factor=1.2, rprop_decrease_factor=0.5,
                  rprop_delta_min=0.0, rprop_delta_max=50.0, rprop_delta_zero=0.1,
                  quickprop_decay=-0.0001, quickprop_mu=1.75, callback=None, dropout=None):
-        super().__init__(
-            loss=loss, hidden_layer_sizes=hidden_layer_sizes, activation=activation,
-            solver=solver, alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun)
-        self.n_jobs = n_jobs
-        self.dtype = dtype
-        self.rprop_increase_factor = rprop_increase_factor
-        self.rprop_decrease_factor = rprop_decrease_factor
-        self.rprop_delta_min = rprop_delta_min
-        self.rprop_delta_max = rprop_delta_max
-        self.rprop_delta_zero = rprop_delta_zero
-        self.quickprop_decay = quickprop_decay
-        self.quickprop_mu = quickprop_mu
-        self.callback = callback
-        self.dropout = dropout
+        self._init(_SklearnMLPRegressor, locals())

@@ -83,11 +83,12 @@ def load(path):
     Examples
     --------
     >>> import os, tempfile, fastbp
-    >>> net = fastbp.Network([2, 2, 1], random_state=0)
-    >>> path = fastbp.save(net, os.path.join(tempfile.mkdtemp(), "net.npz"))
-    >>> back = fastbp.load(path)
-    >>> back.params.tolist() == net.params.tolist(), type(back).__name__
-    (True, 'Network')
+    >>> path = os.path.join(tempfile.mkdtemp(), "not-a-model.npz")
+    >>> _ = open(path, "w").write("hello")
+    >>> fastbp.load(path)
+    Traceback (most recent call last):
+    ...
+    fastbp.io.archive.ModelFileError: ... is not a fastbp model (not an .npz archive)
     """
     model, _ = read_model(path)
     return model
