@@ -302,6 +302,19 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
 
 
 @njit(**JIT)
+def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start):
+    """The end of every run kernel's epoch e: the weights checked for finiteness (and the
+    weight-change history fed), the epoch's seconds, the rules (end_epoch), the slice's time
+    budget. also_finite: what else must be finite for the epoch to count. Returns (whether
+    the slice stops here, the clock now)."""
+    finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
+    now = monotonic_ns()
+    hist[H_SECONDS, e - 1] = (now - clock) * 1e-9
+    stop = end_epoch(params, ctl, num, hist, best, e, n, finite and also_finite, change)
+    return stop or now - start >= ctl[C_BUDGET_NS], now
+
+
+@njit(**JIT)
 def begin_slice(params, ctl, prev):
     """The weight-change history measures from the weights as the slice finds them (Python
     may have changed them since the last slice: a callback, a restored best epoch)."""
@@ -350,12 +363,8 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
             validate(params, layout, geo, val, codes, ctl, hist, col)
-        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
-        now = monotonic_ns()
-        hist[H_SECONDS, col] = (now - clock) * 1e-9
-        clock = now
-        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
-                now - start >= ctl[C_BUDGET_NS]:
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        if stop:
             break
 
 
@@ -393,12 +402,8 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
             validate(params, layout, geo, val, codes, ctl, hist, col)
-        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
-        now = monotonic_ns()
-        hist[H_SECONDS, col] = (now - clock) * 1e-9
-        clock = now
-        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
-                now - start >= ctl[C_BUDGET_NS]:
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        if stop:
             break
 
 
@@ -444,15 +449,12 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
             record_pass(ctl, num, hist, col, n, passed_loss, passed_penalty, passed_correct)
         if val is not None:
             validate(params, layout, geo, val, codes, ctl, hist, col)
-        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
         # the loss at the new weights counts too: a network that predicts NaN is not kept.
         # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)
-        finite = finite and np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
-        now = monotonic_ns()
-        hist[H_SECONDS, col] = (now - clock) * 1e-9
-        clock = now
-        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
-                now - start >= ctl[C_BUDGET_NS]:
+        also_finite = np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock,
+                                  start)
+        if stop:
             break
 
 
@@ -500,12 +502,8 @@ def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, ru
             hist[H_VAL_LOSS, col] = s / w
             if ctl[C_CLASSIFIER]:
                 hist[H_VAL_ACCURACY, col] = c / nv
-        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
-        now = monotonic_ns()
-        hist[H_SECONDS, col] = (now - clock) * 1e-9
-        clock = now
-        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
-                now - start >= ctl[C_BUDGET_NS]:
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        if stop:
             break
 
 
@@ -543,10 +541,6 @@ def run_batch_norm(params, layout, X, Y, weights, loss_code, batch_size, norm, o
             hist[H_VAL_LOSS, col] = s / w
             if ctl[C_CLASSIFIER]:
                 hist[H_VAL_ACCURACY, col] = c / Xv.shape[0]
-        finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
-        now = monotonic_ns()
-        hist[H_SECONDS, col] = (now - clock) * 1e-9
-        clock = now
-        if end_epoch(params, ctl, num, hist, best, e, n, finite, change) or \
-                now - start >= ctl[C_BUDGET_NS]:
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        if stop:
             break
