@@ -18,7 +18,7 @@ from .driver import (  # noqa: F401
     Trainer,
     Validation,
 )
-from .io.checkpoint import read_checkpoint, save_checkpoint
+from .io.checkpoint import check_same_run, read_checkpoint, save_checkpoint
 from .network import check_random_state, draw_seed
 
 SCHEDULES = {"constant": K.SCHED_CONSTANT, "1/t": K.SCHED_INV_T, "invscaling": K.SCHED_INVSCALING}
@@ -110,8 +110,11 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     checkpoint_every : int, default 1
     resume : bool, default False
         With a checkpoint at `checkpoint`: continue from it up to `epochs` epochs in all (the
-        same arguments and data give bit for bit the params of an uninterrupted run);
-        without one, start anew.
+        same arguments and data give bit for bit the params of an uninterrupted run), also a
+        run that had ended at a smaller `epochs`; without one, start anew. Any other setting
+        that differs from the checkpoint's run (learning rate, schedule, momentum, rules, ...)
+        is refused with a ValueError naming it. A run that a rule stopped (or that already
+        has `epochs` epochs) is not trained further: a UserWarning says why.
     bptt_steps : int, optional
         RNN only: truncate backpropagation through time to this many steps.
     clip_norm : float, optional
@@ -219,9 +222,23 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
               power_t=power_t, seed=seed, shuffle=shuffle, validation=validation,
               history=resumed["history"] if resumed else None)
     if resumed:
+        check_same_run(checkpoint, run, resumed)  # before anything changes
         run.resume(resumed)
-        if run.status or run.epoch >= epochs:
-            run.history.stopped_by = run.status or "epochs"
+        done, status = run.epoch, run.status
+        if done >= epochs:
+            warnings.warn(f"checkpoint {checkpoint} already holds {done} epochs, epochs={epochs}: "
+                          "nothing left to train (pass a larger `epochs` to go on)", UserWarning,
+                          stacklevel=2)
+            run.history.stopped_by = status or "epochs"
+            return run.history
+        if status == "epochs":  # stopped by the old epoch limit: go on to the new one
+            run.stop(K.RUNNING)
+        elif status:
+            warnings.warn(f"the run in checkpoint {checkpoint} stopped by {status!r} after epoch "
+                          f"{done}, and the same rule would stop it again: nothing trained. Start "
+                          "anew (resume=False) or change the rule to train further.", UserWarning,
+                          stacklevel=2)
+            run.history.stopped_by = status
             return run.history
     call_start = (net.params.copy(), rng_before) if rate else None
     return _drive(run, callback, rate, call_start, rng, progress, checkpoint, checkpoint_every,

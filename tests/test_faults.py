@@ -172,9 +172,10 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, mode, optimizer)
     assert np.array_equal(other.params, full.params)
     assert rest.loss == whole.loss and rest.n_epochs == whole.n_epochs
     assert rest.stopped_by == whole.stopped_by
-    # a finished run resumed again does nothing more
+    # a finished run resumed again trains no more, and says why
     again = network(seed=5)
-    done = fastbp.train(again, X, Y, checkpoint=path, resume=True, **kw)
+    with pytest.warns(UserWarning, match="nothing left to train|would stop it again"):
+        done = fastbp.train(again, X, Y, checkpoint=path, resume=True, **kw)
     assert done.n_epochs == whole.n_epochs and np.array_equal(again.params, full.params)
 
 
@@ -366,3 +367,42 @@ def test_an_rnn_interrupted_and_resumed_equals_uninterrupted(tmp_path, mode):
     kw.pop("bptt_steps")
     with pytest.raises(ValueError, match="which is not this network"):
         fastbp.train(fastbp.Network([2, 1]), Xs[:, 0], Ys, checkpoint=path, resume=True, **kw)
+
+
+def test_resume_of_a_finished_run_continues_to_the_new_epochs(tmp_path):
+    """train(epochs=10, checkpoint=f), then train(epochs=30, checkpoint=f, resume=True): 30
+    epochs in all, the params of one 30-epoch run."""
+    path = tmp_path / "c.npz"
+    fastbp.train(network(), X, Y, epochs=10, checkpoint=path, learning_rate=0.05)
+    net = network(seed=9)
+    history = fastbp.train(net, X, Y, epochs=30, checkpoint=path, resume=True, learning_rate=0.05)
+    whole = network()
+    reference = fastbp.train(whole, X, Y, epochs=30, learning_rate=0.05)
+    assert history.n_epochs == 30 and history.stopped_by == "epochs"
+    assert np.array_equal(net.params, whole.params) and history.loss == reference.loss
+
+
+def test_resume_refuses_other_settings_by_name(tmp_path):
+    path = tmp_path / "c.npz"
+    fastbp.train(network(), X, Y, epochs=3, checkpoint=path, learning_rate=0.05, momentum=0.5)
+    for change, name in ((dict(learning_rate=0.5, momentum=0.5), "learning_rate"),
+                         (dict(learning_rate=0.05, momentum=0.9), "momentum"),
+                         (dict(learning_rate=0.05, momentum=0.5, schedule="1/t"), "schedule"),
+                         (dict(learning_rate=0.05, momentum=0.5, tol=1e-3), "tol"),
+                         (dict(learning_rate=0.05, momentum=0.5, alpha=1e-4), "alpha")):
+        net = network(seed=4)
+        before = net.params.copy()
+        with pytest.raises(ValueError, match=f"trained with {name}=.*this call has {name}="):
+            fastbp.train(net, X, Y, epochs=6, checkpoint=path, resume=True, **change)
+        assert np.array_equal(net.params, before)  # refused before anything changed
+
+
+def test_resume_of_a_rule_stopped_run_warns_and_trains_nothing(tmp_path):
+    path = tmp_path / "c.npz"
+    first = fastbp.train(network(), X, Y, epochs=50, checkpoint=path, tol=10.0, n_iter_no_change=1)
+    assert first.stopped_by == "no_improvement"
+    net = network(seed=3)
+    with pytest.warns(UserWarning, match="stopped by 'no_improvement'.*would stop it again"):
+        again = fastbp.train(net, X, Y, epochs=50, checkpoint=path, resume=True, tol=10.0,
+                             n_iter_no_change=1)
+    assert again.n_epochs == first.n_epochs and again.stopped_by == "no_improvement"

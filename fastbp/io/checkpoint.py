@@ -20,7 +20,7 @@ def save_checkpoint(path, run):
     fields["checkpoint"] = {
         "version": CHECKPOINT_VERSION, "epoch": run.epoch, "mode": trainer.mode,
         "optimizer": trainer.optimizer, "batch_size": trainer.batch_size,
-        "n_samples": history.n_samples, "stopped_by": stopped_by,
+        "n_samples": history.n_samples, "stopped_by": stopped_by, "settings": run_settings(run),
         **{name: int(run.ctl[slot]) for name, slot in CHECKPOINT_COUNTERS.items()},
         **{name: float(run.num[slot]) for name, slot in CHECKPOINT_VALUES.items()},
         "history": {name: [float(v) for v in getattr(history, name)] for name in SERIES}}
@@ -74,7 +74,11 @@ def read_checkpoint(path, net, trainer, n_samples):
     history = History(n_samples, accuracy=net.is_classifier,
                       validation=bool(series["val_loss"]))
     history._set(series)
+    settings = info.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        check.fail("checkpoint settings must be an object")
     return dict(saved=saved, hyper=hyper, state=state, best=best, counters=counters,
+                settings=settings,
                 values=values, stopped_by=stopped_by, history=history, seed=counters["seed"])
 
 
@@ -97,3 +101,48 @@ def decode_model(head, arrays, check):
 def _described(net):
     return (type(net).__name__, net.sizes, net.activation, net.output_activation, net.loss,
             net.dtype, getattr(net, "batch_norm", False))
+
+
+# The optimizer's settings a resumed run must share with the checkpoint's (hyper's slots,
+# by train()'s names; the learning rate and Adam's step are the run's own state).
+_HYPER_SETTINGS = {"momentum": K.MOMENTUM, "nesterov": K.NESTEROV, "alpha": K.ALPHA,
+                   "beta_1": K.BETA_1, "beta_2": K.BETA_2, "epsilon": K.EPSILON,
+                   "rprop_increase_factor": K.RPROP_INCREASE,
+                   "rprop_decrease_factor": K.RPROP_DECREASE, "rprop_delta_min": K.RPROP_DELTA_MIN,
+                   "rprop_delta_max": K.RPROP_DELTA_MAX, "quickprop_decay": K.QUICKPROP_DECAY,
+                   "quickprop_mu": K.QUICKPROP_MU}
+_SCHEDULE_NAMES = {K.SCHED_CONSTANT: "constant", K.SCHED_INV_T: "1/t",
+                   K.SCHED_INVSCALING: "invscaling", K.SCHED_GIVEN: "a callable"}
+
+
+def run_settings(run):
+    """What makes a run the run it is, beyond its mode, optimizer, batch size and data (checked
+    apart): the learning rate and its schedule, the shuffles, the stop rules, the history's
+    kind, dropout and the optimizer's parameters, as JSON values by train()'s names."""
+    rules, trainer = run.rules, run.trainer
+    settings = {
+        "learning_rate": float(run.num[K.N_LR0]),
+        "schedule": _SCHEDULE_NAMES.get(int(run.ctl[K.C_SCHEDULE]), "scikit-learn's"),
+        "power_t": float(run.num[K.N_POWER_T]),
+        "shuffle": bool(run.ctl[K.C_ORDER] != K.ORDER_NATURAL),
+        "tol": rules.tol, "n_iter_no_change": rules.n_iter_no_change,
+        "max_misclassified": rules.max_misclassified, "min_weight_change": rules.min_weight_change,
+        "early_stopping": rules.early_stopping, "track": "end" if rules.track_end else "pass",
+        "dropout": trainer.dropout,
+    }
+    settings.update({name: float(trainer.hyper[slot]) for name, slot in _HYPER_SETTINGS.items()})
+    return settings
+
+
+def check_same_run(path, run, resumed):
+    """ValueError naming the first setting in which this call differs from the run the
+    checkpoint holds (checkpoints written before fastbp kept the settings pass)."""
+    saved = resumed.get("settings")
+    if saved is None:
+        return
+    for name, value in run_settings(run).items():
+        if name in saved and saved[name] != value:
+            raise ValueError(
+                f"checkpoint {path} continues a run trained with {name}={saved[name]!r}; this "
+                f"call has {name}={value!r}. Resume with the run's own settings (only `epochs` "
+                "may change), or start anew with resume=False.")
