@@ -369,6 +369,7 @@ class Run:
         ctl[K.C_BUDGET_NS] = int(SLICE_SECONDS * 1e9) * (1 if orders is None else 4)
         ctl[K.C_CLASSIFIER] = net.is_classifier
         ctl[K.C_PENALTY] = rules.sklearn
+        ctl[K.C_LOSS_DIVERGES] = not rules.sklearn
         ctl[K.C_SCORE] = K.SCORE_NONE if validation is None else validation.score
         num[K.N_LR0] = num[K.N_LR] = learning_rate
         num[K.N_POWER_T] = power_t

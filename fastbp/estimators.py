@@ -419,6 +419,13 @@ class _FastbpMLP:
             warnings.warn(f"Training diverged in epoch {int(run.ctl[K.C_DIVERGED_AT])}: "
                           "fastbp stopped there; the model keeps the weights of its best "
                           "validation epoch.", DivergenceWarning)
+        curve = self.loss_curve_
+        if not all(np.isfinite(curve)):
+            first = next(k for k, loss in enumerate(curve) if not np.isfinite(loss)) + 1
+            warnings.warn(f"overflow encountered in the training loss: it is {curve[first - 1]} "
+                          f"from epoch {first} on (as in scikit-learn, training went on while the "
+                          "weights stayed finite). Lower learning_rate_init or scale the data.",
+                          RuntimeWarning)
         if run.status == "epochs" and not incremental:
             warnings.warn("Stochastic Optimizer: Maximum iterations (%d) reached and the "
                           "optimization hasn't converged yet." % self.max_iter,
@@ -426,7 +433,7 @@ class _FastbpMLP:
         if early_stopping and best_kept:
             # the best weights into the buffer, so coefs_ stay its views
             if run.ctl[K.C_BEST_EPOCH] > 0:
-                best = Network.from_coefs(self.coefs_, self.intercepts_, dtype=run.net.dtype)
+                best = run.net.copy()  # (its own weights may be non-finite by now)
                 best.params[:] = run.best
                 self._best_coefs = [c.copy() for c in best.coefs]
                 self._best_intercepts = [b.copy() for b in best.intercepts]

@@ -817,3 +817,22 @@ def test_bad_extras(extra, pattern):
     """The extras scikit-learn does not have: fastbp alone says what is wrong."""
     with pytest.raises(ValueError, match=pattern):
         fastbp.MLPClassifier(max_iter=3, **extra).fit(X_SMALL, Y_SMALL)
+
+
+def test_an_overflowing_loss_goes_on_as_in_scikit_learn():
+    """Issue 16: MLPRegressor(solver="sgd", learning_rate_init=1e6) on diabetes. scikit-learn
+    books an infinite loss and trains on while the weights stay finite (stopping by its tol
+    rule); the drop-in does the same, with a RuntimeWarning as scikit-learn's overflow one."""
+    from sklearn.datasets import load_diabetes
+    X, y = load_diabetes(return_X_y=True)
+    params = dict(solver="sgd", learning_rate_init=1e6, random_state=0, max_iter=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = sk.MLPRegressor(**params).fit(X, y)
+    with pytest.warns(RuntimeWarning, match="overflow encountered in the training loss"):
+        est = fastbp.MLPRegressor(**params).fit(X, y)
+    assert not np.isfinite(ref.loss_) and not np.isfinite(est.loss_)
+    assert est.n_iter_ == ref.n_iter_ and len(est.loss_curve_) == len(ref.loss_curve_)
+    assert [np.isfinite(v) for v in est.loss_curve_] == [np.isfinite(v) for v in ref.loss_curve_]
+    assert all(np.isfinite(c).all() for c in est.coefs_)
+    np.testing.assert_allclose(est.predict(X), ref.predict(X), rtol=1e-9)

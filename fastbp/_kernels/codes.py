@@ -109,8 +109,12 @@ BN_COLUMNS = 4
 # begin_epoch (learning rate), epoch_order (tuple order) and end_epoch (the rules).
 (C_EPOCH, C_END, C_LAST, C_STATUS, C_SEED, C_ORDER, C_ORDERS_FIRST, C_SCHEDULE, C_TRACK_END,
  C_TOL_RULE, C_PATIENCE, C_NO_IMPROVEMENT, C_ES_RULE, C_STALL, C_WEIGHT_CHANGE, C_PENDING,
- C_SAMPLES, C_BUDGET_NS, C_CLASSIFIER, C_DIVERGED_AT, C_PENALTY, C_SCORE, C_BEST_EPOCH) = range(23)
-N_CTL = 23
+ C_SAMPLES, C_BUDGET_NS, C_CLASSIFIER, C_DIVERGED_AT, C_PENALTY, C_SCORE, C_BEST_EPOCH,
+ C_LOSS_DIVERGES) = range(24)
+N_CTL = 24
+# C_LOSS_DIVERGES: 1 (train()'s rule): a non-finite loss is divergence, as a non-finite weight
+# is; 0 (scikit-learn's): only a non-finite weight is -- an infinite loss is booked and
+# training goes on, as scikit-learn's MLP does.
 (N_LR0, N_LR, N_POWER_T, N_TOL, N_VAL_TOL, N_MAX_MISCLASSIFIED, N_MIN_WEIGHT_CHANGE,
  N_BEST_LOSS, N_BEST_VAL, N_DATA_SCALE, N_PEND_LOSS, N_PEND_PENALTY, N_PEND_CORRECT,
  N_PEND_WEIGHT) = range(14)

@@ -158,7 +158,7 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
     col = e - 1
     loss = hist[H_LOSS, col]
     es = ctl[C_ES_RULE]
-    diverged = not (finite and np.isfinite(loss))
+    diverged = not (finite and (np.isfinite(loss) or ctl[C_LOSS_DIVERGES] == 0))
     if diverged:
         ctl[C_DIVERGED_AT] = e
         score = hist[H_VAL_SCORE, col]
@@ -310,7 +310,8 @@ def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, st
     finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
     now = monotonic_ns()
     hist[H_SECONDS, e - 1] = (now - clock) * 1e-9
-    stop = end_epoch(params, ctl, num, hist, best, e, n, finite and also_finite, change)
+    finite = finite and (also_finite or ctl[C_LOSS_DIVERGES] == 0)
+    stop = end_epoch(params, ctl, num, hist, best, e, n, finite, change)
     return stop or now - start >= ctl[C_BUDGET_NS], now
 
 
