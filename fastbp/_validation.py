@@ -121,7 +121,8 @@ def as_matrix(X, name, dtype, n_columns=None, allow_1d=False, columns="columns")
     if arr.ndim == 1 and allow_1d:
         arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_samples, n_features), got {arr.ndim}-D with shape {arr.shape}")
+        raise ValueError(f"{name} must be a 2-D array (n_samples, n_{columns}), got {arr.ndim}-D with "
+                         f"shape {arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has 0 rows")
     if arr.shape[1] == 0:

@@ -324,9 +324,30 @@ class Network(Model):
     def check_X(self, X, name="X"):
         return as_matrix(X, name, self.dtype, n_columns=self.n_inputs, columns="features")
 
+    def _class_labels_as_one_hot(self, Y):
+        """A softmax network takes class labels 0..n_outputs-1 as its targets, as PyTorch's
+        cross-entropy does: a 1-D array of whole numbers becomes their one-hot rows."""
+        if self.output_activation != "softmax" or isinstance(Y, (str, bytes)):
+            return Y
+        try:
+            labels = np.asarray(Y)
+        except (ValueError, TypeError):
+            return Y  # as_matrix says what is wrong
+        if labels.ndim != 1 or labels.dtype.kind not in "biuf" or labels.size == 0:
+            return Y
+        if labels.dtype.kind == "f" and not (np.isfinite(labels).all() and (labels == np.round(labels)).all()):
+            raise ValueError("Y: a 1-D Y for a softmax network must hold class labels "
+                             f"0..{self.n_outputs - 1} (whole numbers); for other targets pass "
+                             f"(n_samples, {self.n_outputs}) rows, e.g. fastbp.datasets.one_hot(y)")
+        if labels.min() < 0 or labels.max() >= self.n_outputs:
+            raise ValueError(f"Y: class labels must lie in 0..{self.n_outputs - 1} for this network's "
+                             f"{self.n_outputs} softmax outputs, got {labels.min()}..{labels.max()}")
+        return np.eye(self.n_outputs, dtype=self.dtype)[labels.astype(np.int64)]
+
     def check_XY(self, X, Y):
         """X and targets Y converted once to the network's dtype and checked against each other."""
         X = self.check_X(X)
+        Y = self._class_labels_as_one_hot(Y)
         Y = as_matrix(Y, "Y", self.dtype, n_columns=self.n_outputs, allow_1d=self.n_outputs == 1,
                       columns="outputs")
         if Y.shape[0] != X.shape[0]:

@@ -68,6 +68,10 @@ def test_demo_runs_as_a_module(tmp_path):
     results = [line for line in done.stdout.splitlines() if line.endswith("tuples/s")]
     xor = [line for line in results if line.startswith("xor ")]
     assert len(xor) == 2 and all("train accuracy 100.0%" in line for line in xor)
+    outputs = [line.split(":", 1)[1].split("(")[0].split() for line in done.stdout.splitlines()
+               if "outputs for (0,0)" in line]
+    assert len(outputs) == 2  # a learned XOR: every output within 0.05 of its target
+    assert all(abs(float(o) - t) < 0.05 for row in outputs for o, t in zip(row, (0, 1, 1, 0)))
     digits = [line for line in results if line.startswith("digits ")]
     assert len(digits) == 1 and "test accuracy" in digits[0]
     assert "Traceback" not in done.stderr

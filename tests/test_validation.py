@@ -223,3 +223,26 @@ def test_loss_gradient_rejects_negative_alpha(net, data):
     X, Y = data
     with pytest.raises(ValueError, match="alpha"):
         net.loss_gradient(X, Y, alpha=-1.0)
+
+
+def test_softmax_networks_take_class_labels():
+    """Issue 16, item 4: train() on a softmax network accepts integer class labels (as
+    PyTorch's cross-entropy does): the same run as with their one-hot rows."""
+    X = np.random.default_rng(0).normal(size=(60, 4))
+    y = np.arange(60) % 3
+    a = fastbp.Network([4, 5, 3], output_activation="softmax", loss="log_loss", random_state=0)
+    b = fastbp.Network([4, 5, 3], output_activation="softmax", loss="log_loss", random_state=0)
+    ha = fastbp.train(a, X, y, epochs=3)
+    hb = fastbp.train(b, X, fastbp.datasets.one_hot(y), epochs=3)
+    assert np.array_equal(a.params, b.params) and ha.loss == hb.loss
+    assert a.evaluate(X, y) == b.evaluate(X, fastbp.datasets.one_hot(y))
+    with pytest.raises(ValueError, match="class labels must lie in 0..2"):
+        fastbp.train(a, X, y + 1)
+    with pytest.raises(ValueError, match="e.g. fastbp.datasets.one_hot"):
+        fastbp.train(a, X, y + 0.5)
+
+
+def test_a_wrong_target_shape_speaks_of_outputs():
+    net = fastbp.Network([4, 2], output_activation="logistic")
+    with pytest.raises(ValueError, match=r"Y must be a 2-D array \(n_samples, n_outputs\)"):
+        fastbp.train(net, np.zeros((5, 4)), np.zeros((5, 2, 1)))

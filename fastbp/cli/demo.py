@@ -10,11 +10,11 @@ from ..network import Network
 from ._common import UsageError, _percent, _result_line, _timed_train, _warm_up, _write_plot  # noqa: F401
 
 # -- demo --------------------------------------------------------------------------------------
-XOR_RUNS = (  # (mode, learning rate, momentum): each learns XOR within a few hundred epochs
-    ("case", 0.5, 0.9),
+XOR_RUNS = (  # (mode, learning rate, momentum): each learns XOR, outputs within 0.03 of the
+    ("case", 0.5, 0.9),  # targets after XOR_EPOCHS (seeds 0-5 checked)
     ("epoch", 2.0, 0.9),
 )
-XOR_MAX_EPOCHS = 5000
+XOR_EPOCHS = 2000
 DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
 
 
@@ -33,10 +33,10 @@ def run_demo(args):
                       loss="squared_error", dtype=np.float64, random_state=args.seed)
         options = dict(mode=mode, learning_rate=lr, momentum=momentum, n_jobs=args.n_jobs)
         jit = _warm_up(net, X, Y, **options)
-        print(f"\nXOR, {mode} updating, learning rate {lr}, momentum {momentum}, until all 4 "
-              f"tuples are right: {net!r} (kernels ready in {jit:.2f} s)", flush=True)
-        history, seconds = _timed_train(net, X, Y, epochs=XOR_MAX_EPOCHS, max_misclassified=0.0,
-                                        progress=args.progress, **options)
+        print(f"\nXOR, {mode} updating, learning rate {lr}, momentum {momentum}, {XOR_EPOCHS} "
+              f"epochs: {net!r} (kernels ready in {jit:.2f} s)", flush=True)
+        history, seconds = _timed_train(net, X, Y, epochs=XOR_EPOCHS, progress=args.progress,
+                                        **options)
         outputs = " ".join(f"{o:.3f}" for o in net.predict(X)[:, 0])
         print(f"xor {mode:<6} " + _result_line(history, seconds, _percent(history.accuracy[-1])))
         print(f"           outputs for (0,0) (0,1) (1,0) (1,1): {outputs}  (targets 0 1 1 0)")
