@@ -18,6 +18,10 @@ def _curves(source):
     if hasattr(source, "loss_curve_"):  # the MLP drop-ins (scikit-learn's names)
         return (list(source.loss_curve_), list(getattr(source, "validation_loss_curve_", []) or []),
                 [], list(getattr(source, "validation_scores_", None) or []), type(source).__name__)
+    if hasattr(source, "fit") and hasattr(source, "get_params"):  # an estimator, not fitted yet
+        from sklearn.exceptions import NotFittedError
+        raise NotFittedError(f"This {type(source).__name__} instance is not fitted yet: fit it "
+                             "before plot_history draws its curves.")
     raise TypeError(f"plot_history takes a fastbp History or a fitted fastbp estimator, got "
                     f"{type(source).__name__}")
 

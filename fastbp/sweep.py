@@ -466,17 +466,20 @@ def label(row):
 
 
 def write_plots(out, rows):
-    """throughput.png and loss.png from the ok rows; the paths written (none without matplotlib)."""
+    """throughput.png and loss.png from the ok rows; the paths written (none without matplotlib).
+    A run whose loss is not finite (diverged) is a bar marked "diverged", and the title counts
+    the runs each plot leaves out (failed ones, which have no numbers)."""
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    ok = [r for r in rows if r["status"] == "ok" and r["tuples_per_second"] is not None
-          and r["final_loss"] is not None]
+    ok = [r for r in rows if r["status"] == "ok" and r["tuples_per_second"] is not None]
     if not ok:
         return []
+    left_out = len(rows) - len(ok)
+    note = f" ({left_out} of {len(rows)} runs failed: not shown)" if left_out else ""
     paths = []
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for k, mode in enumerate(sorted({r["mode"] for r in ok})):
@@ -487,7 +490,7 @@ def write_plots(out, rows):
         ax.scatter([p for p, _ in points], [t for _, t in points], s=14, alpha=0.4, color=color)
         ax.plot(sizes, medians, marker="o", color=color, label=f"{mode} (median of its runs)")
     ax.set(xscale="log", yscale="log", xlabel="network size (weights and biases)",
-           ylabel="training throughput (tuples / s)", title="fastbp sweep: throughput per mode")
+           ylabel="training throughput (tuples / s)", title="fastbp sweep: throughput per mode" + note)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -498,11 +501,20 @@ def write_plots(out, rows):
     ordered = sorted(ok, key=lambda r: label(r))
     height = max(3.0, min(40.0, 0.22 * len(ordered) + 1.0))
     fig, ax = plt.subplots(figsize=(9, height))
-    ax.barh(range(len(ordered)), [r["final_loss"] for r in ordered], color="tab:blue")
+    losses = [r["final_loss"] for r in ordered]
+    ax.barh(range(len(ordered)), [0.0 if v is None else v for v in losses], color="tab:blue")
+    for y, value in enumerate(losses):
+        if value is None:  # diverged: no finite loss to draw, said on its row
+            ax.annotate("diverged", (0, y), xytext=(3, 0), textcoords="offset points",
+                        va="center", fontsize=7, color="tab:red")
     ax.set_yticks(range(len(ordered)))
     ax.set_yticklabels([label(r) for r in ordered], fontsize=6 if len(ordered) > 40 else 8)
     ax.invert_yaxis()
-    ax.set(xlabel="final training loss", title="fastbp sweep: final loss per configuration")
+    diverged = sum(v is None for v in losses)
+    title = "fastbp sweep: final loss per configuration" + note
+    if diverged:
+        title += f"\n{diverged} run(s) diverged: marked, no bar"
+    ax.set(xlabel="final training loss", title=title)
     fig.tight_layout()
     paths.append(Path(out) / LOSS_PLOT)
     fig.savefig(paths[-1], dpi=120)

@@ -8,10 +8,12 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
+import fastbp
 from fastbp import Network, cli, io
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -430,3 +432,35 @@ def test_sweep_is_a_subcommand(tmp_path, capsys):
     assert cli.main(["sweep", "--config", str(tmp_path / "none.toml"), "--out", str(tmp_path)]) == 2
     assert "none.toml" in capsys.readouterr().err
     assert "sweep" in cli.build_parser().format_help()
+
+
+def test_output_paths_and_the_plot_are_checked_before_training(labelled_csv, tmp_path, monkeypatch, capsys):
+    """Issue 16, item 7: --out into a missing folder, and --plot without matplotlib, fail at
+    once (exit 2, one line), before any training; nothing is written."""
+    path, _, _ = labelled_csv
+    trained = []
+    monkeypatch.setattr(cli.commands, "_timed_train", lambda *a, **k: trained.append(1) / 0)
+    assert cli.main(["train", path, "--target", "species", "--out", str(tmp_path / "no" / "m.npz")]) == 2
+    assert "the folder" in capsys.readouterr().err and not trained
+    assert cli.main(["train", path, "--target", "species", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err and not trained
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    assert cli.main(["train", path, "--target", "species", "--plot", str(tmp_path / "p.png")]) == 2
+    err = capsys.readouterr().err
+    assert "needs matplotlib" in err and not trained and not list(tmp_path.glob("*.npz"))
+
+
+def test_predict_names_what_the_model_file_is(labelled_csv, tmp_path, capsys):
+    path, X, labels = labelled_csv
+    est = fastbp.MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X, labels)
+    saved = fastbp.save(est, tmp_path / "clf.npz")
+    assert cli.main(["predict", str(saved), path]) == 2
+    err = capsys.readouterr().err
+    assert "holds a MLPClassifier saved by fastbp.save" in err and "fastbp.load" in err
+    assert cli.main(["predict", str(tmp_path), path]) == 2
+    assert "is a folder, not a model file" in capsys.readouterr().err
+    assert cli.main(["predict", str(saved), path, "--out", str(tmp_path / "no" / "p.csv")]) == 2
+    assert "does not exist" in capsys.readouterr().err

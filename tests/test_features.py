@@ -217,6 +217,10 @@ def test_plot_history_of_histories_and_estimators(tmp_path):
         fastbp.plot_history(net)
     with pytest.raises(ValueError, match="no epochs"):
         fastbp.plot_history(fastbp.History())
+    from sklearn.exceptions import NotFittedError  # what scikit-learn users expect (issue 16)
+    for unfitted in (fastbp.MLPClassifier(), fastbp.RNNRegressor()):
+        with pytest.raises(NotFittedError, match="not fitted yet"):
+            fastbp.plot_history(unfitted)
 
 
 # -- dropout ------------------------------------------------------------------------------------

@@ -275,3 +275,27 @@ def test_ctrl_c_stops_the_sweep_keeping_finished_runs(tmp_path):
     assert "Traceback" not in err, err
     lines = records(out)
     assert 1 <= len(lines) < 6 and all(r["status"] == "ok" for r in lines)
+
+
+def test_plots_mark_diverged_runs_and_count_failed_ones(tmp_path, monkeypatch):
+    """Issue 16, item 8: a diverged run (no finite loss) is a marked row of the loss plot, and
+    the titles count the failed runs they leave out."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.axes
+    marks, titles = [], []
+    real_annotate, real_set = matplotlib.axes.Axes.annotate, matplotlib.axes.Axes.set
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate",
+                        lambda self, text, *a, **k: marks.append(text) or real_annotate(self, text, *a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "set",
+                        lambda self, **k: titles.append(k.get("title")) or real_set(self, **k))
+    row = dict(n_samples=10, n_features=2, n_classes=2, hidden="4", activation="logistic",
+               dtype="float32", mode="case", learning_rate=0.1, n_params=17, status="ok",
+               tuples_per_second=1e5, final_loss=0.2)
+    rows = [row, dict(row, learning_rate=1e6, final_loss=None),
+            dict(row, status="failed", tuples_per_second=None, final_loss=None)]
+    paths = sweep.write_plots(tmp_path, rows)
+    assert [p.name for p in paths] == [sweep.THROUGHPUT_PLOT, sweep.LOSS_PLOT]
+    assert marks == ["diverged"]
+    assert all("1 of 3 runs failed" in t for t in titles if t)
+    assert any("1 run(s) diverged" in t for t in titles if t)

@@ -2,6 +2,7 @@
 reported as one line, exit code 2) and the report and training helpers."""
 import time
 import warnings
+from pathlib import Path
 
 from ..train import InterruptedWarning, train
 
@@ -46,6 +47,34 @@ def _warm_up(net, X, Y, **options):
         options["batch_size"] = min(options["batch_size"], 2)
     train(net.copy(), X[:2], Y[:2], **options)
     return time.perf_counter() - start
+
+
+def check_plot_path(path, required=True):
+    """Before any training: the plot `path` (None or empty: none) can be drawn -- matplotlib is
+    installed and the folder exists. Returns the path to draw to, or None. required=False
+    (the demo's default plot): without matplotlib, a note and no plot instead of an error."""
+    if not path:
+        return None
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        if not required:
+            print(f'(no plot: {path} needs matplotlib, pip install "fastbp[plot]")')
+            return None
+        raise UsageError(f'--plot {path} needs matplotlib: pip install "fastbp[plot]" (or leave '
+                         "out --plot)") from None
+    check_output_path(path, "--plot")
+    return path
+
+
+def check_output_path(path, option):
+    """Before any work: the folder `path` goes into exists, and `path` is not a folder."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"{option} {path}: the folder {folder} does not exist")
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a folder; give a file name")
 
 
 def _write_plot(path, history, title):

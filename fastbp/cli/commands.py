@@ -9,7 +9,17 @@ import numpy as np
 from .. import datasets, io
 from .._validation import is_int, is_number, short_repr
 from ..network import Network
-from ._common import MODE_DEFAULTS, UsageError, _percent, _result_line, _timed_train, _warm_up, _write_plot
+from ._common import (
+    MODE_DEFAULTS,
+    UsageError,
+    _percent,
+    _result_line,
+    _timed_train,
+    _warm_up,
+    _write_plot,
+    check_output_path,
+    check_plot_path,
+)
 from .data import _label_list, _load_table, _resolve_task
 
 # -- compile -----------------------------------------------------------------------------------
@@ -86,6 +96,9 @@ def _split(n_rows, test_fraction, seed, stratify):
 
 
 def run_train(args):
+    out = Path(args.out) if args.out else Path(args.file).with_suffix(".fastbp.npz")
+    check_output_path(out, "--out")  # before any training, as is the plot's
+    args.plot = check_plot_path(args.plot)
     dtype = np.dtype(args.dtype)
     X, y, feature_names, target_name, target_index = _load_table(args.file, args.target)
     n_rows = X.shape[0]
@@ -161,7 +174,6 @@ def run_train(args):
         test_fit = _regression_scores(_unscale(net.predict(X_test), meta), Y_test) if len(test_rows) else None
         print("result: " + _result_line(history, seconds, train_fit, test_fit, name="RMSE"))
 
-    out = Path(args.out) if args.out else Path(args.file).with_suffix(".fastbp.npz")
     _save_model(out, net, meta)
     print(f"saved model to {out}")
     if history.n_epochs:
@@ -201,6 +213,8 @@ def _predict_outputs(net, meta, X):
 
 
 def run_predict(args):
+    if args.out:
+        check_output_path(args.out, "--out")
     net, meta = _load_model(args.model)
     X, _, _, _, _ = _load_table(args.file, None, for_prediction=True,
                                 feature_names=meta["feature_names"],
@@ -248,8 +262,18 @@ def _load_model(path):
     naming what is wrong: the header is checked field by field before anything is built from it.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder, not a model file")
     if not path.is_file():
         raise UsageError(f"{path}: no such model file")
+    try:
+        kind = io.read_archive(path)[0]["kind"]
+    except (io.ModelFileError, OSError) as error:
+        raise UsageError(str(error)) from None
+    if kind != "Network":
+        raise UsageError(f"{path} holds a {kind} saved by fastbp.save; 'fastbp predict' reads the "
+                         "models 'fastbp train' writes (a network with its table's columns). "
+                         "Load it in Python instead: fastbp.load(path).predict(X)")
     try:
         header, arrays = io.read_archive(path, kinds=("Network",))
         check = io.Checker(path)

@@ -7,7 +7,7 @@ from .. import datasets
 from .._threads import compute_threads
 from .._version import __version__
 from ..network import Network
-from ._common import UsageError, _percent, _result_line, _timed_train, _warm_up, _write_plot  # noqa: F401
+from ._common import _percent, _result_line, _timed_train, _warm_up, _write_plot, check_plot_path
 
 # -- demo --------------------------------------------------------------------------------------
 XOR_RUNS = (  # (mode, learning rate, momentum): each learns XOR, outputs within 0.03 of the
@@ -15,12 +15,16 @@ XOR_RUNS = (  # (mode, learning rate, momentum): each learns XOR, outputs within
     ("epoch", 2.0, 0.9),
 )
 XOR_EPOCHS = 2000
+DEFAULT_PLOT = "fastbp-demo.png"
 DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
 
 
 def run_demo(args):
     import numba
     total = time.perf_counter()
+    # checked before any training: a --plot given must be drawable; the default one is optional
+    plot = check_plot_path(args.plot) if args.plot is not None else \
+        check_plot_path(DEFAULT_PLOT, required=False)
     with compute_threads(args.n_jobs):  # what train() will run with: -1 and too many are clipped there
         threads = numba.get_num_threads()
     print(f"fastbp {__version__} demo: seed {args.seed}, {threads} Numba thread(s)")
@@ -64,6 +68,6 @@ def run_demo(args):
     _, test_accuracy = net.evaluate(X_test, Y_test)
     print("digits     " + _result_line(history, seconds, _percent(history.accuracy[-1]),
                                        _percent(test_accuracy)))
-    _write_plot(args.plot, history, "digits, case updating: training and test (validation) curves")
+    _write_plot(plot, history, "digits, case updating: training and test (validation) curves")
     print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
     return 0

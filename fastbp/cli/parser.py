@@ -111,10 +111,10 @@ def build_parser():
                     "(75/25 stratified split). Each training prints its final loss, accuracy, epochs, "
                     "seconds and training tuples per second. The first run compiles the kernels "
                     "(cached on disk afterwards).")
-    demo.add_argument("--plot", default="fastbp-demo.png", metavar="PNG",
+    demo.add_argument("--plot", default=None, metavar="PNG",
                       help="where to draw the digits run's training and validation curves "
-                           "(default: fastbp-demo.png; needs matplotlib: pip install "
-                           "\"fastbp[plot]\"; --plot '' for none)")
+                           "(default: fastbp-demo.png when matplotlib is installed, pip install "
+                           "\"fastbp[plot]\"; a --plot given needs it; --plot '' for none)")
     demo.add_argument("--quick", action="store_true",
                       help="train digits for 3 epochs instead of the default 20 (for smoke tests)")
     demo.add_argument("--no-progress", dest="progress", action="store_false",
