@@ -419,3 +419,13 @@ def test_batch_norm_checkpoint_resume_is_bit_for_bit(tmp_path):
                  checkpoint=path, resume=True)
     assert np.array_equal(resumed.params, full.params)
     assert np.array_equal(resumed.bn_stats, full.bn_stats)
+
+
+def test_history_prints_as_one_short_line():
+    """Issue 16, item 6: print(history) is a summary, not thousands of numbers."""
+    X, y = fastbp.datasets.xor()
+    hist = fastbp.train(fastbp.Network([2, 3, 1], random_state=0), X, y, epochs=3000)
+    text = repr(hist)
+    assert "\n" not in text and len(text) < 160 and text.startswith("History(n_epochs=3000")
+    assert "stopped_by='epochs'" in text and "loss=" in text and "accuracy=" in text
+    assert repr(fastbp.History()) == "History(n_epochs=0, stopped_by='')"
