@@ -94,7 +94,6 @@ class Model:
                 f"output_activation={self.output_activation!r}, loss={self.loss!r}, "
                 f"dtype={self.dtype.name}{extra})")
 
-
     # -- what a training run needs from its model (fastbp.driver.Run asks; each model knows
     # its own kernels) ---------------------------------------------------------------------
     def check_training(self, mode, dropout, bptt_steps, clip_norm):

@@ -17,15 +17,14 @@ def is_int(value):
 
 
 def is_number(value, finite=False):
-    """An int or float that is not a bool; with `finite`, also finite (an integer too large
-    for a float is not). JSON parses Infinity and NaN, so a model file may hold them."""
+    """An int or float that is not a bool and that a float can hold (an integer too large
+    for one is not); with `finite`, also finite. JSON parses Infinity and NaN, so a model file
+    may hold them."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
-    if not finite:
-        return True
     try:
-        return math.isfinite(value)
-    except OverflowError:
+        return math.isfinite(value) or not finite
+    except OverflowError:  # an int beyond float's range
         return False
 
 

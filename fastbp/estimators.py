@@ -78,9 +78,9 @@ class _FastbpMLP:
         get_params and clone rely on). values: the caller's locals()."""
         own = inspect.signature(sklearn_class.__init__).parameters
         sklearn_class.__init__(self, **{name: values[name] for name in own if name != "self"})
-        for name in inspect.signature(type(self).__init__).parameters:
-            if name != "self" and name not in own:
-                setattr(self, name, values[name])
+        for name, value in values.items():
+            if name not in own and name not in ("self", "__class__"):
+                setattr(self, name, value)
 
     # -- data ----------------------------------------------------------------------------------
     def _fastbp_dtype(self, X):

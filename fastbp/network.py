@@ -327,7 +327,7 @@ class Network(Model):
     def _class_labels_as_one_hot(self, Y):
         """A softmax network takes class labels 0..n_outputs-1 as its targets, as PyTorch's
         cross-entropy does: a 1-D array of whole numbers becomes their one-hot rows."""
-        if self.output_activation != "softmax" or isinstance(Y, (str, bytes)):
+        if self.output_activation != "softmax":
             return Y
         try:
             labels = np.asarray(Y)
@@ -342,7 +342,9 @@ class Network(Model):
         if labels.min() < 0 or labels.max() >= self.n_outputs:
             raise ValueError(f"Y: class labels must lie in 0..{self.n_outputs - 1} for this network's "
                              f"{self.n_outputs} softmax outputs, got {labels.min()}..{labels.max()}")
-        return np.eye(self.n_outputs, dtype=self.dtype)[labels.astype(np.int64)]
+        rows = np.zeros((labels.size, self.n_outputs), dtype=self.dtype)
+        rows[np.arange(labels.size), labels.astype(np.int64)] = 1
+        return rows
 
     def check_XY(self, X, Y):
         """X and targets Y converted once to the network's dtype and checked against each other."""

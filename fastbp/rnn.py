@@ -167,7 +167,7 @@ class RNN(Model):
             raise ValueError("dropout: not supported for fastbp.RNN (feed-forward Networks only)")
 
     def note_targets(self, Y):
-        self.targets_ = "step" if np.ndim(Y) == 3 else "sequence"
+        self.targets_ = self.targets_of(Y)
 
     def training_kernel(self, run):
         trainer, n = run.trainer, run.n

@@ -364,6 +364,14 @@ def usable_cores():
         return os.cpu_count() or 1
 
 
+def _ignore_sigint():
+    """Worker processes ignore Ctrl-C (the terminal sends it to the whole process group): an
+    interrupt landing in Numba's compiler is printed as an ignored exception, and a run cut
+    short is not recorded anyway. The sweep's own process answers it and ends the workers."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_local(todo, workers, threads, data_dir):
     """Yield the records of `todo`, run `workers` at a time in fresh processes (spawned: no
     forked threading layer) with NUMBA_NUM_THREADS=threads; in this process when workers == 0."""
@@ -379,7 +387,8 @@ def run_local(todo, workers, threads, data_dir):
     try:
         remaining = list(todo)
         while remaining:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint,
+                                       mp_context=multiprocessing.get_context("spawn"))
             try:
                 futures = {pool.submit(safe_run, config, data_dir): config for config in remaining}
                 remaining = []
@@ -392,6 +401,10 @@ def run_local(todo, workers, threads, data_dir):
                                "error": "BrokenProcessPool: the worker process running it died"}
                         remaining = [c for f, c in futures.items() if not f.done()]
                         break
+            except BaseException:  # Ctrl-C: this process stops the workers (see _ignore_sigint)
+                for process in list(getattr(pool, "_processes", None) or {}):
+                    pool._processes[process].terminate()
+                raise
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
     finally:

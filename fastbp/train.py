@@ -18,12 +18,11 @@ from .driver import (  # noqa: F401
     Trainer,
     Validation,
 )
-from .io.checkpoint import check_same_run, read_checkpoint, save_checkpoint
+from .io.checkpoint import check_same_run, read_checkpoint, save_checkpoint, stop_rule_changed
 from .network import check_random_state, draw_seed
 
 SCHEDULES = {"constant": K.SCHED_CONSTANT, "1/t": K.SCHED_INV_T, "invscaling": K.SCHED_INVSCALING}
 TRACKS = ("end", "pass")
-HISTORY_LISTS = SERIES
 
 
 def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100, shuffle=True,
@@ -112,9 +111,10 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
         With a checkpoint at `checkpoint`: continue from it up to `epochs` epochs in all (the
         same arguments and data give bit for bit the params of an uninterrupted run), also a
         run that had ended at a smaller `epochs`; without one, start anew. Any other setting
-        that differs from the checkpoint's run (learning rate, schedule, momentum, rules, ...)
-        is refused with a ValueError naming it. A run that a rule stopped (or that already
-        has `epochs` epochs) is not trained further: a UserWarning says why.
+        that differs from the checkpoint's run (learning rate, schedule, momentum, validation,
+        ...) is refused with a ValueError naming it, except the stop rules' thresholds: a run
+        a rule stopped goes on when its threshold changed, and otherwise (or when it already
+        has `epochs` epochs) is not trained further, a UserWarning saying why.
     bptt_steps : int, optional
         RNN only: truncate backpropagation through time to this many steps.
     clip_norm : float, optional
@@ -173,9 +173,9 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     schedule_code = K.SCHED_GIVEN if rate else SCHEDULES[check_choice(schedule, "schedule", tuple(SCHEDULES))]
     epochs = check_int(epochs, "epochs", minimum=1)
     track = check_choice(track, "track", TRACKS)
+    n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", minimum=1)  # also early stopping's
     if tol is not None:
         tol = check_float(tol, "tol", minimum=0.0)
-        n_iter_no_change = check_int(n_iter_no_change, "n_iter_no_change", minimum=1)
     if max_misclassified is not None:
         max_misclassified = check_float(max_misclassified, "max_misclassified", 0.0, 1.0)
         if not net.is_classifier:
@@ -231,13 +231,14 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                           stacklevel=2)
             run.history.stopped_by = status or "epochs"
             return run.history
-        if status == "epochs":  # stopped by the old epoch limit: go on to the new one
-            run.stop(K.RUNNING)
+        if status == "epochs" or stop_rule_changed(run, resumed):
+            run.stop(K.RUNNING)  # the old limit or threshold stopped it: go on under the new
         elif status:
             warnings.warn(f"the run in checkpoint {checkpoint} stopped by {status!r} after epoch "
-                          f"{done}, and the same rule would stop it again: nothing trained. Start "
-                          "anew (resume=False) or change the rule to train further.", UserWarning,
-                          stacklevel=2)
+                          f"{done}, and resuming it as it was would stop it again: nothing "
+                          "trained. Start anew (resume=False), or change the threshold of the "
+                          "rule that stopped it (tol, n_iter_no_change, max_misclassified, "
+                          "min_weight_change) to train further.", UserWarning, stacklevel=2)
             run.history.stopped_by = status
             return run.history
     call_start = (net.params.copy(), rng_before) if rate else None

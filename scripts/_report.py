@@ -45,7 +45,7 @@ def threading_layer():
     import numba
     try:
         return numba.threading_layer()
-    except ValueError:
+    except ValueError:  # no parallel kernel has run yet: not chosen (and not started here)
         return "not yet chosen"
 
 

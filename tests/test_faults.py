@@ -385,7 +385,8 @@ def test_resume_refuses_other_settings_by_name(tmp_path):
     for change, name in ((dict(learning_rate=0.5, momentum=0.5), "learning_rate"),
                          (dict(learning_rate=0.05, momentum=0.9), "momentum"),
                          (dict(learning_rate=0.05, momentum=0.5, schedule="1/t"), "schedule"),
-                         (dict(learning_rate=0.05, momentum=0.5, tol=1e-3), "tol"),
+                         (dict(learning_rate=0.05, momentum=0.5, dropout=0.1), "dropout"),
+                         (dict(learning_rate=0.05, momentum=0.5, validation=(X, Y)), "validation"),
                          (dict(learning_rate=0.05, momentum=0.5, alpha=1e-4), "alpha")):
         net = network(seed=4)
         before = net.params.copy()
@@ -403,3 +404,7 @@ def test_resume_of_a_rule_stopped_run_warns_and_trains_nothing(tmp_path):
         again = fastbp.train(net, X, Y, epochs=50, checkpoint=path, resume=True, tol=10.0,
                              n_iter_no_change=1)
     assert again.n_epochs == first.n_epochs and again.stopped_by == "no_improvement"
+    # a threshold of the rule that stopped it may change: the run goes on under the new one
+    net = network(seed=3)
+    on = fastbp.train(net, X, Y, epochs=8, checkpoint=path, resume=True, tol=0.0, n_iter_no_change=50)
+    assert on.n_epochs == 8 and on.stopped_by == "epochs"

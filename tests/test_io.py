@@ -456,3 +456,28 @@ def test_network_and_rnn_answer_one_interface():
     assert np.array_equal(net.predict(X, n_jobs=1), net.predict(X))
     with pytest.raises(ValueError, match="n_jobs"):
         net.predict(X, n_jobs=0)
+
+
+def test_tampered_trainer_weights_and_numbers_are_model_file_errors(saved):
+    """Fields whose bad values once escaped as TypeError, ValueError or OverflowError."""
+    path, header, arrays = saved
+    cases = [
+        (("attributes", "_trainer", "optimizer"), ["sgd"], "invalid trainer"),
+        (("attributes", "_trainer", "mode"), "case", None),  # a valid trainer: loads
+        (("attributes", "loss_"), 10 ** 400, "must be a number or null"),
+        (("attributes", "n_iter_"), 2 ** 64, "non-negative integer"),
+        (("params", "class_weight"), {"items": [[[1], 2.0]]}, "class_weight must pair"),
+    ]
+    for keys, value, message in cases:
+        write_raw(path, _change(header, keys, value), arrays)
+        if message is None:
+            fastbp.load(path)
+            continue
+        with pytest.raises(fastbp.ModelFileError, match=message):
+            fastbp.load(path)
+    rprop = _change(_change(header, ("attributes", "_trainer", "optimizer"), "rprop"),
+                    ("attributes", "_trainer", "mode"), "case")
+    write_raw(path, rprop, dict(arrays, **{"attr._trainer.state": np.zeros(
+        (2, arrays["attr._trainer.state"].shape[1]))}))
+    with pytest.raises(fastbp.ModelFileError, match="invalid trainer"):
+        fastbp.load(path)

@@ -148,8 +148,9 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
     """Book epoch e, whose history column the run kernel has filled (learning rate, loss,
     accuracy, validation, seconds), and apply the rules: divergence, then the stop rules in
     train()'s order of precedence, then scikit-learn's schedules that follow the loss.
-    Returns True when the run stops here; ctl[C_STATUS] says why. `finite`: the epoch's
-    numbers and weights were all finite; `change`: the largest weight change.
+    Returns True when the run stops here; ctl[C_STATUS] says why. `finite`: the epoch did not
+    diverge (its weights, and under train()'s rule its loss, all finite; see close_epoch);
+    `change`: the largest weight change.
 
     A diverged epoch is not booked (C_EPOCH stays e - 1 and C_DIVERGED_AT says e; Python
     goes back to the last finite epoch), except under scikit-learn's early stopping with a
@@ -158,7 +159,7 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
     col = e - 1
     loss = hist[H_LOSS, col]
     es = ctl[C_ES_RULE]
-    diverged = not (finite and (np.isfinite(loss) or ctl[C_LOSS_DIVERGES] == 0))
+    diverged = not finite
     if diverged:
         ctl[C_DIVERGED_AT] = e
         score = hist[H_VAL_SCORE, col]
@@ -310,7 +311,8 @@ def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, st
     finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
     now = monotonic_ns()
     hist[H_SECONDS, e - 1] = (now - clock) * 1e-9
-    finite = finite and (also_finite or ctl[C_LOSS_DIVERGES] == 0)
+    if ctl[C_LOSS_DIVERGES]:  # train()'s rule: the epoch's loss must be finite too
+        finite = finite and also_finite and np.isfinite(hist[H_LOSS, e - 1])
     stop = end_epoch(params, ctl, num, hist, best, e, n, finite, change)
     return stop or now - start >= ctl[C_BUDGET_NS], now
 

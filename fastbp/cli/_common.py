@@ -16,8 +16,6 @@ MAX_AUTO_CLASSES = 20     # --task auto: at most this many distinct integer valu
 MISSING = {"", "na", "nan", "n/a", "null", "none", "?"}   # CSV cells read as missing values
 
 
-
-
 class UsageError(Exception):
     """Bad input from the user: reported as one line on stderr, exit code 2."""
 
@@ -78,14 +76,11 @@ def check_output_path(path, option):
 
 
 def _write_plot(path, history, title):
-    """fastbp.plot_history to `path` (nothing for an empty path); a note when matplotlib is missing."""
+    """fastbp.plot_history to `path` (nothing for an empty path or None), a path
+    check_plot_path returned."""
     if not path:
         return
-    try:
-        import matplotlib
-    except ImportError:
-        print(f'(no plot: {path} needs matplotlib, pip install "fastbp[plot]")')
-        return
+    import matplotlib  # there: check_plot_path saw to it before training
     matplotlib.use("Agg")  # a file, never a window
     from ..plots import plot_history
     try:

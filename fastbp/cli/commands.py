@@ -267,20 +267,18 @@ def _load_model(path):
     if not path.is_file():
         raise UsageError(f"{path}: no such model file")
     try:
-        kind = io.read_archive(path)[0]["kind"]
-    except (io.ModelFileError, OSError) as error:
-        raise UsageError(str(error)) from None
-    if kind != "Network":
-        raise UsageError(f"{path} holds a {kind} saved by fastbp.save; 'fastbp predict' reads the "
-                         "models 'fastbp train' writes (a network with its table's columns). "
-                         "Load it in Python instead: fastbp.load(path).predict(X)")
-    try:
-        header, arrays = io.read_archive(path, kinds=("Network",))
+        header, arrays = io.read_archive(path)  # every entry checked, nothing unpickled
+        if header["kind"] != "Network":
+            raise UsageError(f"{path} holds a {header['kind']} saved by fastbp.save; 'fastbp "
+                             "predict' reads the models 'fastbp train' writes (a network with its "
+                             "table's columns). Load it in Python instead: fastbp.load(path).predict(X)")
         check = io.Checker(path)
         absent = [key for key in _HEADER_KEYS if key not in header]
         if absent:
             check.fail(f"it lacks {', '.join(map(repr, absent))}")
         net = io.decode_network(header, arrays, check)
+        if arrays:
+            check.fail(f"unexpected arrays {sorted(arrays)}")
     except (io.ModelFileError, OSError) as error:
         raise UsageError(str(error)) from None
 

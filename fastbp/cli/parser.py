@@ -4,9 +4,9 @@ import argparse
 import numpy as np
 
 from .._version import __version__
-from ._common import MAX_AUTO_CLASSES, MODE_DEFAULTS  # noqa: F401  (named in the help texts)
+from ._common import MAX_AUTO_CLASSES, MODE_DEFAULTS
 from .commands import COMPILE_SECONDS_HERE, run_compile, run_predict, run_train
-from .demo import DIGITS_EPOCHS, DIGITS_LR, DIGITS_QUICK_EPOCHS, XOR_EPOCHS, run_demo  # noqa: F401
+from .demo import XOR_EPOCHS, run_demo
 
 
 class _Parser(argparse.ArgumentParser):

@@ -49,10 +49,9 @@ def read_checkpoint(path, net, trainer, n_samples):
             raise ValueError(f"checkpoint {path} was written with {key}={info.get(key)!r}; this "
                              f"call has {key}={value!r}")
     epoch = check.field(info, "epoch", lambda v: is_int(v) and v >= 0, "an integer >= 0", "checkpoint")
-    counters = {name: check.field(info, name, lambda v: is_int(v) and v >= 0,
-                                  "an integer >= 0", "checkpoint") for name in CHECKPOINT_COUNTERS}
-    if counters["seed"] >= 2 ** 63:
-        check.fail("checkpoint seed must be below 2**63")
+    counters = {name: check.field(info, name, lambda v: is_int(v) and 0 <= v < 2 ** 63,
+                                  "an integer in 0 .. 2**63-1", "checkpoint")
+                for name in CHECKPOINT_COUNTERS}
     values = {name: check.field(info, name, is_number, "a number", "checkpoint")
               for name in CHECKPOINT_VALUES}
     lists = check.field(info, "history", lambda v: isinstance(v, dict), "an object", "checkpoint")
@@ -115,34 +114,58 @@ _SCHEDULE_NAMES = {K.SCHED_CONSTANT: "constant", K.SCHED_INV_T: "1/t",
                    K.SCHED_INVSCALING: "invscaling", K.SCHED_GIVEN: "a callable"}
 
 
+# The settings that only decide when a run stops: a resumed run may change them (as it may
+# change `epochs`) to train on past where the old ones stopped it.
+STOP_RULE_SETTINGS = {"no_improvement": ("tol", "n_iter_no_change"),
+                      "misclassified": ("max_misclassified",),
+                      "weight_change": ("min_weight_change",)}
+
+
 def run_settings(run):
-    """What makes a run the run it is, beyond its mode, optimizer, batch size and data (checked
-    apart): the learning rate and its schedule, the shuffles, the stop rules, the history's
-    kind, dropout and the optimizer's parameters, as JSON values by train()'s names."""
+    """What makes a run the run it is, beyond its mode, optimizer, batch size, data and the
+    optimizer's parameters (checked apart): the learning rate and its schedule, the shuffles,
+    validation and early stopping, the history's kind, dropout, BPTT, and the stop rules'
+    thresholds (kept, not required to match), as JSON values by train()'s names."""
     rules, trainer = run.rules, run.trainer
-    settings = {
+    return {
         "learning_rate": float(run.num[K.N_LR0]),
         "schedule": _SCHEDULE_NAMES.get(int(run.ctl[K.C_SCHEDULE]), "scikit-learn's"),
         "power_t": float(run.num[K.N_POWER_T]),
         "shuffle": bool(run.ctl[K.C_ORDER] != K.ORDER_NATURAL),
+        "validation": run.validation is not None, "early_stopping": rules.early_stopping,
+        "track": "end" if rules.track_end else "pass", "dropout": trainer.dropout,
+        "bptt_steps": int(trainer.bptt), "clip_norm": float(trainer.max_norm),
         "tol": rules.tol, "n_iter_no_change": rules.n_iter_no_change,
         "max_misclassified": rules.max_misclassified, "min_weight_change": rules.min_weight_change,
-        "early_stopping": rules.early_stopping, "track": "end" if rules.track_end else "pass",
-        "dropout": trainer.dropout,
     }
-    settings.update({name: float(trainer.hyper[slot]) for name, slot in _HYPER_SETTINGS.items()})
-    return settings
 
 
 def check_same_run(path, run, resumed):
     """ValueError naming the first setting in which this call differs from the run the
-    checkpoint holds (checkpoints written before fastbp kept the settings pass)."""
+    checkpoint holds, before anything changes; the stop rules' thresholds may differ
+    (STOP_RULE_SETTINGS). Checkpoints written before fastbp kept the settings pass."""
+    def refuse(name, saved, value):
+        raise ValueError(
+            f"checkpoint {path} continues a run trained with {name}={saved!r}; this call has "
+            f"{name}={value!r}. Resume with the run's own settings (only `epochs` and the stop "
+            "rules' thresholds may change), or start anew with resume=False.")
+
+    for name, slot in _HYPER_SETTINGS.items():  # the optimizer's, against its saved array
+        saved, value = float(resumed["hyper"][slot]), float(run.trainer.hyper[slot])
+        if saved != value:
+            refuse(name, saved, value)
     saved = resumed.get("settings")
     if saved is None:
         return
+    thresholds = {name for names in STOP_RULE_SETTINGS.values() for name in names}
     for name, value in run_settings(run).items():
-        if name in saved and saved[name] != value:
-            raise ValueError(
-                f"checkpoint {path} continues a run trained with {name}={saved[name]!r}; this "
-                f"call has {name}={value!r}. Resume with the run's own settings (only `epochs` "
-                "may change), or start anew with resume=False.")
+        if name in saved and name not in thresholds and saved[name] != value:
+            refuse(name, saved[name], value)
+
+
+def stop_rule_changed(run, resumed):
+    """Whether this call changed a threshold of the rule that stopped the checkpoint's run."""
+    saved = resumed.get("settings") or {}
+    current = run_settings(run)
+    return any(name in saved and saved[name] != current[name]
+               for name in STOP_RULE_SETTINGS.get(resumed["stopped_by"], ()))

@@ -13,7 +13,7 @@ from numbers import Integral
 import numpy as np
 
 from .. import _kernels as K
-from .._validation import short_repr
+from .._validation import is_int, is_number, short_repr
 from ..driver import MODES, Trainer
 from ..network import DTYPES
 from .archive import decode_rng, encode_rng
@@ -138,6 +138,8 @@ def decode_estimator(kind, header, arrays, check):
         items = params["class_weight"].get("items")
         if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
             check.fail("class_weight must be a list of [class, weight] pairs")
+        if not all(isinstance(k, (str, int, float)) and is_number(v) for k, v in items):
+            check.fail("class_weight must pair class labels (strings or numbers) with numbers")
         params["class_weight"] = {k: v for k, v in items}
     if isinstance(params.get("hidden_layer_sizes"), list):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
@@ -166,18 +168,17 @@ def decode_estimator(kind, header, arrays, check):
 
     for name in ("n_features_in_", "n_outputs_", "n_iter_", "n_layers_"):
         least = 2 if name == "n_layers_" else 0
-        setattr(est, name, spec(name, lambda v, least=least: isinstance(v, int) and not isinstance(v, bool)
-                                and v >= least, "a non-negative integer"))
+        setattr(est, name, spec(name, lambda v, least=least: is_int(v) and least <= v < 2 ** 63,
+                                "a non-negative integer"))
     est.out_activation_ = spec("out_activation_", lambda v: v in ("identity", "logistic", "softmax", "exp"),
                                "an output activation")
     for name in _INT_ATTRS:
         if name in attributes and not hasattr(est, name):
-            optional(name, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-                     "a non-negative integer")
+            optional(name, lambda v: is_int(v) and 0 <= v < 2 ** 63, "a non-negative integer")
     for name in _FLOAT_ATTRS:
         if name in attributes:
             value = attributes[name]
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if value is not None and not is_number(value):
                 check.fail(f"attributes field {name!r} must be a number or null, got {value!r}")
             setattr(est, name, None if value is None else float(value))
 
@@ -268,16 +269,19 @@ def decode_estimator(kind, header, arrays, check):
         check.fail(f"the header describes the network {described}, the fitted attributes make {actual}")
     if "_trainer" in attributes:
         info = spec("_trainer", lambda v: isinstance(v, dict), "an object")
-        optimizer = info.get("optimizer")
-        if optimizer not in K.OPTIMIZERS or info.get("mode") not in MODES \
-                or not isinstance(info.get("batch_size"), int) or info["batch_size"] < 1:
+        optimizer, mode, batch_size = info.get("optimizer"), info.get("mode"), info.get("batch_size")
+        if not (isinstance(optimizer, str) and optimizer in K.OPTIMIZERS and isinstance(mode, str)
+                and mode in MODES and is_int(batch_size) and 1 <= batch_size < 2 ** 63):
             check.fail(f"invalid trainer {short_repr(info)}")
         hyper = check.array(arrays, "attr._trainer.hyper", "f", shape=(K.N_HYPER,))
         state = check.array(arrays, "attr._trainer.state", "f",
                             shape=(K.STATE_ROWS[K.OPTIMIZERS[optimizer]], est._net.n_params))
         if hyper.dtype != np.float64 or state.dtype != est._net.dtype:
             check.fail("the trainer's arrays have the wrong dtype")
-        trainer = Trainer(est._net, mode=info["mode"], batch_size=info["batch_size"], optimizer=optimizer)
+        try:
+            trainer = Trainer(est._net, mode=mode, batch_size=batch_size, optimizer=optimizer)
+        except (ValueError, TypeError) as error:  # e.g. a batch-only optimizer in case mode
+            check.fail(f"invalid trainer {short_repr(info)}: {error}")
         trainer.hyper[:] = hyper
         trainer.state[:] = state
         est._trainer = trainer
