@@ -316,9 +316,17 @@ class Network(Model):
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
             small = self.n_params <= K.SMALL_NETWORK and dropout is None
+            if small and general is None and self._shaped():
+                small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
             return head + (optim, state, run._work, val, run._evaluation, general, dropout) + \
-                ((True, None) if small else (None, True))
+                ((small, None) if small else (None, True))
         return head + (optim, state, run._work, val, dropout, by_tuples(self.layout, run.n))
+
+    def _shaped(self):
+        """Whether case updating runs the pass compiled for this network's shape: narrow
+        layers (see SHAPED_LAYER) and activations compiled in (not FASTBP_GENERIC_KERNELS)."""
+        return (len(self.sizes) - 1 <= K.SHAPED_LAYERS and max(self.sizes) <= K.SHAPED_LAYER
+                and self.codes.hidden is not None)
 
     # -- data ----------------------------------------------------------------------------------
     def check_X(self, X, name="X"):

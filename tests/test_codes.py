@@ -66,3 +66,38 @@ def test_training_with_codes_compiled_in(monkeypatch, hidden, output, loss, mode
     assert not np.allclose(runs[0][0], fastbp.Network([3, 6, 3], activation=hidden,
                                                       output_activation=output, loss=loss,
                                                       random_state=0).params)  # it trained
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
+    """Case updating of a narrow network runs a pass compiled for its shape (shaped.py): the
+    numbers of the generic pass, with sample weights (some 0) and an L2 term; a network with a
+    wider layer, or momentum, keeps the generic pass."""
+    X, Y = data(3, 1, "logistic", "squared_error", n=30)
+    weights = np.random.default_rng(1).random(30)
+    weights[::7] = 0.0
+    runs = []
+    for generic in (True, False):
+        if not generic:
+            specialised(monkeypatch)
+        net = fastbp.Network([3, 8, 8, 1], dtype=dtype, random_state=0)
+        history = fastbp.train(net, X, Y, mode="case", epochs=4, learning_rate=0.3, alpha=1e-3,
+                               sample_weight=weights, random_state=0)
+        runs.append((net.params.copy(), np.array(history.loss), history.accuracy))
+    assert net._shaped() and not fastbp.Network([3, 9, 1])._shaped()
+    shape = K.Shape(net.layout)._numba_type_
+    assert any(shape in signature for signature in K.run_case.signatures)  # it ran
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=rtol)
+    assert runs[1][2] == runs[0][2]
+    assert not np.allclose(runs[0][0], fastbp.Network([3, 8, 8, 1], dtype=dtype,
+                                                      random_state=0).params)  # it trained
+
+
+def test_shaped_pass_source_reads_as_the_steps():
+    """The generated source: one block of steps per layer, constants named, nothing else."""
+    source = K.shaped_source(((2, 3, 0, 6), (3, 1, 9, 12)), K.TANH, K.LOGISTIC, K.LOG_LOSS)
+    assert source.count("layer_sums(") == 2 and source.count("plain_layer_update(") == 2
+    assert source.count("times_derivative(") == 1  # the hidden layer's only
+    compile(source, "<shaped>", "exec")

@@ -23,7 +23,7 @@ from types import FunctionType
 from numba import njit, types
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
-from .codes import Codes
+from .codes import Codes, Shape
 
 _TBB_NAMES = ("libtbb.so.12", "libtbb.12.dylib")
 _tbb = {"path": None, "tried": False}
@@ -105,6 +105,37 @@ def codes_type(hidden, output, loss):
 
 
 _CODES_TYPES = {}
+
+
+class ShapeType(types.Type):
+    """The Numba type of a Shape value: the layer table is part of the type."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        super().__init__(name=f"Shape{layers}")
+
+
+register_model(ShapeType)(models.OpaqueModel)
+
+
+@unbox(ShapeType)
+def _unbox_shape(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
+
+
+@typeof_impl.register(Shape)
+def _typeof_shape(value, context):
+    return value._numba_type_
+
+
+def shape_type(layers):
+    """The ShapeType of a layer table, made once."""
+    if layers not in _SHAPE_TYPES:
+        _SHAPE_TYPES[layers] = ShapeType(layers)
+    return _SHAPE_TYPES[layers]
+
+
+_SHAPE_TYPES = {}
 
 
 def activate_layer(v, start, n, codes, layout, l):

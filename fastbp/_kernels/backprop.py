@@ -4,7 +4,8 @@ codes.py, which Python reads without importing Numba).
 The kernels live in one module per concern, in the order they build on each other:
 fastmath (exp, tanh, activations, the clock) and optimizers (the optimizers' steps); steps
 (one tuple: forward, errors, update); blocks (a block of tuples as matrix products);
-passes (whole passes over the tuples); rnn and batch_norm; runs (many epochs per call).
+passes (whole passes over the tuples); shaped (case updating's pass for one shape); rnn
+and batch_norm; runs (many epochs per call).
 This module gathers them all under one name (`fastbp._kernels` reads its names from here).
 
 Numba stamps a cached kernel with a hash of the file that defines it, not of the files its
@@ -36,4 +37,5 @@ from .optimizers import *  # noqa: F401,F403
 from .passes import *  # noqa: F401,F403
 from .rnn import *  # noqa: F401,F403
 from .runs import *  # noqa: F401,F403
+from .shaped import *  # noqa: F401,F403
 from .steps import *  # noqa: F401,F403

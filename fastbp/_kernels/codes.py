@@ -58,6 +58,11 @@ G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
 # Small unsigned constants for offset arithmetic (an integer literal would make it float64).
 ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 
+# Layers of at most NARROW units go column by column in case updating's steps (a dot product
+# per unit, one loop over its column of W for errors and update): swept row by row, each row
+# would be a loop of a few iterations whose set-up costs more than its work.
+NARROW = np.uint64(4)
+
 # Rows of the optimizer state array (n_rows, n_params): SGD's velocity / Adam's first moment,
 # then Adam's second moment (row 1 is read by the Adam branches only).
 # RPROP and Quickprop: row 0 each weight's last step (RPROP: its size, started at delta_zero),
@@ -80,6 +85,15 @@ SMALL_NETWORK = 1024
 # 260 against 371 ns a tuple at 32, 151 against 310 at 4,096).
 SMALL_LAYER = 16
 SMALL_PASS = 16
+
+# Case updating of networks whose every layer has at most SHAPED_LAYER units (and at most
+# SHAPED_LAYERS weight layers) runs a pass compiled for that one shape (shaped.py): every
+# loop bound and offset a constant, so each layer is straight-line code. On such layers a
+# tuple's update is a chain of short dependent steps, and the loop set-up and address
+# arithmetic of the generic pass were most of it (2-2-1 and 3-8-1: 2.5x faster). Each new
+# shape compiles its own run kernel once (then cached); wider layers gain nothing.
+SHAPED_LAYER = 8
+SHAPED_LAYERS = 4
 
 # An Elman network's params hold, in this order: W_x (n_in x n_hid), W_h (n_hid x n_hid), b_h,
 # W_y (n_hid x n_out), b_y; `rl`, an int64 table, says where (the R_* slots). Sequences come
@@ -197,3 +211,26 @@ class Codes:
 
     def __repr__(self):
         return f"Codes(hidden={self.hidden}, output={self.output}, loss={self.loss})"
+
+
+class Shape:
+    """A network's layer table (fan_in, fan_out, w_off, b_off per layer) as the shaped case
+    pass compiles it in: Numba sees it in the argument's type (fastbp._kernels._jit), as it
+    sees Codes."""
+
+    __slots__ = ("layers", "_type")
+
+    def __init__(self, layout):
+        self.layers = tuple((int(r[FAN_IN]), int(r[FAN_OUT]), int(r[W_OFF]), int(r[B_OFF]))
+                            for r in np.asarray(layout))
+        self._type = None
+
+    @property
+    def _numba_type_(self):
+        if self._type is None:
+            from ._jit import shape_type
+            self._type = shape_type(self.layers)
+        return self._type
+
+    def __repr__(self):
+        return f"Shape({self.layers})"

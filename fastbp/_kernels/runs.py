@@ -12,8 +12,9 @@ from .blocks import split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import monotonic_ns
 from .optimizers import apply_mean_update
-from .passes import case_pass, case_pass_small, evaluate_pass, gradient_pass, minibatch_pass
+from .passes import case_pass, evaluate_pass, gradient_pass, minibatch_pass
 from .rnn import rnn_batches, rnn_case_epoch, rnn_evaluate
+from .shaped import case_pass_of
 from .steps import forward, geometry, hashed_order, splitmix, squared_weights, weight_of
 
 # -- training runs: many epochs per kernel call -------------------------------------------------
@@ -331,7 +332,9 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
     buffers; evaluation: None, or (acts, sums), the track="end" evaluation's. small, large:
-    one is True, the other None: the pass is case_pass_small or case_pass.
+    one is set, the other None: the pass is case_pass_small
+    (small True), or its twin compiled for the network's shape (small a Shape, see shaped.py),
+    or case_pass (large True).
 
     Numba prunes a branch guarded by `arg is None` when the argument is None (and only then:
     `True is None` is not pruned), so what is off costs no compile time: a kernel compiles
@@ -355,9 +358,9 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
                 params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                 state, general, dropout)
         if small is not None:
-            loss_sum, penalty_sum, n_correct = case_pass_small(
+            loss_sum, penalty_sum, n_correct = case_pass_of(
                 params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
-                state, general)
+                state, general, small)
         if evaluation is not None:  # track="end"
             acts, sums = evaluation
             s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums)

@@ -124,11 +124,12 @@ def forward_inline(params, layout, geo, act, codes):
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
-            s = params[b_off]
-            for i in range(fan_in):
-                s += act[a_in + i] * params[w_off + i]
-            act[a_out] = s
+        if fan_out <= NARROW:  # a few units: a dot product each, over its column of W
+            for j in range(fan_out):
+                s = params[b_off + j]
+                for i in range(fan_in):
+                    s += act[a_in + i] * params[w_off + i * fan_out + j]
+                act[a_out + j] = s
         else:
             for j in range(fan_out):
                 act[a_out + j] = params[b_off + j]
@@ -153,6 +154,26 @@ def forward_inline(params, layout, geo, act, codes):
         activate_layer(act, a_out, fan_out, codes, layout, l)
 
 
+@njit(inline="always", **JIT)
+def layer_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """One layer's net inputs I_j = theta_j + sum_i O_i w_ij into act[a_out:], as forward does
+    them, for offsets the caller knows (the shaped case pass: constants)."""
+    if fan_out <= NARROW:
+        for j in range(fan_out):
+            s = params[b_off + j]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i * fan_out + j]
+            act[a_out + j] = s
+    else:
+        for j in range(fan_out):
+            act[a_out + j] = params[b_off + j]
+        for i in range(fan_in):
+            o_i = act[a_in + i]
+            row = w_off + i * fan_out
+            for j in range(fan_out):
+                act[a_out + j] += o_i * params[row + j]
+
+
 @njit(**JIT)
 def forward_dropout(params, layout, geo, act, t, codes):
     """forward with dropout on the hidden layers (t: the tuple's row, which its hash needs).
@@ -162,11 +183,12 @@ def forward_dropout(params, layout, geo, act, t, codes):
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
-            s = params[b_off]
-            for i in range(fan_in):
-                s += act[a_in + i] * params[w_off + i]
-            act[a_out] = s
+        if fan_out <= NARROW:  # a few units: a dot product each, over its column of W
+            for j in range(fan_out):
+                s = params[b_off + j]
+                for i in range(fan_in):
+                    s += act[a_in + i] * params[w_off + i * fan_out + j]
+                act[a_out + j] = s
         else:
             for j in range(fan_out):
                 act[a_out + j] = params[b_off + j]
@@ -293,14 +315,16 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
 def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
                        lr):
     """Plain SGD's step on layer l in case updating (see errors_and_update_inline)."""
-    if fan_out == 1:  # one row: errors and update in one loop over it
-        d = delta[a_out]
-        for i in range(fan_in):
-            w = params[w_off + i]
-            if l > 0:
-                delta[a_in + i] = w * d
-            params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
-        params[b_off] -= lr * d
+    if fan_out <= NARROW:  # a few units: errors and update in one loop over each column of W
+        for j in range(fan_out):
+            d = delta[a_out + j]
+            for i in range(fan_in):
+                k = w_off + i * fan_out + j
+                w = params[k]
+                if l > 0:
+                    delta[a_in + i] = w * d if j == 0 else delta[a_in + i] + w * d
+                params[k] = w - lr * (act[a_in + i] * d + decay * w)
+            params[b_off + j] -= lr * d
     else:
         sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
 
