@@ -214,7 +214,7 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
                   max_misclassified=max_misclassified, min_weight_change=min_weight_change,
                   early_stopping=early_stopping, val_tol=1e-4 if tol is None else tol,
                   track_end=track == "end")
-    rng_before = _rng_state(rng)
+    rng_before = _rng_state(rng) if rate else None  # (a copy of 624 words: only if needed)
     resumed = read_checkpoint(checkpoint, net, trainer, X.shape[0]) if resume and \
         os.path.exists(checkpoint) else None
     seed = resumed["seed"] if resumed else draw_seed(rng)
