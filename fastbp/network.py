@@ -311,7 +311,7 @@ class Network(Model):
         head = (self.params, run.layout, run.X, run.Y, run.weights, self.codes)
         if trainer.mode == "minibatch":
             return head + (run.batch_size, optim, state, run._work, val, run._evaluation,
-                           dropout, by_tuples(self.layout, run.batch_size))
+                           dropout, self._tuples(run.batch_size, dropout))
         if trainer.mode == "case":  # small networks without dropout: case_pass_small
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
@@ -320,11 +320,18 @@ class Network(Model):
                 small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
             return head + (optim, state, run._work, val, run._evaluation, general, dropout) + \
                 ((small, None) if small else (None, True))
-        return head + (optim, state, run._work, val, dropout, by_tuples(self.layout, run.n))
+        return head + (optim, state, run._work, val, dropout, self._tuples(run.n, dropout))
+
+    def _tuples(self, n, dropout):
+        """The run kernels' `tuples` flag (see by_tuples), a Shape where the gradient pass is
+        compiled for this network's shape."""
+        tuples = by_tuples(self.layout, n)
+        return K.Shape(self.layout) if tuples and dropout is None and self._shaped() else tuples
 
     def _shaped(self):
-        """Whether case updating runs the pass compiled for this network's shape: narrow
-        layers (see SHAPED_LAYER) and activations compiled in (not FASTBP_GENERIC_KERNELS)."""
+        """Whether case updating (and short gradient passes) run passes compiled for this
+        network's shape (fastbp._kernels.shaped): narrow layers (see SHAPED_LAYER) and
+        activations compiled in (not FASTBP_GENERIC_KERNELS)."""
         return (len(self.sizes) - 1 <= K.SHAPED_LAYERS and max(self.sizes) <= K.SHAPED_LAYER
                 and self.codes.hidden is not None)
 

@@ -97,7 +97,34 @@ def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
 
 def test_shaped_pass_source_reads_as_the_steps():
     """The generated source: one block of steps per layer, constants named, nothing else."""
-    source = K.shaped_source(((2, 3, 0, 6), (3, 1, 9, 12)), K.TANH, K.LOGISTIC, K.LOG_LOSS)
+    layers = ((2, 3, 0, 6), (3, 1, 9, 12))
+    source = K.shaped_case_source(layers)
     assert source.count("layer_sums(") == 2 and source.count("plain_layer_update(") == 2
     assert source.count("times_derivative(") == 1  # the hidden layer's only
-    compile(source, "<shaped>", "exec")
+    source = K.shaped_gradient_source(layers)
+    assert source.count("layer_sums(") == 2 and source.count("layer_gradient(") == 2
+    assert source.count("times_derivative(") == 1
+    for source_of in (K.shaped_case_source, K.shaped_gradient_source):
+        compile(source_of(layers), "<shaped>", "exec")
+
+
+def test_drop_in_on_a_shaped_network_matches_scikit_learn(monkeypatch):
+    """Minibatches of 8 through a 4-5-3 network go tuple by tuple through the gradient pass
+    compiled for the shape: scikit-learn's weights and loss curve still."""
+    from sklearn.datasets import load_iris
+    from sklearn.neural_network import MLPClassifier as SkMLPClassifier
+    specialised(monkeypatch)
+    X, y = load_iris(return_X_y=True)
+    params = dict(hidden_layer_sizes=(5,), activation="logistic", solver="sgd", batch_size=8,
+                  learning_rate_init=0.05, max_iter=4, tol=0.0, random_state=0)
+    ref = SkMLPClassifier(**params)
+    est = fastbp.MLPClassifier(**params)
+    with pytest.warns(Warning):  # both: not converged in 4 iterations
+        ref.fit(X, y)
+    with pytest.warns(Warning):
+        est.fit(X, y)
+    shape = K.Shape(est._net.layout)._numba_type_
+    assert any(shape in signature for signature in K.run_minibatch.signatures)  # it ran
+    for ours, theirs in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-10)

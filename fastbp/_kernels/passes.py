@@ -10,6 +10,7 @@ from ._setup import JIT
 from .blocks import _PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
+from .shaped import tuples_gradient_of
 from .steps import (
     errors_and_gradient,
     errors_and_update,
@@ -175,13 +176,14 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, codes,
     depends on the data and the chunk count only, never on the number of threads. Returns
     (sum of w_t E_t, S = sum of w_t, n_correct). A single chunk, or little to add, runs
     without a parallel region: launching one costs microseconds, which a minibatch step
-    cannot spare. `tuples` is True (else None) for a pass of at most SMALL_PASS tuples (one
+    cannot spare. `tuples` is True or a Shape (else None) for a pass of at most SMALL_PASS tuples (one
     chunk) through layers at most SMALL_LAYER wide, where a matrix product's call costs more
     than its arithmetic: it goes a tuple at a time, straight into grad on act1 and delta1,
     unit buffers the caller made once (no array view, whose reference count costs tens of
     nanoseconds, per pass). Python decides it (fastbp.network.by_tuples), from the network and
     the pass length alone, so results never depend on the thread count, and the kernel
-    compiles only the path it takes.
+    compiles only the path it takes (a Shape: the pass compiled for the network's shape,
+    see shaped.py).
 
     Inlined into each parallel kernel (Numba IR inlining, so its prange loops become the
     caller's own; in a serial kernel they are plain loops): a cached kernel must never call
@@ -193,8 +195,8 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, codes,
     if tuples is not None:  # one chunk: into grad itself, on the kernel's own act1 and delta1
         for k in range(n_params):
             grad[k] = 0
-        return tuples_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
-                               stop, codes, grad, dropout)
+        return tuples_gradient_of(params, layout, geo, act1, delta1, X, Y, weights, order,
+                                  start, stop, codes, grad, dropout, tuples)
     if n_chunks == 1:
         sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
             params, layout, X, Y, weights, order, start, stop, codes, rows[0], work[0],

@@ -1,20 +1,26 @@
-"""Case updating's pass compiled for one network shape (networks of at most SHAPED_LAYERS
-layers of at most SHAPED_LAYER units, plain SGD, no dropout): case_pass_small's steps with
-every layer's sizes and offsets compiled in as constants, so each layer is straight-line code.
+"""Passes compiled for one network shape (networks of at most SHAPED_LAYERS layers of at
+most SHAPED_LAYER units, no dropout): the generic passes' steps with every layer's sizes and
+offsets compiled in as constants, so each layer is straight-line code.
 
-`case_pass_of` is what run_case calls: with `small` a Shape (its Numba type carries the layer
-table) it compiles the shaped pass, with `small` True the generic case_pass_small. The shaped
-pass's source is generated from the layer table: one block of calls per layer, of the same
-inlined steps the generic pass runs (layer_sums, activate, plain_layer_update,
-times_derivative, the output layer's loss, count and error), with constant arguments.
+- `case_pass_of` (what run_case calls): with `small` a Shape (its Numba type carries the
+  layer table) the shaped case updating pass (plain SGD), with `small` True the generic
+  case_pass_small;
+- `tuples_gradient_of` (what gradient_pass calls for a short pass, tuple by tuple): with
+  `tuples` a Shape the shaped gradient pass, with `tuples` True the generic tuples_gradient.
+
+The shaped passes' source is generated from the layer table: one block of calls per layer, of
+the same inlined steps the generic passes run (layer_sums, activate, tuple_loss, is_correct,
+output_error, plain_layer_update or layer_gradient, times_derivative), with constant
+arguments. The generic passes live in passes.py, imported when an overload is typed (passes
+imports this module).
 """
 import numpy as np
+from numba.core.types import NoneType
 from numba.extending import overload
 
 from . import fastmath, steps
 from ._jit import CodesType, ShapeType
 from .codes import ALPHA, LR, STEP
-from .passes import case_pass_small
 
 
 def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
@@ -26,7 +32,8 @@ def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, o
 def _case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                   state, general, small):
     if isinstance(small, ShapeType) and isinstance(codes, CodesType) and codes.hidden is not None:
-        return shaped_pass(small.layers, codes.hidden, codes.output, codes.loss)
+        return shaped_pass(shaped_case_source, small.layers, codes)
+    from .passes import case_pass_small
 
     def generic(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
                 general, small):
@@ -35,9 +42,72 @@ def _case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, 
     return generic
 
 
-def shaped_source(layers, hidden, output, loss):
-    """The Python source of the shaped pass for a layer table (fan_in, fan_out, w_off, b_off
-    per layer) and the codes; its constants are named in it and defined by shaped_pass."""
+def tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
+                       grad, dropout, tuples):
+    """tuples_gradient, or its shaped twin when `tuples` is a Shape (see the module)."""
+
+
+@overload(tuples_gradient_of)
+def _tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
+                        grad, dropout, tuples):
+    if isinstance(tuples, ShapeType) and isinstance(codes, CodesType) and \
+            codes.hidden is not None and isinstance(dropout, NoneType):
+        return shaped_pass(shaped_gradient_source, tuples.layers, codes)
+    from .passes import tuples_gradient
+
+    def generic(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,
+                dropout, tuples):
+        return tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,
+                               codes, grad, dropout)
+    return generic
+
+
+def _forward_lines(layers, indent):
+    """The shaped passes' forward pass of X[t] (the layers' sums and activations)."""
+    last = len(layers) - 1
+    lines = [f"{indent}for i in range(IN_0):", f"{indent}    act[i] = X[t, i]"]
+    for l in range(last + 1):
+        code = "OUTPUT" if l == last else "HIDDEN"
+        lines += [f"{indent}layer_sums(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l})",
+                  f"{indent}activate(act, A_OUT_{l}, OUT_{l}, {code})"]
+    return lines
+
+
+def shaped_gradient_source(layers):
+    """The source of the shaped tuples_gradient for a layer table (its constants are named in
+    it and defined by shaped_pass)."""
+    last = len(layers) - 1
+    lines = [
+        "def shaped(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,",
+        "           dropout, tuples):",
+        "    loss_c, weight_c, correct_c = 0.0, 0.0, 0",
+        "    for p in range(lo, hi):",
+        "        t = order[p]",
+        "        weight = weight_of(weights, t)",
+    ] + _forward_lines(layers, " " * 8) + [
+        "        loss_c += weight * tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "        weight_c += weight",
+        "        correct_c += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
+        "        if weight == 0.0:",
+        "            continue",
+        "        output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "        if weight != 1.0:",
+        "            scale = params.dtype.type(weight)",
+        "            for k in range(OUT_LAST):",
+        "                delta[A_OUT_LAST + k] *= scale",
+    ]
+    for l in range(last, -1, -1):
+        lines.append(f"        layer_gradient(params, grad, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
+                     f"B_{l}, A_IN_{l}, A_OUT_{l})")
+        if l > 0:
+            lines.append(f"        times_derivative(delta, act, A_IN_{l}, IN_{l}, HIDDEN)")
+    lines.append("    return loss_c, weight_c, correct_c")
+    return "\n".join(lines) + "\n"
+
+
+def shaped_case_source(layers):
+    """The source of the shaped case updating pass for a layer table (fan_in, fan_out, w_off,
+    b_off per layer); its constants are named in it and defined by shaped_pass."""
     last = len(layers) - 1
     lines = [
         "def shaped(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,",
@@ -48,21 +118,14 @@ def shaped_source(layers, hidden, output, loss):
         "    for p in range(order.shape[0]):",
         "        t = order[p]",
         "        weight = weight_of(weights, t)",
-        "        for i in range(IN_0):",
-        "            act[i] = X[t, i]",
-    ]
-    for l in range(last + 1):
-        code = "OUTPUT" if l == last else "HIDDEN"
-        lines += [f"        layer_sums(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l})",
-                  f"        activate(act, A_OUT_{l}, OUT_{l}, {code})"]
-    lines += [
-        f"        loss_sum += tuple_loss(act, A_OUT_{last}, OUT_{last}, Y, t, LOSS, OUTPUT)",
-        f"        n_correct += is_correct(act, A_OUT_{last}, OUT_{last}, Y, t, OUTPUT)",
+    ] + _forward_lines(layers, " " * 8) + [
+        "        loss_sum += tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "        n_correct += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
         "        if weight == 0.0:",
         "            continue",
         "        if alpha != 0.0:",
         "            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight",
-        f"        output_error(act, delta, A_OUT_{last}, OUT_{last}, Y, t, LOSS, OUTPUT)",
+        "        output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
         "        hyper[STEP] += 1.0",
         "        decay = params.dtype.type(alpha / weight)",
     ]
@@ -75,16 +138,18 @@ def shaped_source(layers, hidden, output, loss):
     return "\n".join(lines) + "\n"
 
 
-def shaped_pass(layers, hidden, output, loss):
-    """The shaped pass's function (Numba compiles it as case_pass_of's implementation)."""
-    key = (layers, hidden, output, loss)
+def shaped_pass(source_of, layers, codes):
+    """The function source_of(layers) defines, with the layer table's sizes and offsets and
+    the codes as its constants (Numba compiles it as an overload's implementation)."""
+    key = (source_of.__name__, layers, codes.hidden, codes.output, codes.loss)
     if key not in _SHAPED:
-        scope = dict(ALPHA=ALPHA, LR=LR, STEP=STEP, HIDDEN=hidden, OUTPUT=output, LOSS=loss,
-                     activate=fastmath.activate, times_derivative=fastmath.times_derivative,
-                     layer_sums=steps.layer_sums, plain_layer_update=steps.plain_layer_update,
-                     tuple_loss=steps.tuple_loss, is_correct=steps.is_correct,
-                     output_error=steps.output_error, weight_of=steps.weight_of,
-                     squared_weights=steps.squared_weights)
+        scope = dict(ALPHA=ALPHA, LR=LR, STEP=STEP, HIDDEN=codes.hidden, OUTPUT=codes.output,
+                     LOSS=codes.loss, activate=fastmath.activate,
+                     times_derivative=fastmath.times_derivative, layer_sums=steps.layer_sums,
+                     layer_gradient=steps.layer_gradient,
+                     plain_layer_update=steps.plain_layer_update, tuple_loss=steps.tuple_loss,
+                     is_correct=steps.is_correct, output_error=steps.output_error,
+                     weight_of=steps.weight_of, squared_weights=steps.squared_weights)
         units = 0
         for l, (fan_in, fan_out, w_off, b_off) in enumerate(layers):
             # unsigned, as geometry's offsets: see backprop's "Indexing"
@@ -92,8 +157,9 @@ def shaped_pass(layers, hidden, output, loss):
                           f"W_{l}": np.uint64(w_off), f"B_{l}": np.uint64(b_off),
                           f"A_IN_{l}": np.uint64(units), f"A_OUT_{l}": np.uint64(units + fan_in)})
             units += fan_in
-        exec(compile(shaped_source(layers, hidden, output, loss), f"<fastbp shaped pass {layers}>",
-                     "exec"), scope)
+        scope.update(OUT_LAST=scope[f"OUT_{len(layers) - 1}"],
+                     A_OUT_LAST=scope[f"A_OUT_{len(layers) - 1}"])
+        exec(compile(source_of(layers), f"<fastbp {source_of.__name__} {layers}>", "exec"), scope)
         _SHAPED[key] = scope["shaped"]
     return _SHAPED[key]
 

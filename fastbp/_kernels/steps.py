@@ -415,6 +415,24 @@ def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
             d[a_off + i] = error
 
 
+@njit(inline="always", **JIT)
+def layer_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """Layer l's share of a tuple's backward pass (see errors_and_gradient): grad += O_i delta_j
+    and delta_j for the biases, and (l > 0) the errors of its inputs before f'(I)."""
+    if fan_out <= NARROW:  # a few units: a loop over each column of W
+        for j in range(fan_out):
+            d = delta[a_out + j]
+            for i in range(fan_in):
+                k = w_off + i * fan_out + j
+                grad[k] += act[a_in + i] * d
+                if l > 0:
+                    error = params[k] * d
+                    delta[a_in + i] = error if j == 0 else delta[a_in + i] + error
+            grad[b_off + j] += d
+    else:
+        add_outer(grad, params, w_off, fan_in, fan_out, act, a_in, delta, a_out, l > 0)
+
+
 @njit(**JIT)
 def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
     """The backward pass of one tuple whose output errors are in delta, from the output layer
@@ -424,16 +442,7 @@ def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
-            d = delta[a_out]
-            for i in range(fan_in):
-                grad[w_off + i] += act[a_in + i] * d
-            if l > 0:
-                for i in range(fan_in):
-                    delta[a_in + i] = params[w_off + i] * d
-            grad[b_off] += d
-        else:
-            add_outer(grad, params, w_off, fan_in, fan_out, act, a_in, delta, a_out, l > 0)
+        layer_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out)
         if l > 0:
             if dropping(layout, l - 1):
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
