@@ -5,7 +5,8 @@ cache folder (fastbp._kernels._cache). This module runs each common configuratio
 few tuples of synthetic data, through the public API, so that exactly the kernels a user's
 call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
 with its defaults in float32 and float64 (small and large networks for case updating, one and
-several chunks for the gradient passes), and predict/evaluate. The configurations run in
+several chunks for the gradient passes), the demo's XOR network (whose narrow layers get
+passes compiled for its shape), and predict/evaluate. The configurations run in
 parallel processes, one per core; a second pass in this process loads every kernel back and
 compiles whatever a concurrent write to the cache index lost.
 """
@@ -18,6 +19,9 @@ import numpy as np
 
 # Tuples: few (one chunk, serial kernels) and many (several chunks, the parallel kernels).
 FEW, MANY = 8, 400
+# A small network whose layers are too wide for passes compiled per shape (SHAPED_LAYER): the
+# kernels every small network shares; and the demo's XOR network, which gets its own.
+SMALL, XOR = [4, 16, 1], [2, 4, 1]
 
 
 def _data(n, n_in, n_out, dtype, seed=0):
@@ -59,11 +63,13 @@ def configurations():
     }
     for dtype in (np.float64, np.float32):
         name = np.dtype(dtype).name
-        configs[f"train(mode='case') small network, {name}"] = (_train, ("case", dtype, [2, 4, 1], FEW))
+        configs[f"train(mode='case') small network, {name}"] = (_train, ("case", dtype, SMALL, FEW))
         configs[f"train(mode='case') large network, {name}"] = (_train, ("case", dtype, [16, 64, 1], MANY))
         for mode in ("epoch", "minibatch"):
             for n in (FEW, MANY):
-                configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, [2, 4, 1], n))
+                configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))
+    for mode in ("case", "epoch"):  # the XOR network of the demo and the README: its own shape
+        configs[f"train(mode='{mode}') Network({XOR}), float64"] = (_train, (mode, np.float64, XOR, FEW))
     return configs
 
 

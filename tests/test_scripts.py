@@ -85,6 +85,7 @@ def test_compare_peers_small_section_times_whole_calls(capsys):
     ("compare_peers", ["--small", "--problems", "nope"]),
     ("compare_sklearn", ["--repeats", "0"]), ("compare_sklearn", ["--datasets", "nope"]),
     ("tiny_case_floor", ["--rounds", "0"]), ("case_update_floor", ["--repeats", "-1"]),
+    ("loop_cost", ["--epochs", "1"]), ("loop_cost", ["--modes", "batch"]),
 ])
 def test_scripts_refuse_bad_arguments_with_a_usage_error(capsys, script, argv):
     """argparse's usage error (exit code 2, one line naming the option), never a traceback."""
@@ -93,6 +94,13 @@ def test_scripts_refuse_bad_arguments_with_a_usage_error(capsys, script, argv):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err
+
+
+def test_loop_cost_prints_a_row_per_mode(capsys):
+    load_script("loop_cost").main(["--epochs", "50", "--rounds", "1", "--modes", "case,epoch"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows[1:]] == ["| case", "| epoch"]
+    assert all(row.endswith(" ns |") for row in rows[1:])
 
 
 def test_memmap_peak_trains_on_a_written_file(tmp_path, capfd):

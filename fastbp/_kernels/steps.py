@@ -124,7 +124,12 @@ def forward_inline(params, layout, geo, act, codes):
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out <= NARROW:  # a few units: a dot product each, over its column of W
+        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+            s = params[b_off]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i]
+            act[a_out] = s
+        elif fan_out <= NARROW:  # a few units: a dot product each, over its column of W
             for j in range(fan_out):
                 s = params[b_off + j]
                 for i in range(fan_in):
@@ -158,7 +163,12 @@ def forward_inline(params, layout, geo, act, codes):
 def layer_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
     """One layer's net inputs I_j = theta_j + sum_i O_i w_ij into act[a_out:], as forward does
     them, for offsets the caller knows (the shaped case pass: constants)."""
-    if fan_out <= NARROW:
+    if fan_out == 1:
+        s = params[b_off]
+        for i in range(fan_in):
+            s += act[a_in + i] * params[w_off + i]
+        act[a_out] = s
+    elif fan_out <= NARROW:
         for j in range(fan_out):
             s = params[b_off + j]
             for i in range(fan_in):
@@ -183,7 +193,12 @@ def forward_dropout(params, layout, geo, act, t, codes):
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out <= NARROW:  # a few units: a dot product each, over its column of W
+        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+            s = params[b_off]
+            for i in range(fan_in):
+                s += act[a_in + i] * params[w_off + i]
+            act[a_out] = s
+        elif fan_out <= NARROW:  # a few units: a dot product each, over its column of W
             for j in range(fan_out):
                 s = params[b_off + j]
                 for i in range(fan_in):
@@ -315,7 +330,15 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
 def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
                        lr):
     """Plain SGD's step on layer l in case updating (see errors_and_update_inline)."""
-    if fan_out <= NARROW:  # a few units: errors and update in one loop over each column of W
+    if fan_out == 1:  # one row: errors and update in one loop over it
+        d = delta[a_out]
+        for i in range(fan_in):
+            w = params[w_off + i]
+            if l > 0:
+                delta[a_in + i] = w * d
+            params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
+        params[b_off] -= lr * d
+    elif fan_out <= NARROW:  # a few units: errors and update in one loop over each column of W
         for j in range(fan_out):
             d = delta[a_out + j]
             for i in range(fan_in):
@@ -419,7 +442,15 @@ def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
 def layer_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out):
     """Layer l's share of a tuple's backward pass (see errors_and_gradient): grad += O_i delta_j
     and delta_j for the biases, and (l > 0) the errors of its inputs before f'(I)."""
-    if fan_out <= NARROW:  # a few units: a loop over each column of W
+    if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
+        d = delta[a_out]
+        for i in range(fan_in):
+            grad[w_off + i] += act[a_in + i] * d
+        if l > 0:
+            for i in range(fan_in):
+                delta[a_in + i] = params[w_off + i] * d
+        grad[b_off] += d
+    elif fan_out <= NARROW:  # a few units: a loop over each column of W
         for j in range(fan_out):
             d = delta[a_out + j]
             for i in range(fan_in):

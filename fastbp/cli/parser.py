@@ -86,12 +86,16 @@ def build_parser():
                     "MLPClassifier (binary and multiclass) and MLPRegressor with scikit-learn's "
                     "defaults; train() in case (small and large networks), epoch and minibatch "
                     "updating with its defaults, in float32 and float64, on one chunk and on "
-                    "several; predict and evaluate. They run in parallel processes, one per core. "
+                    "several; the demo's XOR network Network([2, 4, 1]); predict and evaluate. "
+                    "They run in parallel processes, one per core. "
                     "The machine code is kept in fastbp's cache folder (--where), so later "
                     "processes load it instead of compiling: run this once in a Dockerfile or a "
                     "CI job to bake the cache. Other settings (another activation, loss, "
                     "optimizer, dropout, validation, track='end', RNN, batch norm) still compile "
-                    "on first use. On the project's 2-core test machine it took "
+                    "on first use, as does each new network whose layers are all at most 8 "
+                    "units wide (case updating and short passes get kernels compiled for its "
+                    "shape: a few seconds per shape and mode, once). On the project's 2-core "
+                    "test machine it took "
                     f"{COMPILE_SECONDS_HERE} s.")
     comp.add_argument("--jobs", type=_int_at_least(1), default=None, metavar="N",
                       help="processes at once (default: one per core)")
