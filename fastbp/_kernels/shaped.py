@@ -15,11 +15,12 @@ arguments. The generic passes live in passes.py, imported when an overload is ty
 imports this module).
 """
 import numpy as np
+from numba import types
 from numba.core.types import NoneType
 from numba.extending import overload
 
 from . import fastmath, steps
-from ._jit import CodesType, ShapeType
+from ._jit import CodesType, ShapeType, _with_signature
 from .codes import ALPHA, LR, STEP
 
 
@@ -28,38 +29,29 @@ def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, o
     """case_pass_small, or its shaped twin when `small` is a Shape (see the module)."""
 
 
-@overload(case_pass_of)
-def _case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
-                  state, general, small):
-    if isinstance(small, ShapeType) and isinstance(codes, CodesType) and codes.hidden is not None:
-        return shaped_pass(shaped_case_source, small.layers, codes)
-    from .passes import case_pass_small
-
-    def generic(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
-                general, small):
-        return case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
-                               hyper, state, general)
-    return generic
-
-
 def tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
                        grad, dropout, tuples):
     """tuples_gradient, or its shaped twin when `tuples` is a Shape (see the module)."""
 
 
-@overload(tuples_gradient_of)
-def _tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
-                        grad, dropout, tuples):
-    if isinstance(tuples, ShapeType) and isinstance(codes, CodesType) and \
-            codes.hidden is not None and isinstance(dropout, NoneType):
-        return shaped_pass(shaped_gradient_source, tuples.layers, codes)
-    from .passes import tuples_gradient
+def _shaped_or_generic(stub, source_of, generic_name):
+    """Overload `stub`, whose last parameter is the Shape (or True): the shaped pass that
+    source_of writes, or passes.<generic_name> called with the other arguments. No dropout
+    (a `dropout` argument must be None) and activations compiled in (not generic codes)."""
+    names = stub.__code__.co_varnames[:stub.__code__.co_argcount]
 
-    def generic(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,
-                dropout, tuples):
-        return tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,
-                               codes, grad, dropout)
-    return generic
+    def typer(*args):
+        given = dict(zip(names, args))
+        codes, shape = given["codes"], args[-1]
+        if isinstance(shape, ShapeType) and isinstance(codes, CodesType) and \
+                codes.hidden is not None and isinstance(given.get("dropout", types.none), NoneType):
+            return shaped_pass(source_of, shape.layers, codes)
+        from . import passes
+        scope = {"generic": getattr(passes, generic_name)}
+        exec(f"def generic_{generic_name}({', '.join(names)}):\n"
+             f"    return generic({', '.join(names[:-1])})\n", scope)
+        return scope[f"generic_{generic_name}"]
+    overload(stub)(_with_signature(typer, stub))
 
 
 def _forward_lines(layers, indent):
@@ -73,69 +65,71 @@ def _forward_lines(layers, indent):
     return lines
 
 
+def _backward_lines(layers, step):
+    """The shaped passes' backward pass, output layer first: `step` (a format with {l} and
+    {layer}, the layer's constants) per layer, then f'(I) on the errors of its inputs."""
+    lines = []
+    for l in range(len(layers) - 1, -1, -1):
+        layer = f"IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l}"
+        lines.append(" " * 8 + step.format(l=l, layer=layer))
+        if l > 0:
+            lines.append(f"        times_derivative(delta, act, A_IN_{l}, IN_{l}, HIDDEN)")
+    return lines
+
+
+def _pass_source(layers, head, loop, after_forward, step, result):
+    """A shaped pass's source: `head` lines, the loop over the tuples (`loop`: its range), the
+    forward pass, `after_forward` lines (loss, count, output error), the backward pass (`step`
+    per layer, see _backward_lines), `return result`."""
+    lines = head + [f"    for p in {loop}:", "        t = order[p]",
+                    "        weight = weight_of(weights, t)"]
+    lines += _forward_lines(layers, " " * 8) + [" " * 8 + line for line in after_forward]
+    lines += _backward_lines(layers, step) + [f"    return {result}"]
+    return "\n".join(lines) + "\n"
+
+
 def shaped_gradient_source(layers):
     """The source of the shaped tuples_gradient for a layer table (its constants are named in
     it and defined by shaped_pass)."""
-    last = len(layers) - 1
-    lines = [
-        "def shaped(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,",
-        "           dropout, tuples):",
-        "    loss_c, weight_c, correct_c = 0.0, 0.0, 0",
-        "    for p in range(lo, hi):",
-        "        t = order[p]",
-        "        weight = weight_of(weights, t)",
-    ] + _forward_lines(layers, " " * 8) + [
-        "        loss_c += weight * tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
-        "        weight_c += weight",
-        "        correct_c += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
-        "        if weight == 0.0:",
-        "            continue",
-        "        output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
-        "        if weight != 1.0:",
-        "            scale = params.dtype.type(weight)",
-        "            for k in range(OUT_LAST):",
-        "                delta[A_OUT_LAST + k] *= scale",
-    ]
-    for l in range(last, -1, -1):
-        lines.append(f"        layer_gradient(params, grad, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
-                     f"B_{l}, A_IN_{l}, A_OUT_{l})")
-        if l > 0:
-            lines.append(f"        times_derivative(delta, act, A_IN_{l}, IN_{l}, HIDDEN)")
-    lines.append("    return loss_c, weight_c, correct_c")
-    return "\n".join(lines) + "\n"
+    head = ["def shaped(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,",
+            "           dropout, tuples):",
+            "    loss_c, weight_c, correct_c = 0.0, 0.0, 0"]
+    after_forward = [
+        "loss_c += weight * tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "weight_c += weight",
+        "correct_c += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
+        "if weight == 0.0:",
+        "    continue",
+        "output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "if weight != 1.0:  # the tuple's weight scales its errors",
+        "    for k in range(OUT_LAST):",
+        "        delta[A_OUT_LAST + k] *= params.dtype.type(weight)"]
+    return _pass_source(layers, head, "range(lo, hi)", after_forward,
+                        "layer_gradient(params, grad, act, delta, {l}, {layer})",
+                        "loss_c, weight_c, correct_c")
 
 
 def shaped_case_source(layers):
     """The source of the shaped case updating pass for a layer table (fan_in, fan_out, w_off,
     b_off per layer); its constants are named in it and defined by shaped_pass."""
-    last = len(layers) - 1
-    lines = [
-        "def shaped(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,",
-        "           state, general, small):",
-        "    alpha = hyper[ALPHA]",
-        "    lr = params.dtype.type(hyper[LR])",
-        "    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0",
-        "    for p in range(order.shape[0]):",
-        "        t = order[p]",
-        "        weight = weight_of(weights, t)",
-    ] + _forward_lines(layers, " " * 8) + [
-        "        loss_sum += tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
-        "        n_correct += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
-        "        if weight == 0.0:",
-        "            continue",
-        "        if alpha != 0.0:",
-        "            penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight",
-        "        output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
-        "        hyper[STEP] += 1.0",
-        "        decay = params.dtype.type(alpha / weight)",
-    ]
-    for l in range(last, -1, -1):
-        lines.append(f"        plain_layer_update(params, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
-                     f"B_{l}, A_IN_{l}, A_OUT_{l}, decay, lr)")
-        if l > 0:
-            lines.append(f"        times_derivative(delta, act, A_IN_{l}, IN_{l}, HIDDEN)")
-    lines.append("    return loss_sum, penalty_sum, n_correct")
-    return "\n".join(lines) + "\n"
+    head = ["def shaped(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,",
+            "           state, general, small):",
+            "    alpha = hyper[ALPHA]",
+            "    lr = params.dtype.type(hyper[LR])",
+            "    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0"]
+    after_forward = [
+        "loss_sum += tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "n_correct += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
+        "if weight == 0.0:",
+        "    continue",
+        "if alpha != 0.0:",
+        "    penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight",
+        "output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "hyper[STEP] += 1.0  # the update count, as begin_update keeps it",
+        "decay = params.dtype.type(alpha / weight)"]
+    return _pass_source(layers, head, "range(order.shape[0])", after_forward,
+                        "plain_layer_update(params, act, delta, {l}, {layer}, decay, lr)",
+                        "loss_sum, penalty_sum, n_correct")
 
 
 def shaped_pass(source_of, layers, codes):
@@ -165,3 +159,7 @@ def shaped_pass(source_of, layers, codes):
 
 
 _SHAPED = {}
+
+
+_shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small")
+_shaped_or_generic(tuples_gradient_of, shaped_gradient_source, "tuples_gradient")
