@@ -31,12 +31,12 @@ def _data(n, n_in, n_out, dtype, seed=0):
     return X, Y
 
 
-def _train(mode, dtype, sizes, n):
+def _train(mode, dtype, sizes, n, momentum=0.0):
     from .network import Network
     from .train import train
     X, Y = _data(n, sizes[0], sizes[-1], dtype)
     net = Network(sizes, dtype=dtype, random_state=0)
-    train(net, X, Y, mode=mode, epochs=2, random_state=0)
+    train(net, X, Y, mode=mode, epochs=2, random_state=0, momentum=momentum)
     net.predict(X)
     net.evaluate(X, Y)
 
@@ -70,6 +70,9 @@ def configurations():
                 configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))
     for mode in ("case", "epoch"):  # the XOR network of the demo and the README: its own shape
         configs[f"train(mode='{mode}') Network({XOR}), float64"] = (_train, (mode, np.float64, XOR, FEW))
+    # the demo's and the README's case updating with momentum (the generic small-network pass)
+    configs[f"train(mode='case', momentum=0.9) Network({XOR}), float64"] = \
+        (_train, ("case", np.float64, XOR, FEW, 0.9))
     return configs
 
 

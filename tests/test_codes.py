@@ -128,3 +128,35 @@ def test_drop_in_on_a_shaped_network_matches_scikit_learn(monkeypatch):
     for ours, theirs in zip(est.coefs_ + est.intercepts_, ref.coefs_ + ref.intercepts_):
         np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["case", "epoch"])
+def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode):
+    """A 2-3-2 softmax network (layers of 2 and 3 units: the column-by-column steps), log
+    loss, sample weights with a 0: the shaped case pass and gradient pass give the generic
+    passes' numbers; with momentum case updating keeps the generic pass."""
+    X, Y = data(2, 2, "softmax", "log_loss", n=12)
+    weights = np.linspace(0.0, 2.0, 12)
+    runs = []
+    for generic in (True, False):
+        if not generic:
+            specialised(monkeypatch)
+        net = fastbp.Network([2, 3, 2], activation="tanh", output_activation="softmax",
+                             loss="log_loss", random_state=0)
+        history = fastbp.train(net, X, Y, mode=mode, epochs=5, learning_rate=0.2,
+                               sample_weight=weights, random_state=0)
+        runs.append((net.params.copy(), np.array(history.loss)))
+    kernel = K.run_case if mode == "case" else K.run_full_batch
+    shape = K.Shape(net.layout)._numba_type_
+    assert any(shape in signature for signature in kernel.signatures)  # it ran
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-12)
+    if mode == "case":  # momentum: the generic pass (the shaped one is plain SGD's)
+        made = []
+        arguments = fastbp.driver.Run._arguments
+        monkeypatch.setattr(fastbp.driver.Run, "_arguments",
+                            lambda run: made.append(arguments(run)) or made[-1])
+        for momentum in (0.0, 0.5):
+            fastbp.train(net, X, Y, mode="case", epochs=1, momentum=momentum)
+        small = [args[-2] for args in made]  # run_case's `small`: a Shape, or True
+        assert isinstance(small[0], K.Shape) and small[1] is True

@@ -86,8 +86,9 @@ SMALL_NETWORK = 1024
 SMALL_LAYER = 16
 SMALL_PASS = 16
 
-# Case updating of networks whose every layer has at most SHAPED_LAYER units (and at most
-# SHAPED_LAYERS weight layers) runs a pass compiled for that one shape (shaped.py): every
+# Case updating with plain SGD (no momentum), and passes of at most SMALL_PASS tuples, of
+# networks whose every layer has at most SHAPED_LAYER units (and at most SHAPED_LAYERS weight
+# layers; no dropout) run passes compiled for that one shape (shaped.py): every
 # loop bound and offset a constant, so each layer is straight-line code. On such layers a
 # tuple's update is a chain of short dependent steps, and the loop set-up and address
 # arithmetic of the generic pass were most of it (2-2-1 and 3-8-1: 2.5x faster). Each new

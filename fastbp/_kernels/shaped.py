@@ -137,7 +137,9 @@ def shaped_pass(source_of, layers, codes):
     the codes as its constants (Numba compiles it as an overload's implementation)."""
     key = (source_of.__name__, layers, codes.hidden, codes.output, codes.loss)
     if key not in _SHAPED:
-        scope = dict(ALPHA=ALPHA, LR=LR, STEP=STEP, HIDDEN=codes.hidden, OUTPUT=codes.output,
+        # __name__: the module Numba names the code's environment after (without one, a
+        # cached kernel could not rebuild it, should the code ever need Python objects)
+        scope = dict(__name__=__name__, ALPHA=ALPHA, LR=LR, STEP=STEP, HIDDEN=codes.hidden, OUTPUT=codes.output,
                      LOSS=codes.loss, activate=fastmath.activate,
                      times_derivative=fastmath.times_derivative, layer_sums=steps.layer_sums,
                      layer_gradient=steps.layer_gradient,

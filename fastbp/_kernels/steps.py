@@ -161,8 +161,10 @@ def forward_inline(params, layout, geo, act, codes):
 
 @njit(inline="always", **JIT)
 def layer_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
-    """One layer's net inputs I_j = theta_j + sum_i O_i w_ij into act[a_out:], as forward does
-    them, for offsets the caller knows (the shaped case pass: constants)."""
+    """One layer's net inputs I_j = theta_j + sum_i O_i w_ij into act[a_out:], for offsets the
+    caller knows (the shaped passes: constants). forward's loops, but for layers of more than
+    NARROW units one input row per sweep (forward takes four: the same sums, up to rounding);
+    sharing forward's four-row loop through this helper made the generic pass slower."""
     if fan_out == 1:
         s = params[b_off]
         for i in range(fan_in):
