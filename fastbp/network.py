@@ -59,6 +59,7 @@ class Network(Model):
         weights you set yourself; see also `Network.from_coefs`).
     random_state : None, int, numpy RandomState or Generator
         Seeds initialisation; `train` continues drawing shuffles from the same generator.
+        None: numpy's global RandomState, as in scikit-learn (``np.random.seed`` seeds it).
 
     Attributes
     ----------
