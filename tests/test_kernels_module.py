@@ -9,6 +9,7 @@ here proves it on a copy of the package.
 import importlib
 import inspect
 import math
+import os
 import pathlib
 import re
 import shutil
@@ -81,3 +82,32 @@ def test_an_edited_helper_recompiles_its_callers(tmp_path):
     fast_math.write_text(edited)
     value, hits = run()
     assert hits == 0 and abs(value - 1 / (1 + math.exp(-1))) < 1e-12  # logistic(0 + 1): recompiled
+
+
+def test_training_runs_leave_no_array_behind():
+    """The per-epoch helpers compile without reference counts (NO_REFCOUNT in _setup.py):
+    each run kernel's arrays are still freed, in every mode, on the shaped and the generic
+    passes, with validation data (Numba's own allocation counts, NUMBA_NRT_STATS)."""
+    program = textwrap.dedent("""
+        import os, numpy as np, fastbp
+        from numba.core.runtime import rtsys
+        X, y = fastbp.datasets.xor()
+        Y = y.reshape(-1, 1).astype(float)
+        def live():
+            s = rtsys.get_allocation_stats()
+            return s.alloc - s.free, s.mi_alloc - s.mi_free
+        runs = [dict(mode="case"), dict(mode="epoch"), dict(mode="minibatch", batch_size=2),
+                dict(mode="epoch", validation=(X, Y), track="end"), dict(mode="case", momentum=0.5)]
+        for sizes in ([2, 2, 1], [2, 9, 1]):
+            for kw in runs:
+                fastbp.train(fastbp.Network(sizes), X, Y, epochs=3, **kw)  # compiled, cached
+                before = live()
+                for _ in range(20):
+                    fastbp.train(fastbp.Network(sizes), X, Y, epochs=3, **kw)
+                print(sizes, kw["mode"], before == live(), live()[1] - before[1])
+    """)
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    out = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 10 and all(" True " in line for line in lines), out.stdout

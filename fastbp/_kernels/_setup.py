@@ -23,3 +23,13 @@ EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", 
 # inline="always": Numba then compiles them into their callers, where a call with array
 # arguments cost tens of cycles (case updating on `tiny`: 0.39 -> 0.30 us per tuple). The
 # big loops (forward, update_outer) stay calls: inlining them made case updating slower.
+
+# What a run kernel calls once or a few times per epoch (the bookkeeping, the optimizer's
+# update, a short pass) compiles with NO_REFCOUNT: Numba counts the references to every array
+# argument of a called function (an atomic add at entry and another at exit, each) and to
+# every array an inlined function names, and on XOR these counts were three quarters of an
+# epoch (epoch updating: 700 -> 230 ns per epoch here). Such a function and its callees
+# (which inherit the option) may neither allocate an array nor return a new one: Numba refuses
+# to compile them, so nothing can leak (tests/test_kernels_module.py counts the allocations
+# anyway); the run kernel that calls it holds every array it gets.
+NO_REFCOUNT = dict(_nrt=False)

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import correct_of, error_of, loss_of, twin
-from ._setup import JIT
+from ._setup import JIT, NO_REFCOUNT
 from .blocks import _PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
@@ -115,6 +115,16 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
     return loss_c, weight_c, correct_c
 
 
+@njit(**JIT, **NO_REFCOUNT)
+def short_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,
+                   dropout, tuples):
+    """grad = the tuples_gradient_of X[order[lo:hi]]: gradient_pass's path for a short pass."""
+    for k in range(grad.shape[0]):
+        grad[k] = 0
+    return tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,
+                              codes, grad, dropout, tuples)
+
+
 @njit(**JIT)
 def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, work_row,
                    dropout):
@@ -190,13 +200,11 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, codes,
     another cached parallel kernel, which crashes when both are loaded from the disk cache
     (numba issue 8578).
     """
+    if tuples is not None:  # one chunk: into grad itself, on the kernel's own act1 and delta1
+        return short_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, start,
+                              stop, codes, grad, dropout, tuples)
     n_chunks, n_params = rows.shape[0], rows.shape[1]
     n = stop - start
-    if tuples is not None:  # one chunk: into grad itself, on the kernel's own act1 and delta1
-        for k in range(n_params):
-            grad[k] = 0
-        return tuples_gradient_of(params, layout, geo, act1, delta1, X, Y, weights, order,
-                                  start, stop, codes, grad, dropout, tuples)
     if n_chunks == 1:
         sums[0, 0], sums[0, 1], sums[0, 2] = chunk_gradient(
             params, layout, X, Y, weights, order, start, stop, codes, rows[0], work[0],
@@ -243,6 +251,29 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes,
                                                     tuples, act1, delta1, dropout)
         n_correct += correct_b
         if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
+            continue
+        loss_sum += (stop - start) / weight_b * loss_b
+        if alpha != 0.0:
+            penalty_sum += (stop - start) / weight_b * 0.5 * alpha * squared_weights(params, layout)
+        apply_mean_update(params, grad, state, geo, weight_b, opt, hyper)
+    return loss_sum, penalty_sum, n_correct
+
+
+@njit(**JIT, **NO_REFCOUNT)
+def short_minibatch_pass(params, layout, geo, act, delta, X, Y, weights, order, batch_size,
+                         codes, opt, hyper, state, grad, dropout, tuples):
+    """minibatch_pass where every batch is short enough to go a tuple at a time (`tuples` set,
+    see gradient_pass): a call of its own, without reference counts (see short_gradient)."""
+    n = order.shape[0]
+    alpha = hyper[ALPHA]
+    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        loss_b, weight_b, correct_b = short_gradient(params, layout, geo, act, delta, X, Y,
+                                                     weights, order, start, stop, codes, grad,
+                                                     dropout, tuples)
+        n_correct += correct_b
+        if weight_b == 0.0:
             continue
         loss_sum += (stop - start) / weight_b * loss_b
         if alpha != 0.0:

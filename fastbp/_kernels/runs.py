@@ -6,13 +6,20 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import correct_of, loss_of, sk_correct_of, twin
-from ._setup import JIT
+from ._setup import JIT, NO_REFCOUNT
 from .batch_norm import bn_batches, bn_evaluate
 from .blocks import split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import monotonic_ns
 from .optimizers import apply_mean_update
-from .passes import case_pass, evaluate_pass, gradient_pass, minibatch_pass
+from .passes import (
+    case_pass,
+    evaluate_pass,
+    gradient_pass,
+    minibatch_pass,
+    short_gradient,
+    short_minibatch_pass,
+)
 from .rnn import rnn_batches, rnn_case_epoch, rnn_evaluate
 from .shaped import case_pass_of
 from .steps import forward, geometry, hashed_order, splitmix, squared_weights, weight_of
@@ -33,7 +40,7 @@ def copy_into(dst, src):
         dst[k] = src[k]
 
 
-@njit(**PLAIN_JIT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT)
 def begin_epoch(ctl, num, hist, hyper, e):
     """Epoch e's learning rate: into hyper (for the pass) and the history."""
     schedule = ctl[C_SCHEDULE]
@@ -45,7 +52,7 @@ def begin_epoch(ctl, num, hist, hyper, e):
     hist[H_LEARNING_RATE, e - 1] = num[N_LR]
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def set_drop_seed(layout, seed, e):
     """The dropout masks of the pass serving epoch e's updates (a no-op without dropout)."""
     if layout.shape[1] > DROP:
@@ -54,7 +61,7 @@ def set_drop_seed(layout, seed, e):
             layout[l, DROP_SEED] = np.int64(key >> np.uint64(1))
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def epoch_order(ctl, order, orders, e):
     """Put the tuple order of epoch e (see C_ORDER) in `order`, the run's own buffer (copied
     element by element: a view of `orders` would cost a reference count per epoch)."""
@@ -67,7 +74,7 @@ def epoch_order(ctl, order, orders, e):
         hashed_order(order, ctl[C_SEED], e)
 
 
-@njit(**PLAIN_JIT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT)
 def record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct):
     """The loss and accuracy of a pass (see "whole passes") into the history: the mean over
     its n tuples, with scikit-learn's scale of the data term and its L2 term where asked."""
@@ -79,7 +86,7 @@ def record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct):
         hist[H_ACCURACY, col] = n_correct / n
 
 
-@njit(**PLAIN_JIT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT)
 def record_evaluation(ctl, hist, col, n, loss_sum, weight_sum, n_correct):
     """The loss and accuracy of the network after the epoch (track="end") into the history,
     as Network.evaluate states them: sum w E / sum w, the fraction right."""
@@ -88,7 +95,7 @@ def record_evaluation(ctl, hist, col, n, loss_sum, weight_sum, n_correct):
         hist[H_ACCURACY, col] = n_correct / n
 
 
-@njit(**PLAIN_JIT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT)
 def record_validation(ctl, hist, col, n, total, r2_denominator):
     """The validation numbers of one epoch from the chunks' sums (V_* columns): the mean loss,
     the fraction right, and scikit-learn's score: its accuracy, or its R^2 (uniform over the
@@ -114,7 +121,7 @@ def record_validation(ctl, hist, col, n, total, r2_denominator):
     hist[H_VAL_SCORE, col] = score
 
 
-@njit(**PLAIN_JIT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT)
 def pend(params, layout, ctl, num, alpha, n, loss_sum, weight_sum, n_correct):
     """Keep a full-batch pass's numbers for the epoch whose update follows its gradient:
     n/S sum w E, the L2 term at the weights it ran at, the count right and S."""
@@ -126,7 +133,7 @@ def pend(params, layout, ctl, num, alpha, n, loss_sum, weight_sum, n_correct):
     ctl[C_PENDING] = 1
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def scan_weights(params, prev, record):
     """(every weight finite, the largest |change| since prev); with `record`, prev catches up
     with params (the weight-change history), in the same pass."""
@@ -144,7 +151,7 @@ def scan_weights(params, prev, record):
     return finite, change
 
 
-@njit(**PLAIN_JIT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT)
 def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
     """Book epoch e, whose history column the run kernel has filled (learning rate, loss,
     accuracy, validation, seconds), and apply the rules: divergence, then the stop rules in
@@ -303,7 +310,7 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
     record_validation(ctl, hist, col, n, total, r2_denominator)
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start):
     """The end of every run kernel's epoch e: the weights checked for finiteness (and the
     weight-change history fed), the epoch's seconds, the rules (end_epoch), the slice's time
@@ -318,7 +325,7 @@ def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, st
     return stop or now - start >= ctl[C_BUDGET_NS], now
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def begin_slice(params, ctl, prev):
     """The weight-change history measures from the weights as the slice finds them (Python
     may have changed them since the last slice: a callback, a restored best epoch)."""
@@ -396,9 +403,14 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
         begin_epoch(ctl, num, hist, hyper, e)
         set_drop_seed(layout, ctl[C_SEED], e)
         epoch_order(ctl, order, orders, e)
-        loss_sum, penalty_sum, n_correct = minibatch_pass(
-            params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper, state,
-            rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
+        if tuples is not None:
+            loss_sum, penalty_sum, n_correct = short_minibatch_pass(
+                params, layout, geo, act1, delta1, X, Y, weights, order, batch_size, codes, opt,
+                hyper, state, grad, dropout, tuples)
+        else:
+            loss_sum, penalty_sum, n_correct = minibatch_pass(
+                params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper, state,
+                rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
         if evaluation is not None:  # track="end"
             acts, eval_sums = evaluation
             s, w, c = evaluate_pass(params, layout, geo, X, Y, weights, codes, acts,
@@ -438,15 +450,24 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
         begin_epoch(ctl, num, hist, hyper, e)
         if ctl[C_PENDING] == 0:  # the gradient at the current weights
             set_drop_seed(layout, ctl[C_SEED], e)
-            s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
-                                    rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
+            if tuples is not None:
+                s, w, c = short_gradient(params, layout, geo, act1, delta1, X, Y, weights,
+                                         order, 0, n, codes, grad, dropout, tuples)
+            else:
+                s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
+                                        rows, grad, chunk_work, sums, tuples, act1, delta1,
+                                        dropout)
             pend(params, layout, ctl, num, alpha, n, s, w, c)
         passed_loss, passed_penalty = num[N_PEND_LOSS], num[N_PEND_PENALTY]
         passed_correct = num[N_PEND_CORRECT]
         apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
         set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
-        s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes, rows,
-                                grad, chunk_work, sums, tuples, act1, delta1, dropout)
+        if tuples is not None:
+            s, w, c = short_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, 0,
+                                     n, codes, grad, dropout, tuples)
+        else:
+            s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
+                                    rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
         pend(params, layout, ctl, num, alpha, n, s, w, c)
         if ctl[C_TRACK_END]:
             record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
