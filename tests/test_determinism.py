@@ -191,3 +191,14 @@ def test_estimators_same_seed_same_bits_any_thread_count(data, solver, batch_siz
     first = fit(TWO)
     assert np.array_equal(first, fit(TWO))
     assert np.array_equal(first, fit(1))
+
+
+def test_no_random_state_draws_from_numpys_global_generator():
+    """random_state=None means numpy's global RandomState, as in scikit-learn: np.random.seed
+    makes the initial weights reproducible, and each new network draws new ones."""
+    np.random.seed(3)
+    a = fastbp.Network([2, 3, 1]).params.copy()
+    np.random.seed(3)
+    b = fastbp.Network([2, 3, 1]).params.copy()
+    c = fastbp.Network([2, 3, 1]).params
+    assert np.array_equal(a, b) and not np.array_equal(b, c)

@@ -26,7 +26,7 @@ from .steps import (
 )
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
               general, dropout):
     """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
@@ -59,7 +59,7 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                     state, general):
     """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
@@ -88,7 +88,7 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(**JIT)
+@njit(**JIT, **NO_REFCOUNT)
 def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
                     grad, dropout):
     """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
