@@ -111,3 +111,12 @@ def test_training_runs_leave_no_array_behind():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 10 and all(" True " in line for line in lines), out.stdout
+
+
+def test_each_kernel_module_imports_first():
+    """A kernel module imported on its own, first thing in a process, loads (the package's
+    lazy attribute lookup must not import backprop, which imports it, half-way)."""
+    for name in KERNEL_MODULES:
+        out = subprocess.run([sys.executable, "-c", f"import fastbp._kernels.{name}"],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, (name, out.stderr)

@@ -10,6 +10,8 @@ from .codes import *  # noqa: F401,F403
 
 
 def __getattr__(name):
+    if name.startswith("_"):  # a private submodule (_cache, _jit, _setup): the import system's
+        raise AttributeError(name)  # to load, even before backprop (which imports them)
     backprop = importlib.import_module(".backprop", __name__)
     try:
         return getattr(backprop, name)
