@@ -75,7 +75,8 @@ class Network(Model):
     sizes, activation, output_activation, loss, dtype
         As given (checked, canonical spelling).
     random_state_ : RandomState or Generator
-        The generator train() continues from.
+        The generator train() continues from (numpy's global RandomState for random_state=None,
+        shared with np.random; a copy, a pickle or a saved file keeps a snapshot of its state).
 
     Examples
     --------

@@ -62,7 +62,8 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     shuffle : bool, default True
         Case and minibatch updating visit the tuples in a new order every epoch; else 0..n-1.
     random_state : None, int, RandomState or Generator
-        None continues the network's own generator: each call draws one number from it, the
+        None continues the network's generator (``net.random_state_``; numpy's global one for
+        a network made with random_state=None): each call draws one number from it, the
         run's seed; the tuple order of epoch e is a permutation keyed by (seed, e) (as are
         dropout's masks), the same on any number of threads.
     n_jobs : int, optional

@@ -29,8 +29,10 @@ EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", 
 # 8-32-2 300 -> 200 ns per tuple) compiles with NO_REFCOUNT: Numba counts the references to every array
 # argument of a called function (an atomic add at entry and another at exit, each) and to
 # every array an inlined function names, and on XOR these counts were three quarters of an
-# epoch (epoch updating: 700 -> 230 ns per epoch here). Such a function and its callees
-# (which inherit the option) may neither allocate an array nor return a new one: Numba refuses
-# to compile them, so nothing can leak (tests/test_kernels_module.py counts the allocations
-# anyway); the run kernel that calls it holds every array it gets.
+# epoch (epoch updating: 700 -> 230 ns per epoch here). Such a function may neither allocate
+# an array nor keep one that a callee returns (never freed: a leak). Numba refuses the first,
+# and a callee compiled first under it inherits the option and is refused too; but a callee
+# already compiled (or cached) with reference counts is reused as it is, so call nothing that
+# returns a new array (tests/test_kernels_module.py counts the allocations of every run
+# kernel). The run kernel that calls it holds every array it gets.
 NO_REFCOUNT = dict(_nrt=False)
