@@ -641,7 +641,8 @@ def table(rows, peer_keys):
 # problem's epochs in one call (fastbp: Network(...) + train(...) with its defaults apart from
 # mode, learning rate and epochs; FANN: fann_create_standard_array + fann_train_on_data; the
 # others: their Python loop or fit()). The calls alternate, --rounds times, the order reversed
-# every other round, after one untimed call each (fastbp's compiles or loads its kernels).
+# every other round, after two untimed calls each (fastbp's first compiles or loads its
+# kernels); a short call is repeated within a turn (TURN_SECONDS).
 
 
 class SmallProblem:
@@ -695,6 +696,10 @@ SMALL_PROBLEMS = {p.key: p for p in [
                                    (4096, 64, 10, 20), (12000, 128, 20, 5)]
 ]}
 SMALL_PEERS = ("numpy", "fann", "pytorch", "sklearn")
+# A trainer's turn in a round repeats a short call until about TURN_SECONDS have passed (at
+# most TURN_REPEATS calls) and counts the median call: one call of a millisecond or two is at
+# the mercy of a single interrupt or a neighbour's cache traffic on a shared machine.
+TURN_SECONDS, TURN_REPEATS = 0.05, 25
 
 
 def seeds_numpy_xor(X, Y, sizes, epochs, learning_rate, rng):
@@ -775,13 +780,19 @@ def small_section(args):
                 results[key] = made
                 continue
             made()  # untimed: fastbp compiles or loads its kernels here
+            start = time.perf_counter()
+            made()  # untimed too: how many calls make a turn (see TURN_SECONDS)
+            made.repeats = max(1, min(TURN_REPEATS, int(TURN_SECONDS / (time.perf_counter() - start))))
             runners[key] = made
         times = {key: [] for key in runners}
         for r in range(args.rounds):
             for key in (list(runners) if r % 2 == 0 else list(runners)[::-1]):
-                start = time.perf_counter()
-                loss = runners[key]()
-                seconds = (time.perf_counter() - start) * getattr(runners[key], "scale", 1)
+                turn = []
+                for _ in range(runners[key].repeats):
+                    start = time.perf_counter()
+                    loss = runners[key]()
+                    turn.append(time.perf_counter() - start)
+                seconds = statistics.median(turn) * getattr(runners[key], "scale", 1)
                 times[key].append(seconds)
                 say(f"  {name} / {LABELS.get(key, key)} round {r + 1}: {seconds * 1e3:.3g} ms"
                     + (f", loss {loss:.4g}" if np.isfinite(loss) else ""))
@@ -815,9 +826,10 @@ def small_section(args):
         print(line)
     print()
     notes = [
-        f"Whole calls, the median of {args.rounds} per trainer, the trainers alternating in "
-        "one process after one untimed call each; ratio = peer's time / fastbp's (above 1: "
-        "fastbp is faster).",
+        f"Whole calls, the median of {args.rounds} turns per trainer, the trainers "
+        "alternating in one process after two untimed calls each; a turn's figure is the "
+        f"median of as many calls as fit in {TURN_SECONDS * 1e3:.0f} ms (1 to {TURN_REPEATS}); "
+        "ratio = peer's time / fastbp's (above 1: fastbp is faster).",
         "fastbp: Network(sizes) + train(X, Y, mode=..., learning_rate=..., epochs=...) with "
         "every other setting at its default (float64, track=\"pass\", shuffled case updating, "
         "the stop rules checked in the compiled loop); its kernels already compiled.",
