@@ -133,3 +133,18 @@ def test_progress_bar_closed_when_callback_raises(data, monkeypatch):
         fastbp.train(net_for(), *data, epochs=3, progress=True,
                      callback=lambda n, h: (_ for _ in ()).throw(RuntimeError("boom")))
     assert closed == [True]
+
+
+def test_short_epochs_are_timed_in_groups():
+    """Epochs under 4 us are timed 16 at a time, each booked at their mean; longer ones one
+    at a time. Every epoch gets a positive time, the last ones of a run too."""
+    X, y = fastbp.datasets.xor()
+    Y = y.reshape(-1, 1).astype(float)
+    short = fastbp.train(fastbp.Network([2, 2, 1], random_state=0), X, Y, mode="case",
+                         learning_rate=0.5, epochs=1001).seconds
+    assert len(short) == 1001 and min(short) > 0
+    assert len(set(short)) < 200  # one reading per epoch would give ~1001 different times
+    X, Y = np.repeat(X, 500, axis=0), np.repeat(Y, 500, axis=0)  # epochs of ~100 us
+    long = fastbp.train(fastbp.Network([2, 2, 1], random_state=0), X, Y, mode="case",
+                        learning_rate=0.5, epochs=20).seconds
+    assert len(long) == 20 and min(long) > 0 and len(set(long)) > 10  # grouped: 2 or 3

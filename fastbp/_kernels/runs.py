@@ -313,24 +313,35 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
 @njit(**JIT, **NO_REFCOUNT)
 def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start):
     """The end of every run kernel's epoch e: the weights checked for finiteness (and the
-    weight-change history fed), the epoch's seconds, the rules (end_epoch), the slice's time
-    budget. also_finite: what else must be finite for the epoch to count. Returns (whether
-    the slice stops here, the clock now)."""
+    weight-change history fed), the rules (end_epoch), the epoch's seconds and the slice's
+    time budget (epochs under CLOCK_GROUP_BELOW_NS are timed CLOCK_GROUP at a time).
+    also_finite: what else must be finite for the epoch to count. Returns (whether the slice
+    stops here, the clock at the last reading)."""
     finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
-    now = monotonic_ns()
-    hist[H_SECONDS, e - 1] = (now - clock) * 1e-9
     if ctl[C_LOSS_DIVERGES]:  # train()'s rule: the epoch's loss must be finite too
         finite = finite and also_finite and np.isfinite(hist[H_LOSS, e - 1])
     stop = end_epoch(params, ctl, num, hist, best, e, n, finite, change)
+    since = ctl[C_CLOCK_FROM]
+    if not (stop or e - since >= ctl[C_CLOCK_GROUP] or e >= ctl[C_END]):
+        return False, clock  # a short epoch: timed with the next ones (see CLOCK_GROUP)
+    now = monotonic_ns()
+    each = (now - clock) / (e - since)
+    for k in range(since, e):
+        hist[H_SECONDS, k] = each * 1e-9
+    ctl[C_CLOCK_FROM] = e
+    ctl[C_CLOCK_GROUP] = CLOCK_GROUP if each < CLOCK_GROUP_BELOW_NS else 1
     return stop or now - start >= ctl[C_BUDGET_NS], now
 
 
 @njit(**JIT, **NO_REFCOUNT)
 def begin_slice(params, ctl, prev):
     """The weight-change history measures from the weights as the slice finds them (Python
-    may have changed them since the last slice: a callback, a restored best epoch)."""
+    may have changed them since the last slice: a callback, a restored best epoch); the
+    clock is read after the slice's first epoch (see close_epoch)."""
     if ctl[C_WEIGHT_CHANGE]:
         copy_into(prev, params)
+    ctl[C_CLOCK_FROM] = ctl[C_EPOCH]
+    ctl[C_CLOCK_GROUP] = 1
 
 
 @njit(**JIT)
