@@ -148,3 +148,16 @@ def test_short_epochs_are_timed_in_groups():
     long = fastbp.train(fastbp.Network([2, 2, 1], random_state=0), X, Y, mode="case",
                         learning_rate=0.5, epochs=20).seconds
     assert len(long) == 20 and min(long) > 0 and len(set(long)) > 10  # grouped: 2 or 3
+
+
+def test_a_history_that_outgrows_its_buffer_changes_nothing(monkeypatch, data):
+    """When a run outlives the history's first buffer (HISTORY_CAPACITY epochs), the buffer
+    doubles between kernel calls: the same weights and the same history as with room."""
+    whole = net_for()
+    expected = fastbp.train(whole, *data, mode="minibatch", batch_size=7, epochs=40)
+    monkeypatch.setattr(fastbp.driver, "HISTORY_CAPACITY", 4)
+    grown = net_for()
+    history = fastbp.train(grown, *data, mode="minibatch", batch_size=7, epochs=40)
+    assert history.n_epochs == 40 and history.loss == expected.loss
+    assert history.learning_rate == expected.learning_rate
+    assert np.array_equal(grown.params, whole.params)
