@@ -98,14 +98,30 @@ def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
 def test_shaped_pass_source_reads_as_the_steps():
     """The generated source: one block of steps per layer, constants named, nothing else."""
     layers = ((2, 3, 0, 6), (3, 1, 9, 12))
-    source = K.shaped_case_source(layers)
-    assert source.count("layer_sums(") == 2 and source.count("plain_layer_update(") == 2
-    assert source.count("times_derivative(") == 1  # the hidden layer's only
-    source = K.shaped_gradient_source(layers)
-    assert source.count("layer_sums(") == 2 and source.count("layer_gradient(") == 2
-    assert source.count("times_derivative(") == 1
     for source_of in (K.shaped_case_source, K.shaped_gradient_source):
-        compile(source_of(layers), "<shaped>", "exec")
+        source = source_of(layers)
+        assert source.count("sums_0(") == source.count("sums_1(") == 1  # each layer's own
+        assert source.count("step_0(") == source.count("step_1(") == 1
+        assert source.count("hidden_derivative(") == 1  # the hidden layer's only
+        compile(source, "<shaped>", "exec")
+
+
+def test_a_generated_pass_inlines_only_the_kinds_it_uses(monkeypatch):
+    """Each layer's sums and steps are picked for its width, each activation by its code."""
+    specialised(monkeypatch)
+    assert [K.layer_kind(n) for n in (1, 3, 4, 5, 8)] == [0, 1, 1, 2, 2]  # NARROW = 4
+    assert K.SUMS == (K.unit_sums, K.narrow_sums, K.row_sums)
+    assert K.PLAIN_UPDATES == (K.unit_update, K.narrow_update, K.row_update)
+    assert K.GRADIENTS == (K.unit_gradient, K.narrow_gradient, K.row_gradient)
+    assert K.UNITS[K.LOGISTIC] is K.logistic_units and K.UNITS[K.SOFTMAX] is K.softmax_units
+    assert K.DERIVATIVES[K.TANH] is K.tanh_derivative and K.SOFTMAX not in K.DERIVATIVES
+    layers = ((2, 3, 0, 6), (3, 1, 9, 12))
+    codes = fastbp.Network([2, 3, 1], activation="tanh", output_activation="logistic").codes
+    shaped = K.shaped_pass(K.shaped_case_source, layers, codes)
+    scope = shaped.__globals__
+    assert scope["sums_0"] is K.narrow_sums and scope["sums_1"] is K.unit_sums
+    assert scope["step_0"] is K.narrow_update and scope["step_1"] is K.unit_update
+    assert scope["hidden_units"] is K.tanh_units and scope["output_units"] is K.logistic_units
 
 
 def test_drop_in_on_a_shaped_network_matches_scikit_learn(monkeypatch):

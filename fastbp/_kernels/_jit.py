@@ -203,12 +203,14 @@ def _(K, hidden, output, loss):
     if hidden is None:
         def impl(v, start, n, codes, layout, l):
             K.activate(v, start, n, layout[l, K.ACT])
-    else:
+    else:  # only the two activations' own code is inlined
+        hidden_units, output_units = K.UNITS[hidden], K.UNITS[output]
+
         def impl(v, start, n, codes, layout, l):
             if l == layout.shape[0] - 1:
-                K.activate(v, start, n, output)
+                output_units(v, start, n)
             else:
-                K.activate(v, start, n, hidden)
+                hidden_units(v, start, n)
     return impl
 
 
@@ -223,18 +225,22 @@ def _(K, hidden, output, loss):
             else:
                 K.activate(v, start, rows * n, code)
     elif output == K.SOFTMAX:
+        hidden_units, softmax_units = K.UNITS[hidden], K.softmax_units
+
         def impl(v, start, rows, n, codes, layout, l):
             if l < layout.shape[0] - 1:
-                K.activate(v, start, rows * n, hidden)
+                hidden_units(v, start, rows * n)
             else:  # normalised per tuple
                 for r in range(rows):
-                    K.activate(v, start + r * n, n, output)
+                    softmax_units(v, start + r * n, n)
     else:
+        hidden_units, output_units = K.UNITS[hidden], K.UNITS[output]
+
         def impl(v, start, rows, n, codes, layout, l):
             if l < layout.shape[0] - 1:
-                K.activate(v, start, rows * n, hidden)
+                hidden_units(v, start, rows * n)
             else:
-                K.activate(v, start, rows * n, output)
+                output_units(v, start, rows * n)
     return impl
 
 
@@ -244,8 +250,10 @@ def _(K, hidden, output, loss):
         def impl(delta, act, start, n, codes, layout, l):
             K.times_derivative(delta, act, start, n, layout[l, K.ACT])
     else:
+        hidden_derivative = K.DERIVATIVES[hidden]
+
         def impl(delta, act, start, n, codes, layout, l):
-            K.times_derivative(delta, act, start, n, hidden)
+            hidden_derivative(delta, act, start, n)
     return impl
 
 
@@ -268,6 +276,15 @@ def _(K, hidden, output, loss):
     if output is None:
         def impl(act, delta, out, n_out, Y, t, codes, layout):
             K.output_error(act, delta, out, n_out, Y, t, loss, layout[layout.shape[0] - 1, K.ACT])
+    elif loss != K.SQUARED_ERROR:  # a matched pair: O - T
+        def impl(act, delta, out, n_out, Y, t, codes, layout):
+            K.output_difference(act, delta, out, n_out, Y, t)
+    elif output != K.SOFTMAX:  # squared error: times f'(I), only the output's own code inlined
+        derivative = K.DERIVATIVES[output]
+
+        def impl(act, delta, out, n_out, Y, t, codes, layout):
+            K.output_difference(act, delta, out, n_out, Y, t)
+            derivative(delta, act, out, n_out)
     else:
         def impl(act, delta, out, n_out, Y, t, codes, layout):
             K.output_error(act, delta, out, n_out, Y, t, loss, output)

@@ -24,6 +24,12 @@ EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", 
 # arguments cost tens of cycles (case updating on `tiny`: 0.39 -> 0.30 us per tuple). The
 # big loops (forward, update_outer) stay calls: inlining them made case updating slower.
 
+# What only compiled code calls compiles without the wrappers that let Python call it (Numba
+# builds two per function by default, whose code for unboxing every array argument was LLVM's
+# work to optimise too): the first XOR program compiled 0.5 s faster. Calling such a function
+# from Python crashes the process: never mark one that Python (a test, a script) calls.
+INTERNAL = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+
 # What a run kernel calls once or a few times per epoch (the bookkeeping, the optimizer's
 # update, a short pass, case updating's pass, whose calls per tuple counted references too:
 # 8-32-2 300 -> 200 ns per tuple) compiles with NO_REFCOUNT: Numba counts the references to every array

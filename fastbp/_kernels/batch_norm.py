@@ -4,7 +4,7 @@ the running statistics, evaluation and prediction.
 import numpy as np
 from numba import njit
 
-from ._setup import JIT
+from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
 from .optimizers import apply_mean_update, update_flat
@@ -13,13 +13,13 @@ from .steps import geometry, is_correct, n_units, output_error, squared_weights,
 # -- batch normalisation --------------------------------------------------------------------------
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def bn_matrix(buf, units_start, size, b):
     start = b * units_start
     return buf[start:start + b * size].reshape((b, size))
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def bn_forward(params, layout, bn, stats, X, order, p0, b, A, ZH, inv, training, update, momentum,
                eps):
     """Forward pass of the b tuples X[order[p0:p0+b]] into A (ZH: the normalised inputs, inv:
@@ -79,7 +79,7 @@ def bn_forward(params, layout, bn, stats, X, order, p0, b, A, ZH, inv, training,
     return units
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def bn_gradient(params, layout, bn, stats, X, Y, weights, order, p0, b, loss_code, A, ZH, D, inv,
                 grad, update, momentum, eps):
     """grad += sum of w_t dE/dparams over a batch of b tuples, its statistics the batch's own
@@ -133,7 +133,7 @@ def bn_gradient(params, layout, bn, stats, X, Y, weights, order, p0, b, loss_cod
     return loss_b, weight_b, correct_b
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def bn_workspace(params, layout, b):
     geo = geometry(layout)
     units = n_units(geo)
@@ -142,7 +142,7 @@ def bn_workspace(params, layout, b):
             np.empty(b * units, dtype=dt), np.empty(units))
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def bn_batches(params, layout, bn, stats, X, Y, weights, order, batch_size, loss_code, opt, hyper,
                state, grad, momentum, eps, bn_off):
     """Minibatch (one batch: epoch) updating of a network with batch normalisation; gamma and

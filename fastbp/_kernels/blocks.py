@@ -5,21 +5,21 @@ import numpy as np
 from numba import njit
 
 from ._jit import activate_block, correct_of, derivative_hidden, error_of, loss_of
-from ._setup import JIT
+from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .steps import drop_out, dropping, undo_drop_out, weight_of
 
 # -- blocks of tuples -----------------------------------------------------------------------
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def unit_matrix(buf, units_start, size, b):
     """The b x size matrix of buf holding, for b tuples, the units that start at units_start in act."""
     start = BLOCK * units_start
     return buf[start:start + b * size].reshape((b, size))
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def block_forward(params, layout, X, order, p0, b, act, dropout, codes):
     """Forward pass of the b tuples X[order[p0:p0+b]] into the block buffer act."""
     inputs = unit_matrix(act, 0, layout[0, FAN_IN], b)
@@ -47,7 +47,7 @@ def block_forward(params, layout, X, order, p0, b, act, dropout, codes):
         units += fan_in
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def block_gradient(params, layout, X, Y, weights, order, p0, b, codes, act, delta, scratch,
                    grad, dropout):
     """grad += sum of w_t dE/dw over the b tuples X[order[p0:p0+b]], as matrix products.
@@ -101,7 +101,7 @@ def block_gradient(params, layout, X, Y, weights, order, p0, b, codes, act, delt
     return loss_b, weight_b, correct_b
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def new_workspaces(params, layout, n_chunks):
     """One row per chunk, each holding a block's act and delta buffers and room for the
     largest weight matrix; allocated once per kernel call, not per batch."""
@@ -113,7 +113,7 @@ def new_workspaces(params, layout, n_chunks):
     return np.empty((n_chunks, 2 * BLOCK * units + largest), dtype=params.dtype)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def split_workspace(row, layout):
     """(act, delta, scratch) views of one chunk's workspace row."""
     units = layout[0, FAN_IN]

@@ -135,76 +135,182 @@ def monotonic_ns(typingctx):
 CLOCK_MONOTONIC = 6 if sys.platform == "darwin" else 1 if os.name == "posix" else None
 
 
+# -- the activations and their derivatives --------------------------------------------------------
+# One inlined function per activation (UNITS, DERIVATIVES): where the code is known when a
+# kernel compiles (Codes, the shaped passes) only its own function is inlined; activate and
+# times_derivative choose at run time. Inlining one function that held every activation cost
+# the first XOR program ~0.7 s of its compilation (Numba copies a function's whole IR at each
+# inlined call, branches it later prunes included).
+
+@njit(inline="always", **JIT)
+def identity_units(v, start, n):
+    pass
+
+
+@njit(inline="always", **JIT)
+def logistic_units(v, start, n):
+    for j in range(n):
+        v[start + j] = fast_logistic(v[start + j])
+
+
+@njit(inline="always", **JIT)
+def tanh_units(v, start, n):
+    for j in range(n):
+        v[start + j] = fast_tanh(v[start + j])
+
+
+@njit(inline="always", **JIT)
+def relu_units(v, start, n):
+    zero = v.dtype.type(0)
+    for j in range(n):
+        v[start + j] = max(v[start + j], zero)
+
+
+@njit(inline="always", **JIT)
+def exp_units(v, start, n):
+    for j in range(n):
+        v[start + j] = fast_exp(v[start + j])
+
+
+@njit(inline="always", **JIT)
+def leaky_relu_units(v, start, n):
+    zero, slope = v.dtype.type(0), v.dtype.type(LEAKY_SLOPE)
+    for j in range(n):
+        a = v[start + j]
+        v[start + j] = a if a > zero else slope * a
+
+
+@njit(inline="always", **JIT)
+def elu_units(v, start, n):
+    zero, one = v.dtype.type(0), v.dtype.type(1)
+    for j in range(n):
+        a = v[start + j]
+        v[start + j] = a if a > zero else fast_exp(a) - one
+
+
+@njit(inline="always", **JIT)
+def softplus_units(v, start, n):
+    linear = v.dtype.type(SOFTPLUS_LINEAR)
+    for j in range(n):
+        a = v[start + j]
+        v[start + j] = a if a > linear else np.log1p(fast_exp(a))
+
+
+@njit(inline="always", **JIT)
+def softmax_units(v, start, n):
+    top = v[start]
+    for j in range(n):
+        top = max(top, v[start + j])
+    total = v.dtype.type(0)
+    for j in range(n):
+        v[start + j] = fast_exp(v[start + j] - top)
+        total += v[start + j]
+    inv = v.dtype.type(1) / total
+    for j in range(n):
+        v[start + j] *= inv
+
+
+# f'(I_j) written from the unit's output O_j, as the textbook does (delta_j *= f'(I_j)).
+@njit(inline="always", **JIT)
+def identity_derivative(delta, act, start, n):
+    pass
+
+
+@njit(inline="always", **JIT)
+def logistic_derivative(delta, act, start, n):
+    one = act.dtype.type(1)
+    for j in range(n):
+        delta[start + j] *= act[start + j] * (one - act[start + j])
+
+
+@njit(inline="always", **JIT)
+def tanh_derivative(delta, act, start, n):
+    one = act.dtype.type(1)
+    for j in range(n):
+        delta[start + j] *= one - act[start + j] * act[start + j]
+
+
+@njit(inline="always", **JIT)
+def relu_derivative(delta, act, start, n):
+    zero = act.dtype.type(0)
+    for j in range(n):
+        delta[start + j] = delta[start + j] if act[start + j] > zero else zero
+
+
+@njit(inline="always", **JIT)
+def exp_derivative(delta, act, start, n):
+    for j in range(n):
+        delta[start + j] *= act[start + j]
+
+
+@njit(inline="always", **JIT)
+def leaky_relu_derivative(delta, act, start, n):
+    zero, slope = act.dtype.type(0), act.dtype.type(LEAKY_SLOPE)
+    for j in range(n):
+        if not act[start + j] > zero:
+            delta[start + j] *= slope
+
+
+@njit(inline="always", **JIT)
+def elu_derivative(delta, act, start, n):  # f'(a) = 1 for a > 0, else exp(a) = O + 1
+    zero, one = act.dtype.type(0), act.dtype.type(1)
+    for j in range(n):
+        if not act[start + j] > zero:
+            delta[start + j] *= act[start + j] + one
+
+
+@njit(inline="always", **JIT)
+def softplus_derivative(delta, act, start, n):  # f'(a) = logistic(a) = 1 - exp(-O)
+    one = act.dtype.type(1)
+    for j in range(n):
+        delta[start + j] *= one - fast_exp(-act[start + j])
+
+
+# softmax has no derivative here: its layer is the output, whose error the loss gives directly.
+UNITS = {IDENTITY: identity_units, LOGISTIC: logistic_units, TANH: tanh_units,
+         RELU: relu_units, EXP: exp_units, LEAKY_RELU: leaky_relu_units, ELU: elu_units,
+         SOFTPLUS: softplus_units, SOFTMAX: softmax_units}
+DERIVATIVES = {IDENTITY: identity_derivative, LOGISTIC: logistic_derivative,
+               TANH: tanh_derivative, RELU: relu_derivative, EXP: exp_derivative,
+               LEAKY_RELU: leaky_relu_derivative, ELU: elu_derivative,
+               SOFTPLUS: softplus_derivative}
+
+
 @njit(inline="always", **JIT)
 def activate(v, start, n, code):
-    """O_j = f(I_j), in place on the n units v[start:start+n]."""
-    one = v.dtype.type(1)
-    zero = v.dtype.type(0)
+    """O_j = f(I_j), in place on the n units v[start:start+n], f chosen by `code` at run time."""
     if code == LOGISTIC:
-        for j in range(n):
-            v[start + j] = fast_logistic(v[start + j])
+        logistic_units(v, start, n)
     elif code == TANH:
-        for j in range(n):
-            v[start + j] = fast_tanh(v[start + j])
+        tanh_units(v, start, n)
     elif code == RELU:
-        for j in range(n):
-            v[start + j] = max(v[start + j], zero)
+        relu_units(v, start, n)
     elif code == EXP:
-        for j in range(n):
-            v[start + j] = fast_exp(v[start + j])
+        exp_units(v, start, n)
     elif code == LEAKY_RELU:
-        slope = v.dtype.type(LEAKY_SLOPE)
-        for j in range(n):
-            a = v[start + j]
-            v[start + j] = a if a > zero else slope * a
+        leaky_relu_units(v, start, n)
     elif code == ELU:
-        for j in range(n):
-            a = v[start + j]
-            v[start + j] = a if a > zero else fast_exp(a) - one
+        elu_units(v, start, n)
     elif code == SOFTPLUS:
-        linear = v.dtype.type(SOFTPLUS_LINEAR)
-        for j in range(n):
-            a = v[start + j]
-            v[start + j] = a if a > linear else np.log1p(fast_exp(a))
+        softplus_units(v, start, n)
     elif code == SOFTMAX:
-        top = v[start]
-        for j in range(n):
-            top = max(top, v[start + j])
-        total = zero
-        for j in range(n):
-            v[start + j] = fast_exp(v[start + j] - top)
-            total += v[start + j]
-        inv = one / total
-        for j in range(n):
-            v[start + j] *= inv
+        softmax_units(v, start, n)
 
 
 @njit(inline="always", **JIT)
 def times_derivative(delta, act, start, n, code):
-    """delta_j *= f'(I_j), written from the unit's output O_j as the textbook does."""
-    one = act.dtype.type(1)
-    zero = act.dtype.type(0)
+    """delta_j *= f'(I_j), f chosen by `code` at run time."""
     if code == LOGISTIC:
-        for j in range(n):
-            delta[start + j] *= act[start + j] * (one - act[start + j])
+        logistic_derivative(delta, act, start, n)
     elif code == TANH:
-        for j in range(n):
-            delta[start + j] *= one - act[start + j] * act[start + j]
+        tanh_derivative(delta, act, start, n)
     elif code == RELU:
-        for j in range(n):
-            delta[start + j] = delta[start + j] if act[start + j] > zero else zero
+        relu_derivative(delta, act, start, n)
     elif code == EXP:
-        for j in range(n):
-            delta[start + j] *= act[start + j]
+        exp_derivative(delta, act, start, n)
     elif code == LEAKY_RELU:
-        slope = act.dtype.type(LEAKY_SLOPE)
-        for j in range(n):
-            if not act[start + j] > zero:
-                delta[start + j] *= slope
-    elif code == ELU:  # f'(a) = 1 for a > 0, else exp(a) = O + 1
-        for j in range(n):
-            if not act[start + j] > zero:
-                delta[start + j] *= act[start + j] + one
-    elif code == SOFTPLUS:  # f'(a) = logistic(a) = 1 - exp(-O)
-        for j in range(n):
-            delta[start + j] *= one - fast_exp(-act[start + j])
+        leaky_relu_derivative(delta, act, start, n)
+    elif code == ELU:
+        elu_derivative(delta, act, start, n)
+    elif code == SOFTPLUS:
+        softplus_derivative(delta, act, start, n)

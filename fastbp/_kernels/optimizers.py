@@ -5,7 +5,7 @@ over the whole buffer (update_flat, apply_mean_update).
 import numpy as np
 from numba import njit
 
-from ._setup import JIT, NO_REFCOUNT
+from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
 
@@ -34,7 +34,7 @@ def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
     return w - lr_t * m / (np.sqrt(s) + eps), m, s
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper,
                  errors, with_bias):
     """Move the n_rows x n_cols block W of params at `start` against
@@ -132,7 +132,7 @@ def quickprop_step(w, last_step, last_slope, g, total, epsilon, decay, mu, shrin
     return w + step, step, slope
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
     """Move params[start:start+n] against g_k = scale vec[v_off+k] + decay w_k."""
     dt = params.dtype.type
@@ -175,7 +175,7 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
                                                    lr, mu, nesterov)
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def apply_mean_update(params, grad, state, geo, weight_sum, opt, hyper):
     """Epoch/minibatch updating: move against grad / S (+ alpha w / S on weights), where grad
     is the (weighted) sum of the tuples' gradients and S the sum of their weights."""

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import correct_of, error_of, loss_of, twin
-from ._setup import JIT, NO_REFCOUNT
+from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .blocks import _PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
@@ -59,7 +59,7 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                     state, general):
     """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
@@ -88,7 +88,7 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
                     grad, dropout):
     """grad += sum of w_t dE/dw over X[order[lo:hi]], one tuple at a time. For narrow layers
@@ -115,7 +115,7 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
     return loss_c, weight_c, correct_c
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def short_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,
                    dropout, tuples):
     """grad = the tuples_gradient_of X[order[lo:hi]]: gradient_pass's path for a short pass."""
@@ -125,7 +125,7 @@ def short_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi
                               codes, grad, dropout, tuples)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, work_row,
                    dropout):
     """row = sum of w_t dE/dw over X[order[lo:hi]], a block at a time as matrix products:
@@ -143,7 +143,7 @@ def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, wor
     return loss_c, weight_c, correct_c
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def add_rows(rows, grad, lo, hi):
     """grad[lo:hi] = sum of rows[:, lo:hi], added in row order."""
     for k in range(lo, hi):
@@ -153,7 +153,7 @@ def add_rows(rows, grad, lo, hi):
             grad[k] += rows[c, k]
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def add_chunks(losses, weight_sums, corrects):
     """(loss_sum, weight_sum, n_correct) over the chunks, added in chunk order."""
     loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
@@ -164,7 +164,7 @@ def add_chunks(losses, weight_sums, corrects):
     return loss_sum, weight_sum, n_correct
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def add_sums(sums):
     """(loss_sum, weight_sum, n_correct) over the chunks' rows of sums, added in chunk order."""
     loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
@@ -259,7 +259,7 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes,
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def short_minibatch_pass(params, layout, geo, act, delta, X, Y, weights, order, batch_size,
                          codes, opt, hyper, state, grad, dropout, tuples):
     """minibatch_pass where every batch is short enough to go a tuple at a time (`tuples` set,

@@ -4,7 +4,7 @@ truncation and clipping), the case/batch passes, evaluation and prediction.
 import numpy as np
 from numba import njit, prange
 
-from ._setup import JIT
+from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
 from .optimizers import begin_update, update_flat
@@ -55,7 +55,7 @@ def rnn_output(params, rl, H, t, o):
     activate(o, ZERO, no, rl[R_ACT_Y])
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def rnn_sequence(params, rl, X2, Y2, s, T, per_step, bptt, loss_code, gscale, grad, H, DA, o, do,
                  dh, dh_next):
     """Forward pass and backpropagation through time for sequence s: adds gscale dE_s/dparams
@@ -123,7 +123,7 @@ def rnn_sequence(params, rl, X2, Y2, s, T, per_step, bptt, loss_code, gscale, gr
     return loss / steps, correct / steps
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def rnn_workspace(params, rl, T):
     nh, no = rl[R_HID], rl[R_OUT]
     dt = params.dtype
@@ -159,7 +159,7 @@ def clip_norm(grad, scale, max_norm):
             grad[k] *= factor
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def rnn_apply(params, grad, state, rl, scale, decay, opt, hyper):
     """Move params against scale grad (+ decay w on the weight blocks), one optimizer step."""
     dt = params.dtype.type
@@ -172,7 +172,7 @@ def rnn_apply(params, grad, state, rl, scale, decay, opt, hyper):
     update_flat(params, state, np.uint64(by), np.uint64(no), grad, np.uint64(by), dt(scale), dt(0), opt, hyper)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def rnn_case_epoch(params, rl, X2, Y2, weights, order, T, per_step, bptt, max_norm, loss_code,
                    opt, hyper, state):
     """Case updating for sequences: per sequence in `order`, BPTT, one update (as case_epoch)."""
@@ -230,7 +230,7 @@ def rnn_gradient(params, rl, X2, Y2, weights, order, start, stop, T, per_step, b
     return add_chunks(losses, weight_sums, corrects)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def rnn_batches(params, rl, X2, Y2, weights, order, batch_size, T, per_step, bptt, max_norm,
                 loss_code, opt, hyper, state, rows, grad):
     """Minibatch (and, with one batch, epoch) updating for sequences: per run of batch_size

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import correct_of, loss_of, sk_correct_of, twin
-from ._setup import JIT, NO_REFCOUNT
+from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .batch_norm import bn_batches, bn_evaluate
 from .blocks import split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
@@ -40,7 +40,7 @@ def copy_into(dst, src):
         dst[k] = src[k]
 
 
-@njit(**PLAIN_JIT, **NO_REFCOUNT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
 def begin_epoch(ctl, num, hist, hyper, e):
     """Epoch e's learning rate: into hyper (for the pass) and the history."""
     schedule = ctl[C_SCHEDULE]
@@ -52,7 +52,7 @@ def begin_epoch(ctl, num, hist, hyper, e):
     hist[H_LEARNING_RATE, e - 1] = num[N_LR]
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def set_drop_seed(layout, seed, e):
     """The dropout masks of the pass serving epoch e's updates (a no-op without dropout)."""
     if layout.shape[1] > DROP:
@@ -61,7 +61,7 @@ def set_drop_seed(layout, seed, e):
             layout[l, DROP_SEED] = np.int64(key >> np.uint64(1))
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def epoch_order(ctl, order, orders, e):
     """Put the tuple order of epoch e (see C_ORDER) in `order`, the run's own buffer (copied
     element by element: a view of `orders` would cost a reference count per epoch)."""
@@ -74,7 +74,7 @@ def epoch_order(ctl, order, orders, e):
         hashed_order(order, ctl[C_SEED], e)
 
 
-@njit(**PLAIN_JIT, **NO_REFCOUNT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
 def record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct):
     """The loss and accuracy of a pass (see "whole passes") into the history: the mean over
     its n tuples, with scikit-learn's scale of the data term and its L2 term where asked."""
@@ -86,7 +86,7 @@ def record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct):
         hist[H_ACCURACY, col] = n_correct / n
 
 
-@njit(**PLAIN_JIT, **NO_REFCOUNT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
 def record_evaluation(ctl, hist, col, n, loss_sum, weight_sum, n_correct):
     """The loss and accuracy of the network after the epoch (track="end") into the history,
     as Network.evaluate states them: sum w E / sum w, the fraction right."""
@@ -95,7 +95,7 @@ def record_evaluation(ctl, hist, col, n, loss_sum, weight_sum, n_correct):
         hist[H_ACCURACY, col] = n_correct / n
 
 
-@njit(**PLAIN_JIT, **NO_REFCOUNT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
 def record_validation(ctl, hist, col, n, total, r2_denominator):
     """The validation numbers of one epoch from the chunks' sums (V_* columns): the mean loss,
     the fraction right, and scikit-learn's score: its accuracy, or its R^2 (uniform over the
@@ -121,7 +121,7 @@ def record_validation(ctl, hist, col, n, total, r2_denominator):
     hist[H_VAL_SCORE, col] = score
 
 
-@njit(**PLAIN_JIT, **NO_REFCOUNT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
 def pend(params, layout, ctl, num, alpha, n, loss_sum, weight_sum, n_correct):
     """Keep a full-batch pass's numbers for the epoch whose update follows its gradient:
     n/S sum w E, the L2 term at the weights it ran at, the count right and S."""
@@ -133,7 +133,7 @@ def pend(params, layout, ctl, num, alpha, n, loss_sum, weight_sum, n_correct):
     ctl[C_PENDING] = 1
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def scan_weights(params, prev, record):
     """(every weight finite, the largest |change| since prev); with `record`, prev catches up
     with params (the weight-change history), in the same pass."""
@@ -151,7 +151,7 @@ def scan_weights(params, prev, record):
     return finite, change
 
 
-@njit(**PLAIN_JIT, **NO_REFCOUNT)
+@njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
 def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
     """Book epoch e, whose history column the run kernel has filled (learning rate, loss,
     accuracy, validation, seconds), and apply the rules: divergence, then the stop rules in
@@ -310,7 +310,7 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
     record_validation(ctl, hist, col, n, total, r2_denominator)
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start):
     """The end of every run kernel's epoch e: the weights checked for finiteness (and the
     weight-change history fed), the rules (end_epoch), the epoch's seconds and the slice's
@@ -333,7 +333,7 @@ def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, st
     return stop or now - start >= ctl[C_BUDGET_NS], now
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def begin_slice(params, ctl, prev):
     """The weight-change history measures from the weights as the slice finds them (Python
     may have changed them since the last slice: a callback, a restored best epoch); the

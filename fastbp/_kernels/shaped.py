@@ -9,8 +9,9 @@ offsets compiled in as constants, so each layer is straight-line code.
   `tuples` a Shape the shaped gradient pass, with `tuples` True the generic tuples_gradient.
 
 The shaped passes' source is generated from the layer table: one block of calls per layer, of
-the same inlined steps the generic passes run (layer_sums, activate, tuple_loss, is_correct,
-output_error, plain_layer_update or layer_gradient, times_derivative), with constant
+the same inlined steps the generic passes run, each layer's own (its kind of sums and update
+or gradient step: SUMS, PLAIN_UPDATES, GRADIENTS; its activation and derivative:
+fastmath.UNITS, DERIVATIVES), and tuple_loss, is_correct, error_of, with constant
 arguments. The generic passes live in passes.py, imported when an overload is typed (passes
 imports this module).
 """
@@ -19,9 +20,9 @@ from numba import types
 from numba.core.types import NoneType
 from numba.extending import overload
 
-from . import fastmath, steps
+from . import _jit, fastmath, steps
 from ._jit import CodesType, ShapeType, _with_signature
-from .codes import ALPHA, LR, STEP
+from .codes import ALPHA, LR, NARROW, STEP
 
 
 def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
@@ -59,21 +60,22 @@ def _forward_lines(layers, indent):
     last = len(layers) - 1
     lines = [f"{indent}for i in range(IN_0):", f"{indent}    act[i] = X[t, i]"]
     for l in range(last + 1):
-        code = "OUTPUT" if l == last else "HIDDEN"
-        lines += [f"{indent}layer_sums(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l})",
-                  f"{indent}activate(act, A_OUT_{l}, OUT_{l}, {code})"]
+        units = "output_units" if l == last else "hidden_units"
+        lines += [f"{indent}sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l})",
+                  f"{indent}{units}(act, A_OUT_{l}, OUT_{l})"]
     return lines
 
 
 def _backward_lines(layers, step):
     """The shaped passes' backward pass, output layer first: `step` (a format with {l} and
-    {layer}, the layer's constants) per layer, then f'(I) on the errors of its inputs."""
+    {layer}, the layer's constants; step_{l} is the layer's own step function) per layer,
+    then f'(I) on the errors of its inputs."""
     lines = []
     for l in range(len(layers) - 1, -1, -1):
         layer = f"IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l}"
         lines.append(" " * 8 + step.format(l=l, layer=layer))
         if l > 0:
-            lines.append(f"        times_derivative(delta, act, A_IN_{l}, IN_{l}, HIDDEN)")
+            lines.append(f"        hidden_derivative(delta, act, A_IN_{l}, IN_{l})")
     return lines
 
 
@@ -100,12 +102,12 @@ def shaped_gradient_source(layers):
         "correct_c += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
         "if weight == 0.0:",
         "    continue",
-        "output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "error_of(act, delta, A_OUT_LAST, OUT_LAST, Y, t, codes, layout)",
         "if weight != 1.0:  # the tuple's weight scales its errors",
         "    for k in range(OUT_LAST):",
         "        delta[A_OUT_LAST + k] *= params.dtype.type(weight)"]
     return _pass_source(layers, head, "range(lo, hi)", after_forward,
-                        "layer_gradient(params, grad, act, delta, {l}, {layer})",
+                        "step_{l}(params, grad, act, delta, {l}, {layer})",
                         "loss_c, weight_c, correct_c")
 
 
@@ -124,11 +126,11 @@ def shaped_case_source(layers):
         "    continue",
         "if alpha != 0.0:",
         "    penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight",
-        "output_error(act, delta, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+        "error_of(act, delta, A_OUT_LAST, OUT_LAST, Y, t, codes, layout)",
         "hyper[STEP] += 1.0  # the update count, as begin_update keeps it",
         "decay = params.dtype.type(alpha / weight)"]
     return _pass_source(layers, head, "range(order.shape[0])", after_forward,
-                        "plain_layer_update(params, act, delta, {l}, {layer}, decay, lr)",
+                        "step_{l}(params, act, delta, {l}, {layer}, decay, lr)",
                         "loss_sum, penalty_sum, n_correct")
 
 
@@ -140,11 +142,11 @@ def shaped_pass(source_of, layers, codes):
         # __name__: the module Numba names the code's environment after (without one, a
         # cached kernel could not rebuild it, should the code ever need Python objects)
         scope = dict(__name__=__name__, ALPHA=ALPHA, LR=LR, STEP=STEP, HIDDEN=codes.hidden, OUTPUT=codes.output,
-                     LOSS=codes.loss, activate=fastmath.activate,
-                     times_derivative=fastmath.times_derivative, layer_sums=steps.layer_sums,
-                     layer_gradient=steps.layer_gradient,
-                     plain_layer_update=steps.plain_layer_update, tuple_loss=steps.tuple_loss,
-                     is_correct=steps.is_correct, output_error=steps.output_error,
+                     LOSS=codes.loss, hidden_units=fastmath.UNITS[codes.hidden],
+                     output_units=fastmath.UNITS[codes.output],
+                     hidden_derivative=fastmath.DERIVATIVES[codes.hidden],
+                     tuple_loss=steps.tuple_loss,
+                     is_correct=steps.is_correct, error_of=_jit.error_of,
                      weight_of=steps.weight_of, squared_weights=steps.squared_weights)
         units = 0
         for l, (fan_in, fan_out, w_off, b_off) in enumerate(layers):
@@ -153,6 +155,9 @@ def shaped_pass(source_of, layers, codes):
                           f"W_{l}": np.uint64(w_off), f"B_{l}": np.uint64(b_off),
                           f"A_IN_{l}": np.uint64(units), f"A_OUT_{l}": np.uint64(units + fan_in)})
             units += fan_in
+            # the kind of layer is known: only its own sums and step are inlined
+            kind = layer_kind(fan_out)
+            scope.update({f"sums_{l}": SUMS[kind], f"step_{l}": _LAYER_STEPS[source_of][kind]})
         scope.update(OUT_LAST=scope[f"OUT_{len(layers) - 1}"],
                      A_OUT_LAST=scope[f"A_OUT_{len(layers) - 1}"])
         exec(compile(source_of(layers), f"<fastbp {source_of.__name__} {layers}>", "exec"), scope)
@@ -161,6 +166,18 @@ def shaped_pass(source_of, layers, codes):
 
 
 _SHAPED = {}
+
+
+def layer_kind(fan_out):
+    """0: one unit, 1: at most NARROW units, 2: wider; steps.py has a function of each kind for
+    the sums (SUMS), plain SGD's update (PLAIN_UPDATES) and the gradient (GRADIENTS)."""
+    return 0 if fan_out == 1 else 1 if fan_out <= NARROW else 2
+
+
+SUMS = (steps.unit_sums, steps.narrow_sums, steps.row_sums)
+PLAIN_UPDATES = (steps.unit_update, steps.narrow_update, steps.row_update)
+GRADIENTS = (steps.unit_gradient, steps.narrow_gradient, steps.row_gradient)
+_LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS}
 
 
 _shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small")

@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import activate_layer, correct_of, derivative_hidden, loss_of
-from ._setup import JIT
+from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import times_derivative
 from .optimizers import begin_update, update_outer
@@ -52,7 +52,7 @@ def splitmix(x):
     return x ^ (x >> np.uint64(31))
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def hashed_order(order, seed, epoch):
     """order = epoch's permutation of 0..n-1 under the run's seed: a Fisher-Yates shuffle of
     0..n-1 whose i-th draw is splitmix64 of (key, i), key = splitmix64(seed ^
@@ -92,14 +92,14 @@ def dropping(layout, l):
     return layout.shape[1] > DROP and layout[l, DROP] > 0
 
 
-@njit(**JIT)  # a call, not inlined: only dropout runs pay for its code
+@njit(**JIT, **INTERNAL)  # a call, not inlined: only dropout runs pay for its code
 def drop_out(layout, l, t, act, start, n):
     """O' = O * keep_scale for the n outputs of layer l at act[start:] (tuple t)."""
     for j in range(n):
         act[start + j] *= act.dtype.type(keep_scale(layout, l, t, j))
 
 
-@njit(**JIT)  # a call, not inlined: only dropout runs pay for its code
+@njit(**JIT, **INTERNAL)  # a call, not inlined: only dropout runs pay for its code
 def undo_drop_out(layout, l, t, act, delta, start, n):
     """Before f'(I) is applied to layer l's errors: a dropped unit passes no error; a kept one
     gets O back (act held O') and its error times the factor dO'/dO."""
@@ -133,7 +133,7 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
     return (s + s1) + (s2 + s3)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def forward(params, layout, geo, act, codes):
     """forward_inline as a call (see errors_and_update)."""
     forward_inline(params, layout, geo, act, codes)
@@ -178,32 +178,42 @@ def forward_inline(params, layout, geo, act, codes):
         activate_layer(act, a_out, fan_out, codes, layout, l)
 
 
+# One layer's net inputs I_j = theta_j + sum_i O_i w_ij into act[a_out:], for offsets the caller
+# knows (the shaped passes: constants), one function per kind of layer (a generated pass names
+# its layers' own, shaped.SUMS, so only their code is inlined). forward's loops, but for layers
+# of more than NARROW units one input row per sweep (forward takes four: the same sums, up to
+# rounding); sharing forward's four-row loop through these made the generic pass slower.
+
 @njit(inline="always", **JIT)
-def layer_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
-    """One layer's net inputs I_j = theta_j + sum_i O_i w_ij into act[a_out:], for offsets the
-    caller knows (the shaped passes: constants). forward's loops, but for layers of more than
-    NARROW units one input row per sweep (forward takes four: the same sums, up to rounding);
-    sharing forward's four-row loop through this helper made the generic pass slower."""
-    if fan_out == 1:
-        s = params[b_off]  # contiguous: vectorised (reassoc)
-        for i in range(fan_in):
-            s += act[a_in + i] * params[w_off + i]
-        act[a_out] = s
-    elif fan_out <= NARROW:
-        for j in range(fan_out):
-            act[a_out + j] = column_sum(params, act, a_in, fan_in, w_off + j, fan_out,
-                                        params[b_off + j])
-    else:
-        for j in range(fan_out):
-            act[a_out + j] = params[b_off + j]
-        for i in range(fan_in):
-            o_i = act[a_in + i]
-            row = w_off + i * fan_out
-            for j in range(fan_out):
-                act[a_out + j] += o_i * params[row + j]
+def unit_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """One unit: a dot product over its contiguous column (vectorised: reassoc)."""
+    s = params[b_off]
+    for i in range(fan_in):
+        s += act[a_in + i] * params[w_off + i]
+    act[a_out] = s
 
 
-@njit(**JIT)
+@njit(inline="always", **JIT)
+def narrow_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """At most NARROW units: a dot product each over its column of W."""
+    for j in range(fan_out):
+        act[a_out + j] = column_sum(params, act, a_in, fan_in, w_off + j, fan_out,
+                                    params[b_off + j])
+
+
+@njit(inline="always", **JIT)
+def row_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """Wider layers: one input row of W at a time, added to every unit's sum."""
+    for j in range(fan_out):
+        act[a_out + j] = params[b_off + j]
+    for i in range(fan_in):
+        o_i = act[a_in + i]
+        row = w_off + i * fan_out
+        for j in range(fan_out):
+            act[a_out + j] += o_i * params[row + j]
+
+
+@njit(**JIT, **INTERNAL)
 def forward_dropout(params, layout, geo, act, t, codes):
     """forward with dropout on the hidden layers (t: the tuple's row, which its hash needs).
     A copy of forward plus two lines: a test in forward itself cost case updating on `tiny`
@@ -277,6 +287,13 @@ def tuple_loss(act, out, n_out, Y, t, loss_code, code):
 
 
 @njit(inline="always", **JIT)
+def output_difference(act, delta, out, n_out, Y, t):
+    """delta = O - T on the output layer: its error for the matched pairs (output_error)."""
+    for k in range(n_out):
+        delta[out + k] = act[out + k] - Y[t, k]
+
+
+@njit(inline="always", **JIT)
 def output_error(act, delta, out, n_out, Y, t, loss_code, code):
     """Output layer's delta = dE/dI.
 
@@ -285,8 +302,7 @@ def output_error(act, delta, out, n_out, Y, t, loss_code, code):
     O(1-O), so that -delta is the textbook's Err_j = O_j(1-O_j)(T_j-O_j); through softmax
     it takes the full Jacobian.
     """
-    for k in range(n_out):
-        delta[out + k] = act[out + k] - Y[t, k]
+    output_difference(act, delta, out, n_out, Y, t)
     if loss_code == SQUARED_ERROR:
         if code == SOFTMAX:
             s = act.dtype.type(0)
@@ -343,30 +359,52 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
                 params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
 
 
+# Plain SGD's step on layer l in case updating (see errors_and_update_inline), one function per
+# kind of layer, as for the sums (shaped.PLAIN_UPDATES; plain_layer_update picks at run time).
+
+@njit(inline="always", **JIT)
+def unit_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
+    """One unit, one row: errors and update in one loop over it."""
+    d = delta[a_out]
+    for i in range(fan_in):
+        w = params[w_off + i]
+        if l > 0:
+            delta[a_in + i] = w * d
+        params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
+    params[b_off] -= lr * d
+
+
+@njit(inline="always", **JIT)
+def narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
+    """A few units: errors and update in one loop over each column of W."""
+    for j in range(fan_out):
+        d = delta[a_out + j]
+        for i in range(fan_in):
+            k = w_off + i * fan_out + j
+            w = params[k]
+            if l > 0:
+                delta[a_in + i] = w * d if j == 0 else delta[a_in + i] + w * d
+            params[k] = w - lr * (act[a_in + i] * d + decay * w)
+        params[b_off + j] -= lr * d
+
+
+@njit(inline="always", **JIT)
+def row_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
+    """Wider layers: row by row (sgd_outer)."""
+    sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+
+
 @njit(inline="always", **JIT)
 def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
                        lr):
-    """Plain SGD's step on layer l in case updating (see errors_and_update_inline)."""
-    if fan_out == 1:  # one row: errors and update in one loop over it
-        d = delta[a_out]
-        for i in range(fan_in):
-            w = params[w_off + i]
-            if l > 0:
-                delta[a_in + i] = w * d
-            params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
-        params[b_off] -= lr * d
-    elif fan_out <= NARROW:  # a few units: errors and update in one loop over each column of W
-        for j in range(fan_out):
-            d = delta[a_out + j]
-            for i in range(fan_in):
-                k = w_off + i * fan_out + j
-                w = params[k]
-                if l > 0:
-                    delta[a_in + i] = w * d if j == 0 else delta[a_in + i] + w * d
-                params[k] = w - lr * (act[a_in + i] * d + decay * w)
-            params[b_off + j] -= lr * d
+    """Plain SGD's step on layer l, the kind of layer chosen at run time."""
+    if fan_out == 1:
+        unit_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr)
+    elif fan_out <= NARROW:
+        narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
+                      lr)
     else:
-        sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+        row_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr)
 
 
 @njit(inline="always", **JIT)
@@ -403,7 +441,7 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes):
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (inlined, it made case updating on `mid` 15% slower)."""
@@ -411,7 +449,7 @@ def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper,
                              codes)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper, t,
                               codes):
     """Case updating, from the output layer down: the errors of each layer's inputs,
@@ -438,7 +476,7 @@ def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
     """grad[W] += a[a_off+i] d[d_off+j] over the n_rows x n_cols block W at `start`, and its
     bias row (input 1) right after it; with `errors`, d[a_off+i] = sum_j W_ij d[d_off+j]
@@ -455,33 +493,54 @@ def add_outer(grad, params, start, n_rows, n_cols, a, a_off, d, d_off, errors):
             d[a_off + i] = error
 
 
+# Layer l's share of a tuple's backward pass (see errors_and_gradient): grad += O_i delta_j and
+# delta_j for the biases, and (l > 0) the errors of its inputs before f'(I); one function per
+# kind of layer, as for the sums (shaped.GRADIENTS; layer_gradient picks at run time).
+
+@njit(inline="always", **JIT)
+def unit_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """One unit: one row of fan_in weights, so the inner loop is the long one."""
+    d = delta[a_out]
+    for i in range(fan_in):
+        grad[w_off + i] += act[a_in + i] * d
+    if l > 0:
+        for i in range(fan_in):
+            delta[a_in + i] = params[w_off + i] * d
+    grad[b_off] += d
+
+
+@njit(inline="always", **JIT)
+def narrow_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """A few units: a loop over each column of W."""
+    for j in range(fan_out):
+        d = delta[a_out + j]
+        for i in range(fan_in):
+            k = w_off + i * fan_out + j
+            grad[k] += act[a_in + i] * d
+            if l > 0:
+                error = params[k] * d
+                delta[a_in + i] = error if j == 0 else delta[a_in + i] + error
+        grad[b_off + j] += d
+
+
+@njit(inline="always", **JIT)
+def row_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out):
+    """Wider layers: row by row (add_outer)."""
+    add_outer(grad, params, w_off, fan_in, fan_out, act, a_in, delta, a_out, l > 0)
+
+
 @njit(inline="always", **JIT)
 def layer_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out):
-    """Layer l's share of a tuple's backward pass (see errors_and_gradient): grad += O_i delta_j
-    and delta_j for the biases, and (l > 0) the errors of its inputs before f'(I)."""
-    if fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
-        d = delta[a_out]
-        for i in range(fan_in):
-            grad[w_off + i] += act[a_in + i] * d
-        if l > 0:
-            for i in range(fan_in):
-                delta[a_in + i] = params[w_off + i] * d
-        grad[b_off] += d
-    elif fan_out <= NARROW:  # a few units: a loop over each column of W
-        for j in range(fan_out):
-            d = delta[a_out + j]
-            for i in range(fan_in):
-                k = w_off + i * fan_out + j
-                grad[k] += act[a_in + i] * d
-                if l > 0:
-                    error = params[k] * d
-                    delta[a_in + i] = error if j == 0 else delta[a_in + i] + error
-            grad[b_off + j] += d
+    """Layer l's gradient step, the kind of layer chosen at run time."""
+    if fan_out == 1:
+        unit_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out)
+    elif fan_out <= NARROW:
+        narrow_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out)
     else:
-        add_outer(grad, params, w_off, fan_in, fan_out, act, a_in, delta, a_out, l > 0)
+        row_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out)
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
     """The backward pass of one tuple whose output errors are in delta, from the output layer
     down: grad += O_i delta_j for every weight (delta_j for every bias), and each layer's input
