@@ -71,8 +71,9 @@ def twin(kernel, name, **options):
 # compiled every activation and loss at every place it applies one (9 activations x every
 # inlined site): most of its compile time. The MLP kernels take a `codes` argument instead
 # (fastbp._kernels.codes.Codes: hidden activation, output activation, loss), whose Numba type
-# carries the three codes; the helpers below, resolved while a kernel is typed, hand them on
-# as constants, and Numba prunes every other activation and loss before typing them. A
+# carries the three codes; the helpers below, resolved while a kernel is typed, inline only
+# the functions of those codes (fastmath.UNITS, DERIVATIVES) or hand the codes on as
+# constants, so that Numba prunes every other activation and loss before typing them. A
 # network's kernels compile once per (dtype, activations, loss) it uses.
 
 class CodesType(types.Type):

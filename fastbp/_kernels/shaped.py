@@ -141,7 +141,7 @@ def shaped_pass(source_of, layers, codes):
     if key not in _SHAPED:
         # __name__: the module Numba names the code's environment after (without one, a
         # cached kernel could not rebuild it, should the code ever need Python objects)
-        scope = dict(__name__=__name__, ALPHA=ALPHA, LR=LR, STEP=STEP, HIDDEN=codes.hidden, OUTPUT=codes.output,
+        scope = dict(__name__=__name__, ALPHA=ALPHA, LR=LR, STEP=STEP, OUTPUT=codes.output,
                      LOSS=codes.loss, hidden_units=fastmath.UNITS[codes.hidden],
                      output_units=fastmath.UNITS[codes.output],
                      hidden_derivative=fastmath.DERIVATIVES[codes.hidden],

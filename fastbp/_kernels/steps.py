@@ -118,7 +118,7 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
     a strided column does not vectorise, and one sum would be a chain of dependent
     multiply-adds as long as fan_in (8-32-2 case updating spent a fifth of its time waiting
     on its two output units' chains)."""
-    s1 = s2 = s3 = s - s
+    s1 = s2 = s3 = params.dtype.type(0)  # not s - s: an infinite s would make NaN
     i = np.uint64(0)
     while i + FOUR <= fan_in:
         k = w_off + i * stride
