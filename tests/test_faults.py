@@ -318,9 +318,6 @@ def test_workqueue_layer_makes_fits_take_turns(monkeypatch):
     assert max(overlap) == 1
 
 
-def test_single_layer_probe_runs_in_parallel_code():
-    assert K.threads_probe(np.int64(5)) == 10
-
 
 @pytest.mark.parametrize("mode", ["case", "minibatch", "epoch"])
 @pytest.mark.parametrize("track", ["end", "pass"])

@@ -42,11 +42,32 @@ def test_a_default_fit_compiles_no_feature_it_does_not_use():
         "fastbp.train(net, X, y, epochs=10)\n"
         "net.predict(X)\n"
         "names = ['run_case', 'run_case_parallel', 'predict', 'predict_serial', 'forward_dropout',\n"
-        "         'errors_and_update_dropout', 'update_outer', 'case_pass', 'threads_probe']\n"
+        "         'errors_and_update_dropout', 'update_outer', 'case_pass']\n"
         "print(json.dumps({n: len(getattr(K, n).signatures) for n in names}))"))
     assert used == {"run_case": 1, "run_case_parallel": 0, "predict": 0, "predict_serial": 1,
                     "forward_dropout": 0, "errors_and_update_dropout": 0, "update_outer": 0,
-                    "case_pass": 0, "threads_probe": 0}
+                    "case_pass": 0}
+
+
+def test_the_threading_layer_starts_without_a_kernel():
+    """In a new process, threading_layer() starts Numba's layer without compiling anything,
+    and the parallel kernels then run on that layer."""
+    out = json.loads(run_python(
+        "import json, numba, numpy as np, fastbp\n"
+        "from fastbp import _threads\n"
+        "from numba.core.dispatcher import Dispatcher\n"
+        "import gc\n"
+        "layer = _threads.threading_layer()\n"
+        "compiled = sum(len(d.overloads) for d in gc.get_objects() if isinstance(d, Dispatcher))\n"
+        "net = fastbp.Network([3, 4, 1], random_state=0)\n"
+        "X = np.random.default_rng(0).random((1000, 3))\n"
+        "net.predict(X, n_jobs=2)\n"
+        "from fastbp import _kernels as K\n"
+        "print(json.dumps([layer, compiled, numba.threading_layer(),\n"
+        "                  len(K.predict.signatures)]))"))
+    layer, compiled, after, parallel_predicts = out
+    assert compiled == 0 and parallel_predicts == 1  # the predict that ran was the parallel one
+    assert layer == after and layer in ("tbb", "omp")
 
 
 def test_kernels_are_cached_outside_the_package_and_stamped_by_all_its_files(tmp_path):

@@ -341,11 +341,3 @@ def predict_serial(params, layout, X, result, n_chunks, codes):
 
 predict = twin(predict_serial, "predict", parallel=True, **JIT)
 
-
-@njit(parallel=True, **JIT)
-def threads_probe(n):
-    """A trivial parallel loop: running it starts Numba's threading layer (fastbp._threads)."""
-    total = 0
-    for i in prange(n):
-        total += i
-    return total
