@@ -146,14 +146,9 @@ def forward_inline(params, layout, geo, act, codes):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if fan_out == 1:  # one unit: a dot product over the contiguous column of W
-            s = params[b_off]  # contiguous: vectorised (reassoc)
-            for i in range(fan_in):
-                s += act[a_in + i] * params[w_off + i]
-            act[a_out] = s
+            unit_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
         elif fan_out <= NARROW:  # a few units: a dot product each, over its column of W
-            for j in range(fan_out):
-                act[a_out + j] = column_sum(params, act, a_in, fan_in, w_off + j, fan_out,
-                                            params[b_off + j])
+            narrow_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
         else:
             for j in range(fan_out):
                 act[a_out + j] = params[b_off + j]
@@ -223,14 +218,9 @@ def forward_dropout(params, layout, geo, act, t, codes):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if fan_out == 1:  # one unit: a dot product over the contiguous column of W
-            s = params[b_off]  # contiguous: vectorised (reassoc)
-            for i in range(fan_in):
-                s += act[a_in + i] * params[w_off + i]
-            act[a_out] = s
+            unit_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
         elif fan_out <= NARROW:  # a few units: a dot product each, over its column of W
-            for j in range(fan_out):
-                act[a_out + j] = column_sum(params, act, a_in, fan_in, w_off + j, fan_out,
-                                            params[b_off + j])
+            narrow_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
         else:
             for j in range(fan_out):
                 act[a_out + j] = params[b_off + j]
