@@ -208,20 +208,21 @@ def test_case_mode(config, shuffle, momentum, nesterov, alpha):
         np.testing.assert_allclose(hist.accuracy, [naive.accuracy(p, spec, X, Y) for p in expected])
 
 
-@pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_case_mode_past_the_small_network_pass(momentum):
+@pytest.mark.parametrize("momentum, alpha", [(0.0, 0.0), (0.9, 0.0), (0.0, 0.05)])
+def test_case_mode_past_the_small_network_pass(momentum, alpha):
     """Networks of more than K.SMALL_NETWORK weights take case_pass, not the inlined
-    case_pass_small the configurations above (all small) take: the same arithmetic."""
-    width = 40
-    net = fastbp.Network([4, width, width, 2], activation="tanh", random_state=0)
+    case_pass_small the configurations above (all small) take: the same arithmetic. Fan-ins
+    that are not multiples of four: plain SGD's update takes four rows per sweep, then the
+    rest one at a time (with and without the errors sent back, with and without decay)."""
+    net = fastbp.Network([5, 42, 39, 2], activation="tanh", random_state=0)
     assert net.n_params > K.SMALL_NETWORK
     rng = np.random.RandomState(7)
-    X = rng.normal(size=(N, 4))
+    X = rng.normal(size=(N, 5))
     Y = naive.targets_for("logistic", "squared_error", N, 2, rng)
     spec, start = naive.Spec.of(net), net.params.copy()
     fastbp.train(net, X, Y, mode="case", learning_rate=0.1, epochs=EPOCHS, random_state=SEED,
-                 momentum=momentum)
-    expected = replay(start, spec, X, Y, orders_for(True, SEED), [0.1] * EPOCHS, 1, 0.0,
+                 momentum=momentum, alpha=alpha)
+    expected = replay(start, spec, X, Y, orders_for(True, SEED), [0.1] * EPOCHS, 1, alpha,
                       naive.SGD(len(start), momentum))
     np.testing.assert_allclose(net.params, expected[-1], **F64)
 

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import correct_of, error_of, loss_of, twin
-from ._setup import INTERNAL, JIT, NO_REFCOUNT
+from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .blocks import _PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
@@ -26,7 +26,7 @@ from .steps import (
 )
 
 
-@njit(**JIT, **NO_REFCOUNT)
+@njit(**JIT, **NO_REFCOUNT, **NOALIAS)
 def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
               general, dropout):
     """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params.
@@ -59,7 +59,7 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
+@njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                     state, general):
     """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same

@@ -7,7 +7,7 @@ import numpy as np
 from numba import njit
 
 from ._jit import activate_layer, correct_of, derivative_hidden, loss_of
-from ._setup import INTERNAL, JIT
+from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import times_derivative
 from .optimizers import begin_update, update_outer
@@ -133,7 +133,7 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
     return (s + s1) + (s2 + s3)
 
 
-@njit(**JIT, **INTERNAL)
+@njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def forward(params, layout, geo, act, codes):
     """forward_inline as a call (see errors_and_update)."""
     forward_inline(params, layout, geo, act, codes)
@@ -329,9 +329,32 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
     """update_outer for plain SGD (no momentum), inlined into its caller: a call with
     update_outer's arguments cost a tenth of a case update on XOR. W -= lr (a_i d_j + decay
     W), the biases (the row after W: input 1, no decay) -= lr d_j; with `errors`, as
-    update_outer."""
+    update_outer. Four rows per sweep over the columns, as forward's sums: each d_j is loaded
+    once for four rows, and the loop's set-up is paid once for four."""
     dt = params.dtype.type
-    for i in range(n_rows + ONE):
+    i = np.uint64(0)
+    while i + FOUR <= n_rows:
+        a0, a1, a2, a3 = a[a_off + i], a[a_off + i + ONE], a[a_off + i + TWO], a[a_off + i + THREE]
+        r0 = start + i * n_cols
+        r1, r2, r3 = r0 + n_cols, r0 + TWO * n_cols, r0 + THREE * n_cols
+        e0 = e1 = e2 = e3 = dt(0)
+        for j in range(n_cols):
+            d_j = d[d_off + j]
+            w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
+            if errors:
+                e0 += w0 * d_j
+                e1 += w1 * d_j
+                e2 += w2 * d_j
+                e3 += w3 * d_j
+            params[r0 + j] = w0 - lr * (a0 * d_j + decay * w0)
+            params[r1 + j] = w1 - lr * (a1 * d_j + decay * w1)
+            params[r2 + j] = w2 - lr * (a2 * d_j + decay * w2)
+            params[r3 + j] = w3 - lr * (a3 * d_j + decay * w3)
+        if errors:
+            d[a_off + i], d[a_off + i + ONE] = e0, e1
+            d[a_off + i + TWO], d[a_off + i + THREE] = e2, e3
+        i += FOUR
+    while i <= n_rows:  # the last n_rows % 4 rows, then the bias row
         bias = i == n_rows
         a_i = dt(1) if bias else a[a_off + i]
         row_decay = dt(0) if bias else decay
@@ -347,6 +370,7 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
             for j in range(n_cols):
                 w = params[row + j]
                 params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+        i += ONE
 
 
 # Plain SGD's step on layer l in case updating (see errors_and_update_inline), one function per
@@ -431,7 +455,7 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
-@njit(**JIT, **INTERNAL)
+@njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes):
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (inlined, it made case updating on `mid` 15% slower)."""
