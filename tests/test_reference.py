@@ -227,6 +227,23 @@ def test_case_mode_past_the_small_network_pass(momentum, alpha):
     np.testing.assert_allclose(net.params, expected[-1], **F64)
 
 
+@pytest.mark.parametrize("sizes", [(3, 9, 4, 2), (2, 4, 9, 1), (5, 2, 700, 1), (5, 42, 39, 4)])
+def test_case_mode_two_and_four_unit_layers(sizes):
+    """Plain SGD updates a layer of two or four units in one sweep over W's rows (pair_update,
+    quad_update): as the first layer (no errors to send back) and a later one, in
+    case_pass_small and in case_pass (the last two networks, past K.SMALL_NETWORK)."""
+    net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
+    assert (net.n_params > K.SMALL_NETWORK) == (sizes[0] == 5)
+    rng = np.random.RandomState(7)
+    X = rng.normal(size=(N, sizes[0]))
+    Y = naive.targets_for("logistic", "squared_error", N, sizes[-1], rng)
+    spec, start = naive.Spec.of(net), net.params.copy()
+    fastbp.train(net, X, Y, mode="case", learning_rate=0.1, epochs=EPOCHS, random_state=SEED,
+                 alpha=0.01)
+    expected = replay(start, spec, X, Y, orders_for(True, SEED), [0.1] * EPOCHS, 1, 0.01)
+    np.testing.assert_allclose(net.params, expected[-1], **F64)
+
+
 def test_case_mode_float32():
     net, X, Y = make("tanh-logistic-se", dtype=np.float32)
     spec, start = naive.Spec.of(net), net.params.astype(np.float64)

@@ -403,6 +403,43 @@ def narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_
 
 
 @njit(inline="always", **JIT)
+def pair_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
+    """Two units: W's rows are pairs; one sweep over them, each row's error and update
+    together, the two deltas held in registers."""
+    d0, d1 = delta[a_out], delta[a_out + ONE]
+    for i in range(fan_in):
+        a_i = act[a_in + i]
+        k = w_off + i * TWO
+        w0, w1 = params[k], params[k + ONE]
+        if l > 0:
+            delta[a_in + i] = w0 * d0 + w1 * d1
+        params[k] = w0 - lr * (a_i * d0 + decay * w0)
+        params[k + ONE] = w1 - lr * (a_i * d1 + decay * w1)
+    params[b_off] -= lr * d0
+    params[b_off + ONE] -= lr * d1
+
+
+@njit(inline="always", **JIT)
+def quad_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
+    """Four units: pair_update's sweep over rows of four."""
+    d0, d1, d2, d3 = delta[a_out], delta[a_out + ONE], delta[a_out + TWO], delta[a_out + THREE]
+    for i in range(fan_in):
+        a_i = act[a_in + i]
+        k = w_off + i * FOUR
+        w0, w1, w2, w3 = params[k], params[k + ONE], params[k + TWO], params[k + THREE]
+        if l > 0:
+            delta[a_in + i] = (w0 * d0 + w1 * d1) + (w2 * d2 + w3 * d3)
+        params[k] = w0 - lr * (a_i * d0 + decay * w0)
+        params[k + ONE] = w1 - lr * (a_i * d1 + decay * w1)
+        params[k + TWO] = w2 - lr * (a_i * d2 + decay * w2)
+        params[k + THREE] = w3 - lr * (a_i * d3 + decay * w3)
+    params[b_off] -= lr * d0
+    params[b_off + ONE] -= lr * d1
+    params[b_off + TWO] -= lr * d2
+    params[b_off + THREE] -= lr * d3
+
+
+@njit(inline="always", **JIT)
 def row_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """Wider layers: row by row (sgd_outer)."""
     sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
@@ -414,6 +451,10 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
     """Plain SGD's step on layer l, the kind of layer chosen at run time."""
     if fan_out == 1:
         unit_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr)
+    elif fan_out == TWO:
+        pair_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr)
+    elif fan_out == FOUR:
+        quad_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr)
     elif fan_out <= NARROW:
         narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay,
                       lr)
