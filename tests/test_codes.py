@@ -1,6 +1,7 @@
 """The kernels users run have the network's activations and loss compiled in (Codes); the
 rest of the suite runs the generic kernels, which read the activations from the layout table
-(conftest sets FASTBP_GENERIC_KERNELS). Here the two agree, for every activation."""
+and the optimizer from its code (conftest sets FASTBP_GENERIC_KERNELS). Here the two agree,
+for every activation and optimizer."""
 import numpy as np
 import pytest
 
@@ -66,6 +67,33 @@ def test_training_with_codes_compiled_in(monkeypatch, hidden, output, loss, mode
     assert not np.allclose(runs[0][0], fastbp.Network([3, 6, 3], activation=hidden,
                                                       output_activation=output, loss=loss,
                                                       random_state=0).params)  # it trained
+
+
+def test_optimizer_follows_the_switch(monkeypatch):
+    assert K.Optimizer.of("rprop") == K.RPROP  # conftest: generic, the int code
+    specialised(monkeypatch)
+    assert isinstance(K.Optimizer.of("rprop"), K.Optimizer)
+    assert K.Optimizer.of("rprop").code == K.RPROP
+
+
+@pytest.mark.parametrize("mode, optimizer", [("case", "adam"), ("minibatch", "sgd"),
+                                             ("epoch", "adam"), ("epoch", "rprop"),
+                                             ("epoch", "quickprop")])
+def test_training_with_the_optimizer_compiled_in(monkeypatch, mode, optimizer):
+    """The kernels users run compile in the optimizer's own update (an Optimizer argument,
+    _jit.update_flat and update_outer); the generic ones choose it at run time: the same
+    numbers, for each optimizer's step, per layer (case updating) and flat."""
+    X, Y = data(3, 2, "logistic", "squared_error", n=40)
+    runs = []
+    for generic in (True, False):
+        if not generic:
+            specialised(monkeypatch)
+        net = fastbp.Network([3, 6, 2], random_state=0)
+        fastbp.train(net, X, Y, mode=mode, optimizer=optimizer, epochs=3, learning_rate=0.05,
+                     momentum=0.5 if optimizer == "sgd" else 0.0, batch_size=8, random_state=0)
+        runs.append(net.params.copy())
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-10, atol=1e-12)
+    assert not np.allclose(runs[0], fastbp.Network([3, 6, 2], random_state=0).params)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -17,13 +17,14 @@ at the first parallel call: TBB, else OpenMP, else the built-in workqueue.
 NUMBA_THREADING_LAYER set by the user is respected.
 """
 import ctypes
+import operator
 import os
 from types import FunctionType
 
 from numba import njit, types
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
-from .codes import Codes, Shape
+from .codes import Codes, Optimizer, Shape
 
 _TBB_NAMES = ("libtbb.so.12", "libtbb.12.dylib")
 _tbb = {"path": None, "tried": False}
@@ -137,6 +138,81 @@ def shape_type(layers):
 
 
 _SHAPE_TYPES = {}
+
+
+class OptimizerType(types.Type):
+    """The Numba type of an Optimizer value: the optimizer's code is part of the type."""
+
+    def __init__(self, code):
+        self.code = code
+        super().__init__(name=f"Optimizer({code})")
+
+
+register_model(OptimizerType)(models.OpaqueModel)
+
+
+@unbox(OptimizerType)
+def _unbox_optimizer(typ, obj, c):
+    return NativeValue(c.context.get_dummy_value())
+
+
+@typeof_impl.register(Optimizer)
+def _typeof_optimizer(value, context):
+    return value._numba_type_
+
+
+def optimizer_type(code):
+    """The OptimizerType of a code, made once."""
+    if code not in _OPTIMIZER_TYPES:
+        _OPTIMIZER_TYPES[code] = OptimizerType(code)
+    return _OPTIMIZER_TYPES[code]
+
+
+_OPTIMIZER_TYPES = {}
+
+
+@overload(operator.eq)
+def _optimizer_eq(a, b):
+    """`opt == ADAM` on an Optimizer: a constant of the compiled code."""
+    if isinstance(a, OptimizerType) and isinstance(b, types.Integer):
+        code = a.code
+        return lambda a, b: b == code
+    if isinstance(b, OptimizerType) and isinstance(a, types.Integer):
+        code = b.code
+        return lambda a, b: a == code
+    return None
+
+
+def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
+    """Move params[start:start+n] against g_k = scale vec[v_off+k] + decay w_k: with an
+    Optimizer, its own step alone (optimizers.FLAT_STEPS), else (an int code) any_update_flat."""
+
+
+def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper,
+                 errors, with_bias):
+    """One layer's case update (optimizers.any_update_outer): with an Optimizer, its own step
+    alone (optimizers.OUTER_STEPS), else (an int code) any_update_outer."""
+
+
+def _optimizer_overload(stub, steps_name, any_name):
+    """Overload `stub`: for an OptimizerType `opt` a call of the optimizer's own step (of the
+    optimizers module's table steps_name, which takes stub's arguments but opt), else a call
+    of optimizers.<any_name>, which takes them all and chooses at run time."""
+    names = stub.__code__.co_varnames[:stub.__code__.co_argcount]
+    rest = [n for n in names if n != "opt"]
+
+    def typer(*args):
+        from . import optimizers
+        opt = args[names.index("opt")]
+        if isinstance(opt, OptimizerType):
+            scope = {"step": getattr(optimizers, steps_name)[opt.code]}
+            call = f"step({', '.join(rest)})"
+        else:
+            scope = {"step": getattr(optimizers, any_name)}
+            call = f"step({', '.join(names)})"
+        exec(f"def {stub.__name__}_impl({', '.join(names)}):\n    return {call}\n", scope)
+        return scope[f"{stub.__name__}_impl"]
+    overload(stub)(_with_signature(typer, stub))
 
 
 def activate_layer(v, start, n, codes, layout, l):
@@ -312,3 +388,7 @@ def _(K, hidden, output, loss):
         def impl(act, out, n_out, Y, t, codes, layout):
             return K.predicted_right(act, out, n_out, Y, t, output)
     return impl
+
+
+_optimizer_overload(update_flat, "FLAT_STEPS", "any_update_flat")
+_optimizer_overload(update_outer, "OUTER_STEPS", "any_update_outer")

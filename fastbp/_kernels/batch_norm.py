@@ -4,10 +4,11 @@ the running statistics, evaluation and prediction.
 import numpy as np
 from numba import njit
 
+from ._jit import update_flat
 from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
-from .optimizers import apply_mean_update, update_flat
+from .optimizers import apply_mean_update
 from .steps import geometry, is_correct, n_units, output_error, squared_weights, tuple_loss, weight_of
 
 # -- batch normalisation --------------------------------------------------------------------------

@@ -219,6 +219,36 @@ class Codes:
         return f"Codes(hidden={self.hidden}, output={self.output}, loss={self.loss})"
 
 
+class Optimizer:
+    """The optimizer a run kernel compiles in (SGD, ADAM, RPROP or QUICKPROP): Numba sees the
+    code in the argument's type (fastbp._kernels._jit), as it sees Codes, so a kernel compiles
+    the update of the optimizer it runs and no other."""
+
+    __slots__ = ("code", "_type")
+
+    def __init__(self, code):
+        self.code = int(code)
+        self._type = None
+
+    @classmethod
+    def of(cls, name):
+        """The Optimizer of a name ("adam"); with FASTBP_GENERIC_KERNELS=1 (see Codes.of) its
+        plain int code instead: every optimizer's update compiled in, chosen at run time."""
+        if os.environ.get("FASTBP_GENERIC_KERNELS", "") not in ("", "0"):
+            return OPTIMIZERS[name]
+        return cls(OPTIMIZERS[name])
+
+    @property
+    def _numba_type_(self):
+        if self._type is None:
+            from ._jit import optimizer_type
+            self._type = optimizer_type(self.code)
+        return self._type
+
+    def __repr__(self):
+        return f"Optimizer({self.code})"
+
+
 class Shape:
     """A network's layer table (fan_in, fan_out, w_off, b_off per layer) as the shaped case
     pass compiles it in: Numba sees it in the argument's type (fastbp._kernels._jit), as it

@@ -5,6 +5,7 @@ over the whole buffer (update_flat, apply_mean_update).
 import numpy as np
 from numba import njit
 
+from ._jit import update_flat
 from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
@@ -34,24 +35,22 @@ def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
     return w - lr_t * m / (np.sqrt(s) + eps), m, s
 
 
-@njit(**JIT, **INTERNAL)
-def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt, hyper,
-                 errors, with_bias):
+@njit(inline="always", **JIT)
+def sgd_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, hyper,
+                   errors, with_bias):
     """Move the n_rows x n_cols block W of params at `start` against
-    g_ij = a[a_off+i] d[d_off+j] + decay W_ij: one layer's case update (state: the
-    optimizer's arrays in the params layout). `with_bias`: the biases follow W in params
-    and move too, as the textbook has them: one more row, from a unit whose output is
-    always 1, not penalised (one call per layer; a call of their own cost a quarter of a
-    case update on the tiny workload). With `errors`, the row's error
-    sum_j W_ij d[d_off+j], from the weights as they were, goes to d[a_off+i]: the backward
-    pass and the update share one loop over each row (two loops cost 1.7x as much on a
-    64x64 layer).
+    g_ij = a[a_off+i] d[d_off+j] + decay W_ij, by SGD with or without (Nesterov) momentum:
+    one layer's case update (state: the optimizer's arrays in the params layout).
+    `with_bias`: the biases follow W in params and move too, as the textbook has them: one
+    more row, from a unit whose output is always 1, not penalised (one call per layer; a
+    call of their own cost a quarter of a case update on the tiny workload). With `errors`,
+    the row's error sum_j W_ij d[d_off+j], from the weights as they were, goes to
+    d[a_off+i]: the backward pass and the update share one loop over each row (two loops
+    cost 1.7x as much on a 64x64 layer).
     Summing the new W_ij^2 here too cost as much as the update (a reduction per row); a
     flat pass over the weights is cheaper."""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
-    b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
-    c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
     for i in range(n_rows + ONE if with_bias else n_rows):
         if i < n_rows:
             a_i, row_decay = a[a_off + i], decay
@@ -59,15 +58,7 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
             a_i, row_decay = dt(1), dt(0)
         row = start + i * n_cols
         error = dt(0)
-        if opt == ADAM:
-            for j in range(n_cols):
-                k = row + j
-                w = params[k]
-                error += w * d[d_off + j]
-                params[k], state[0, k], state[1, k] = adam_step(
-                    w, state[0, k], state[1, k], a_i * d[d_off + j] + row_decay * w,
-                    b1, c1, b2, c2, lr_t, eps)
-        elif mu == dt(0) and errors:
+        if mu == dt(0) and errors:
             for j in range(n_cols):
                 w = params[row + j]
                 error += w * d[d_off + j]
@@ -86,6 +77,43 @@ def update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay
                                                        lr, mu, nesterov)
         if errors and i < n_rows:
             d[a_off + i] = error
+
+
+@njit(inline="always", **JIT)
+def adam_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, hyper,
+                    errors, with_bias):
+    """sgd_outer_rows by Adam."""
+    dt = params.dtype.type
+    b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
+    c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
+    for i in range(n_rows + ONE if with_bias else n_rows):
+        if i < n_rows:
+            a_i, row_decay = a[a_off + i], decay
+        else:  # the bias row
+            a_i, row_decay = dt(1), dt(0)
+        row = start + i * n_cols
+        error = dt(0)
+        for j in range(n_cols):
+            k = row + j
+            w = params[k]
+            error += w * d[d_off + j]
+            params[k], state[0, k], state[1, k] = adam_step(
+                w, state[0, k], state[1, k], a_i * d[d_off + j] + row_decay * w,
+                b1, c1, b2, c2, lr_t, eps)
+        if errors and i < n_rows:
+            d[a_off + i] = error
+
+
+@njit(**JIT, **INTERNAL)
+def any_update_outer(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, opt,
+                     hyper, errors, with_bias):
+    """update_outer (see _jit) for an optimizer chosen at run time (an int code)."""
+    if opt == ADAM:
+        adam_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, hyper,
+                        errors, with_bias)
+    else:
+        sgd_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, hyper,
+                       errors, with_bias)
 
 
 @njit(inline="always", **JIT)
@@ -132,39 +160,16 @@ def quickprop_step(w, last_step, last_slope, g, total, epsilon, decay, mu, shrin
     return w + step, step, slope
 
 
-@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
-def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
-    """Move params[start:start+n] against g_k = scale vec[v_off+k] + decay w_k."""
+# Each optimizer's step over params[start:start+n], against g_k = scale vec[v_off+k] + decay
+# w_k: update_flat (see _jit) inlines the one an Optimizer names (FLAT_STEPS), any_update_flat
+# all four, chosen at run time.
+
+@njit(inline="always", **JIT)
+def sgd_flat(params, state, start, n, vec, v_off, scale, decay, hyper):
+    """SGD, with or without (Nesterov) momentum."""
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
-    if opt == RPROP:
-        inc, dec = dt(hyper[RPROP_INCREASE]), dt(hyper[RPROP_DECREASE])
-        dmin, dmax = dt(hyper[RPROP_DELTA_MIN]), dt(hyper[RPROP_DELTA_MAX])
-        for j in range(n):
-            k = start + j
-            params[k], state[0, k], state[1, k] = rprop_step(
-                params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
-                inc, dec, dmin, dmax, dt(RPROP_MIN_STEP), dt(0))
-        return
-    if opt == QUICKPROP:
-        total = dt(1.0) / scale  # the batch's weight sum: FANN's slopes are sums
-        qmu = dt(hyper[QUICKPROP_MU])
-        epsilon, qdecay, shrink = lr * scale, dt(hyper[QUICKPROP_DECAY]), qmu / (dt(1) + qmu)
-        for j in range(n):
-            k = start + j
-            params[k], state[0, k], state[1, k] = quickprop_step(
-                params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
-                total, epsilon, qdecay, qmu, shrink, dt(0.001), dt(0))
-        return
-    if opt == ADAM:
-        b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
-        c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
-        for j in range(n):
-            k = start + j
-            params[k], state[0, k], state[1, k] = adam_step(
-                params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
-                b1, c1, b2, c2, lr_t, eps)
-    elif hyper[MOMENTUM] == 0.0:
+    if hyper[MOMENTUM] == 0.0:
         for j in range(n):
             params[start + j] -= lr * (scale * vec[v_off + j] + decay * params[start + j])
     else:
@@ -173,6 +178,64 @@ def update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
             params[k], state[0, k] = momentum_step(params[k], state[0, k],
                                                    scale * vec[v_off + j] + decay * params[k],
                                                    lr, mu, nesterov)
+
+
+@njit(inline="always", **JIT)
+def adam_flat(params, state, start, n, vec, v_off, scale, decay, hyper):
+    """Adam."""
+    dt = params.dtype.type
+    b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
+    c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
+    for j in range(n):
+        k = start + j
+        params[k], state[0, k], state[1, k] = adam_step(
+            params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
+            b1, c1, b2, c2, lr_t, eps)
+
+
+@njit(inline="always", **JIT)
+def rprop_flat(params, state, start, n, vec, v_off, scale, decay, hyper):
+    """RPROP (iRPROP-)."""
+    dt = params.dtype.type
+    inc, dec = dt(hyper[RPROP_INCREASE]), dt(hyper[RPROP_DECREASE])
+    dmin, dmax = dt(hyper[RPROP_DELTA_MIN]), dt(hyper[RPROP_DELTA_MAX])
+    for j in range(n):
+        k = start + j
+        params[k], state[0, k], state[1, k] = rprop_step(
+            params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
+            inc, dec, dmin, dmax, dt(RPROP_MIN_STEP), dt(0))
+
+
+@njit(inline="always", **JIT)
+def quickprop_flat(params, state, start, n, vec, v_off, scale, decay, hyper):
+    """Quickprop."""
+    dt = params.dtype.type
+    lr = dt(hyper[LR])
+    total = dt(1.0) / scale  # the batch's weight sum: FANN's slopes are sums
+    qmu = dt(hyper[QUICKPROP_MU])
+    epsilon, qdecay, shrink = lr * scale, dt(hyper[QUICKPROP_DECAY]), qmu / (dt(1) + qmu)
+    for j in range(n):
+        k = start + j
+        params[k], state[0, k], state[1, k] = quickprop_step(
+            params[k], state[0, k], state[1, k], scale * vec[v_off + j] + decay * params[k],
+            total, epsilon, qdecay, qmu, shrink, dt(0.001), dt(0))
+
+
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
+def any_update_flat(params, state, start, n, vec, v_off, scale, decay, opt, hyper):
+    """update_flat for an optimizer chosen at run time (an int code)."""
+    if opt == RPROP:
+        rprop_flat(params, state, start, n, vec, v_off, scale, decay, hyper)
+    elif opt == QUICKPROP:
+        quickprop_flat(params, state, start, n, vec, v_off, scale, decay, hyper)
+    elif opt == ADAM:
+        adam_flat(params, state, start, n, vec, v_off, scale, decay, hyper)
+    else:
+        sgd_flat(params, state, start, n, vec, v_off, scale, decay, hyper)
+
+
+FLAT_STEPS = {SGD: sgd_flat, ADAM: adam_flat, RPROP: rprop_flat, QUICKPROP: quickprop_flat}
+OUTER_STEPS = {SGD: sgd_outer_rows, ADAM: adam_outer_rows}  # case updating: no RPROP, Quickprop
 
 
 @njit(**JIT, **NO_REFCOUNT, **INTERNAL)

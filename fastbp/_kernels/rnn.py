@@ -4,10 +4,11 @@ truncation and clipping), the case/batch passes, evaluation and prediction.
 import numpy as np
 from numba import njit, prange
 
+from ._jit import update_flat
 from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
-from .optimizers import begin_update, update_flat
+from .optimizers import begin_update
 from .passes import add_chunks
 from .steps import is_correct, output_error, tuple_loss, weight_of
 

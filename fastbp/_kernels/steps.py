@@ -6,11 +6,11 @@ updating runs them tuple by tuple) or their gradient (the tuple-by-tuple passes)
 import numpy as np
 from numba import njit
 
-from ._jit import activate_layer, correct_of, derivative_hidden, loss_of
+from ._jit import activate_layer, correct_of, derivative_hidden, loss_of, update_outer
 from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import times_derivative
-from .optimizers import begin_update, update_outer
+from .optimizers import begin_update
 
 
 # -- one tuple ------------------------------------------------------------------------------
