@@ -108,7 +108,7 @@ class Model:
         raise NotImplementedError
 
     def training_arguments(self, run, optim, state):
-        """The run kernel's arguments: optim = (optimizer code, hyper, state), state = the
+        """The run kernel's arguments: optim = (K.Optimizer, hyper, state), state = the
         run's (ctl, num, history buffer, order, orders, prev, best)."""
         raise NotImplementedError
 

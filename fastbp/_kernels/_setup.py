@@ -65,8 +65,10 @@ def _noalias_option():
 
 
 # A kernel marked NOALIAS (the hot case-updating pass and its calls) promises that no two of
-# its array arguments share memory that one of them writes: every caller passes distinct
-# buffers (params, the optimizer's state, act and delta, disjoint views of one workspace at
-# most) and the training data, which is only read. It also carries NO_REFCOUNT, so two
-# views of one buffer (act and delta) never touch their shared reference count through it.
+# its array arguments share memory that one of them writes: every caller passes separate
+# allocations for what it writes (params, the optimizer's state, hyper, act and delta:
+# Network.training_kernel makes act and delta apart; as views of one buffer they would
+# share a reference count, which errors_and_update_dropout, a counting callee of case_pass,
+# would write through both) and training data that is only read. It carries NO_REFCOUNT
+# too, so it writes no reference count itself.
 NOALIAS = _noalias_option()
