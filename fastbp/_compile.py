@@ -6,7 +6,8 @@ few tuples of synthetic data, through the public API, so that exactly the kernel
 call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
 with its defaults in float32 and float64 (small and large networks for case updating, one and
 several chunks for the gradient passes), the demo's XOR network (whose narrow layers get
-passes compiled for its shape), and predict/evaluate. The configurations run in
+passes compiled for its shape), and predict/evaluate (predict also of an X large enough
+for several threads). The configurations run in
 parallel processes, one per core; a second pass in this process loads every kernel back and
 compiles whatever a concurrent write to the cache index lost.
 """
@@ -41,6 +42,14 @@ def _train(mode, dtype, sizes, n, momentum=0.0):
     net.evaluate(X, Y)
 
 
+def _predict_large(dtype):
+    """predict() of an X large enough for several threads (PARALLEL_PREDICT_WORK)."""
+    from .network import PARALLEL_PREDICT_WORK, Network
+    net = Network([64, 256, 1], dtype=dtype, random_state=0)
+    X, _ = _data(PARALLEL_PREDICT_WORK // net.n_params + 1, 64, 1, dtype)
+    net.predict(X)
+
+
 def _classifier(n_classes):
     from .estimators import MLPClassifier
     X, _ = _data(MANY, 8, 1, np.float64)
@@ -65,6 +74,7 @@ def configurations():
         name = np.dtype(dtype).name
         configs[f"train(mode='case') small network, {name}"] = (_train, ("case", dtype, SMALL, FEW))
         configs[f"train(mode='case') large network, {name}"] = (_train, ("case", dtype, [16, 64, 1], MANY))
+        configs[f"predict() of a large X, {name}"] = (_predict_large, (dtype,))
         for mode in ("epoch", "minibatch"):
             for n in (FEW, MANY):
                 configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))

@@ -125,6 +125,29 @@ def test_predict_and_evaluate(config, dtype):
     assert acc == pytest.approx(naive.accuracy(net.params, spec, X, Y))
 
 
+def test_predict_on_several_threads_gives_the_one_thread_numbers(monkeypatch):
+    """predict() takes the parallel kernel when rows x weights reach PARALLEL_PREDICT_WORK,
+    else one thread: the same numbers either way."""
+    from fastbp._kernels import backprop
+    net = fastbp.Network([5, 9, 3], output_activation="softmax", loss="log_loss", random_state=0)
+    X = np.random.RandomState(3).normal(size=(1000, 5))
+    assert X.shape[0] * net.n_params < fastbp.network.PARALLEL_PREDICT_WORK
+    parallel_calls = []
+
+    def spy(*args):
+        parallel_calls.append(args[2].shape)
+        return parallel(*args)
+    parallel = backprop.predict
+    monkeypatch.setattr(backprop, "predict", spy)
+    one_thread = net.predict(X)
+    assert parallel_calls == []
+    monkeypatch.setattr(fastbp.network, "PARALLEL_PREDICT_WORK", 1)
+    several = net.predict(X, n_jobs=2)
+    assert parallel_calls == [X.shape]
+    np.testing.assert_array_equal(several, one_thread)
+    np.testing.assert_allclose(one_thread, naive.predict(net.params, naive.Spec.of(net), X), **F64)
+
+
 def test_evaluate_regression_has_no_accuracy():
     net = fastbp.Network([3, 4, 2], output_activation="identity", random_state=0)
     X = np.random.RandomState(0).normal(size=(10, 3))

@@ -204,11 +204,12 @@ def _optimizer_overload(stub, steps_name, any_name):
     def typer(*args):
         from . import optimizers
         opt = args[names.index("opt")]
+        # __name__: the module Numba names the code's environment after (as in shaped.py)
         if isinstance(opt, OptimizerType):
-            scope = {"step": getattr(optimizers, steps_name)[opt.code]}
+            scope = {"__name__": __name__, "step": getattr(optimizers, steps_name)[opt.code]}
             call = f"step({', '.join(rest)})"
         else:
-            scope = {"step": getattr(optimizers, any_name)}
+            scope = {"__name__": __name__, "step": getattr(optimizers, any_name)}
             call = f"step({', '.join(names)})"
         exec(f"def {stub.__name__}_impl({', '.join(names)}):\n    return {call}\n", scope)
         return scope[f"{stub.__name__}_impl"]
