@@ -6,8 +6,8 @@ few tuples of synthetic data, through the public API, so that exactly the kernel
 call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
 with its defaults in float32 and float64 (small and large networks for case updating, one and
 several chunks for the gradient passes), the demo's XOR network (whose narrow layers get
-passes compiled for its shape), and predict/evaluate (predict also of an X large enough
-for several threads). The configurations run in
+passes compiled for its shape), and predict/evaluate (also of an X large
+enough for several threads). The configurations run in
 parallel processes, one per core; a second pass in this process loads every kernel back and
 compiles whatever a concurrent write to the cache index lost.
 """
@@ -43,11 +43,13 @@ def _train(mode, dtype, sizes, n, momentum=0.0):
 
 
 def _predict_large(dtype):
-    """predict() of an X large enough for several threads (PARALLEL_PREDICT_WORK)."""
-    from .network import PARALLEL_PREDICT_WORK, Network
+    """predict() and evaluate() of an X large enough for several threads."""
+    from ._model import PARALLEL_FORWARD_WORK
+    from .network import Network
     net = Network([64, 256, 1], dtype=dtype, random_state=0)
-    X, _ = _data(PARALLEL_PREDICT_WORK // net.n_params + 1, 64, 1, dtype)
+    X, Y = _data(PARALLEL_FORWARD_WORK // net.n_params + 1, 64, 1, dtype)
     net.predict(X)
+    net.evaluate(X, Y)
 
 
 def _classifier(n_classes):
@@ -74,7 +76,7 @@ def configurations():
         name = np.dtype(dtype).name
         configs[f"train(mode='case') small network, {name}"] = (_train, ("case", dtype, SMALL, FEW))
         configs[f"train(mode='case') large network, {name}"] = (_train, ("case", dtype, [16, 64, 1], MANY))
-        configs[f"predict() of a large X, {name}"] = (_predict_large, (dtype,))
+        configs[f"predict() and evaluate() of a large X, {name}"] = (_predict_large, (dtype,))
         for mode in ("epoch", "minibatch"):
             for n in (FEW, MANY):
                 configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))

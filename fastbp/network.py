@@ -19,6 +19,7 @@ from ._model import (  # noqa: F401
     check_units,
     draw_seed,
     n_chunks_for,
+    parallel_forward,
 )
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, check_float
@@ -30,13 +31,6 @@ def by_tuples(layout, n):
     they go a block at a time as matrix products (see gradient_pass in the kernels)."""
     narrow = int(np.max(layout[:, [K.FAN_IN, K.FAN_OUT]])) <= K.SMALL_LAYER
     return True if n <= K.SMALL_PASS and narrow else None
-
-
-# predict() runs on several threads when X's rows times the network's weights (multiply-adds)
-# reach this: about 10 ms on one core here. Below it a parallel pass saved under a millisecond
-# (digits, 1,797 x 64-100-10: 1.1 -> 0.6 ms) while its kernel cost a new environment's first
-# predict 1.5-2 s of compiling.
-PARALLEL_PREDICT_WORK = 2 ** 27
 
 
 class Network(Model):
@@ -274,7 +268,9 @@ class Network(Model):
             if track_end else None
         if trainer.mode == "case":
             work = (np.empty(units, dt), np.empty(units, dt))
-            parallel = max(eval_chunks, val_chunks) > 1
+            # the passes after each epoch run on threads only when they are large
+            parallel = (track_end and parallel_forward(n, n_params)) or \
+                (val is not None and parallel_forward(val.X.shape[0], n_params))
             return (K.run_case_parallel if parallel else K.run_case), work, parallel
         if trainer.mode == "minibatch":
             run.batch_size = min(trainer.batch_size, n)  # also keeps it within int64
@@ -390,12 +386,10 @@ class Network(Model):
     def predict(self, X, n_jobs=None):
         """Output activations for each row of X: shape (n_samples, n_outputs), the network's
         dtype. n_jobs: Numba threads for a large X (rows x weights at least
-        PARALLEL_PREDICT_WORK; as in train(), None keeps the count)."""
+        fastbp._model.PARALLEL_FORWARD_WORK; as in train(), None keeps the count)."""
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
-        n_chunks = n_chunks_for(X.shape[0])
-        if X.shape[0] * self.n_params < PARALLEL_PREDICT_WORK:
-            n_chunks = 1  # one thread (rows are independent: the same numbers either way)
+        n_chunks = n_chunks_for(X.shape[0]) if parallel_forward(X.shape[0], self.n_params) else 1
         with compute_threads(n_jobs, parallel=self.batch_norm or n_chunks > 1):
             if self.batch_norm:  # inference mode: the running statistics
                 K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X,
@@ -413,7 +407,8 @@ class Network(Model):
         """
         X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        with compute_threads(parallel=self.batch_norm or n_chunks_for(X.shape[0]) > 1):
+        with compute_threads(parallel=self.batch_norm or parallel_forward(X.shape[0],
+                                                                            self.n_params)):
             loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
         return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
 
@@ -424,9 +419,9 @@ class Network(Model):
             return K.bn_evaluate(self.params, self.layout, self.bn_layout, self.bn_stats, X, Y,
                                  weights, K.LOSSES[self.loss], self.bn_eps,
                                  np.empty((0, self.n_outputs), self.dtype))
-        n_chunks = n_chunks_for(X.shape[0])
-        return (K.evaluate if n_chunks > 1 else K.evaluate_serial)(
-            self.params, self.layout, X, Y, weights, self.codes, n_chunks)
+        parallel = parallel_forward(X.shape[0], self.n_params)
+        return (K.evaluate if parallel else K.evaluate_serial)(
+            self.params, self.layout, X, Y, weights, self.codes, n_chunks_for(X.shape[0]))
 
     def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None):
         """(loss, grad): loss = sum_t w_t E_t / S + alpha/(2S) * sum of squared weights, with

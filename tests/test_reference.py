@@ -125,27 +125,44 @@ def test_predict_and_evaluate(config, dtype):
     assert acc == pytest.approx(naive.accuracy(net.params, spec, X, Y))
 
 
-def test_predict_on_several_threads_gives_the_one_thread_numbers(monkeypatch):
-    """predict() takes the parallel kernel when rows x weights reach PARALLEL_PREDICT_WORK,
-    else one thread: the same numbers either way."""
+def test_forward_passes_on_several_threads_give_the_one_thread_numbers(monkeypatch):
+    """predict(), evaluate() and case updating's validation and track="end" passes run on
+    several threads when tuples x weights reach PARALLEL_FORWARD_WORK, else on one: the same
+    chunks, the same numbers either way."""
     from fastbp._kernels import backprop
     net = fastbp.Network([5, 9, 3], output_activation="softmax", loss="log_loss", random_state=0)
-    X = np.random.RandomState(3).normal(size=(1000, 5))
-    assert X.shape[0] * net.n_params < fastbp.network.PARALLEL_PREDICT_WORK
-    parallel_calls = []
+    rng = np.random.RandomState(3)
+    X = rng.normal(size=(1000, 5))
+    Y = np.eye(3)[rng.randint(0, 3, 1000)]
+    assert X.shape[0] * net.n_params < fastbp._model.PARALLEL_FORWARD_WORK
+    calls = []
 
-    def spy(*args):
-        parallel_calls.append(args[2].shape)
-        return parallel(*args)
-    parallel = backprop.predict
-    monkeypatch.setattr(backprop, "predict", spy)
-    one_thread = net.predict(X)
-    assert parallel_calls == []
-    monkeypatch.setattr(fastbp.network, "PARALLEL_PREDICT_WORK", 1)
-    several = net.predict(X, n_jobs=2)
-    assert parallel_calls == [X.shape]
-    np.testing.assert_array_equal(several, one_thread)
-    np.testing.assert_allclose(one_thread, naive.predict(net.params, naive.Spec.of(net), X), **F64)
+    def spy(name):
+        kernel = getattr(backprop, name)
+
+        def call(*args):
+            calls.append(name)
+            return kernel(*args)
+        return call
+    for name in ("predict", "evaluate", "run_case_parallel"):
+        monkeypatch.setattr(backprop, name, spy(name))
+
+    def fit(net):
+        history = fastbp.train(net, X[:600], Y[:600], mode="case", epochs=2, track="end",
+                               validation=(X[600:], Y[600:]), random_state=0)
+        return net.params, history.loss, history.val_loss
+    results = []
+    for several in (False, True):
+        if several:
+            monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", 1)
+        results.append((net.predict(X, n_jobs=2), net.evaluate(X, Y), fit(net.copy())))
+        assert calls == (["predict", "evaluate", "run_case_parallel"] if several else [])
+    (O1, e1, (p1, l1, v1)), (O2, e2, (p2, l2, v2)) = results
+    np.testing.assert_array_equal(O2, O1)
+    assert e2 == e1
+    np.testing.assert_array_equal(p2, p1)
+    assert l2 == l1 and v2 == v1
+    np.testing.assert_allclose(O1, naive.predict(net.params, naive.Spec.of(net), X), **F64)
 
 
 def test_evaluate_regression_has_no_accuracy():

@@ -62,7 +62,7 @@ def test_the_threading_layer_starts_without_a_kernel():
         "compiled = sum(len(d.overloads) for d in gc.get_objects() if isinstance(d, Dispatcher))\n"
         "net = fastbp.Network([64, 512, 1], random_state=0)\n"
         "X = np.random.default_rng(0).random((5000, 64))\n"
-        "assert X.shape[0] * net.n_params >= fastbp.network.PARALLEL_PREDICT_WORK\n"
+        "assert X.shape[0] * net.n_params >= fastbp._model.PARALLEL_FORWARD_WORK\n"
         "net.predict(X, n_jobs=2)\n"
         "from fastbp import _kernels as K\n"
         "print(json.dumps([layer, compiled, numba.threading_layer(),\n"
