@@ -246,9 +246,13 @@ def sk_correct_of(act, out, n_out, Y, t, codes, layout):
 
 # The overloads called once per tuple are inlined into their callers: as calls they were a
 # fifth of case updating's pass on 8-32-2 (~230 -> ~175 ns per tuple here, compile time
-# unchanged). The per-layer ones stay calls: inlining them too added 0.75 s to the first
-# XOR program's compilation for no measurable gain.
-INLINED = {"loss_of": "always", "error_of": "always", "correct_of": "always"}
+# unchanged). So are the per-layer activation and derivative: as calls, a case update of
+# 8-32-1 or 8-32-2 ran at one of two speeds fixed for the whole process (about 125 or
+# 175-210 ns per tuple, in about half the processes each), the two calls a tuple's hot code
+# jumping to and from wherever the process had put them; inlined, every process ran at
+# 120-134 ns (compile time within noise: the XOR program's passes are the shaped ones).
+INLINED = {"loss_of": "always", "error_of": "always", "correct_of": "always",
+           "activate_layer": "always", "derivative_hidden": "always"}
 
 
 def _codes_overload(stub):
