@@ -65,6 +65,7 @@ import ctypes
 import ctypes.util
 import os
 import platform
+import re
 import shlex
 import statistics
 import subprocess
@@ -695,6 +696,37 @@ SMALL_PROBLEMS = {p.key: p for p in [
     for n, n_in, n_out, epochs in [(400, 8, 1, 200), (768, 8, 2, 200), (2000, 32, 4, 50),
                                    (4096, 64, 10, 20), (12000, 128, 20, 5)]
 ]}
+_PROBEN_KEY = re.compile(r"proben-(\d+)x(\d+)-(\d+)$")
+
+
+def small_problem(key):
+    """SMALL_PROBLEMS[key], or for a key "proben-<tuples>x<inputs>-<outputs>" of another
+    shape a PROBEN1-like problem of it (one hidden layer of 32, case updating, learning
+    rate 0.1, as many epochs as make about 100,000 tuples)."""
+    if key in SMALL_PROBLEMS:
+        return SMALL_PROBLEMS[key]
+    match = _PROBEN_KEY.match(key)
+    if match is None or min(int(g) for g in match.groups()) < 1:
+        raise ValueError(f"unknown problem {key!r}; choose from {', '.join(SMALL_PROBLEMS)} "
+                         "or proben-<tuples>x<inputs>-<outputs> (each at least 1)")
+    n, n_in, n_out = (int(g) for g in match.groups())
+    epochs = max(1, 100_000 // n)
+    return SmallProblem(key, f"{n:,} tuples, {n_in}-32-{n_out}, case updating, {epochs} epochs",
+                        lambda: _proben_like(n, n_in, n_out), [n_in, 32, n_out], "case", epochs,
+                        0.1, python_epochs=1)
+
+
+def problem_list(text):
+    """argparse type of --problems: comma-separated keys of small_problem, repeats dropped."""
+    items = list(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    if not items:
+        raise argparse.ArgumentTypeError("no problem given")
+    try:
+        return [small_problem(item).key for item in items]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 SMALL_PEERS = ("numpy", "fann", "pytorch", "sklearn")
 # A trainer's turn in a round repeats a short call until about TURN_SECONDS have passed (at
 # most TURN_REPEATS calls) and counts the median call: one call of a millisecond or two is at
@@ -771,7 +803,7 @@ def small_section(args):
     rows = []
     started = time.perf_counter()
     for name in args.problems:
-        problem = SMALL_PROBLEMS[name]
+        problem = small_problem(name)
         X, Y = problem.data()
         runners, results = {}, {}
         for key in keys:
@@ -897,10 +929,10 @@ def main(argv=None):
     parser.add_argument("--small", action="store_true",
                         help="the small-problem section instead: whole Network + train() calls "
                              "against FANN, the seeds' numpy loop, PyTorch and scikit-learn")
-    parser.add_argument("--problems", type=comma_list(tuple(SMALL_PROBLEMS), "problem"),
-                        default=list(SMALL_PROBLEMS),
-                        help=f"with --small: comma-separated, from {', '.join(SMALL_PROBLEMS)} "
-                             "(default: all)")
+    parser.add_argument("--problems", type=problem_list, default=list(SMALL_PROBLEMS),
+                        help=f"with --small: comma-separated, from {', '.join(SMALL_PROBLEMS)}, "
+                             "or proben-<tuples>x<inputs>-<outputs> for another PROBEN1-like "
+                             "shape (default: all)")
     parser.add_argument("--small-peers", type=comma_list(SMALL_PEERS, "peer"),
                         default=list(SMALL_PEERS),
                         help=f"with --small: from {', '.join(SMALL_PEERS)} (default: all)")

@@ -77,12 +77,28 @@ def test_compare_peers_small_section_times_whole_calls(capsys):
     assert loss < 0.01
 
 
+def test_compare_peers_builds_a_proben_like_problem_of_any_shape():
+    """--problems proben-<tuples>x<inputs>-<outputs> names shapes beyond the table's five:
+    one hidden layer of 32, case updating, about 100,000 tuples in all."""
+    peers = load_script("compare_peers")
+    problem = peers.small_problem("proben-1000x16-3")
+    assert problem.sizes == [16, 32, 3] and problem.mode == "case" and problem.epochs == 100
+    assert problem.title == "1,000 tuples, 16-32-3, case updating, 100 epochs"
+    X, Y = problem.data()
+    assert X.shape == (1000, 16) and Y.shape == (1000, 3)
+    assert set(Y.sum(axis=1)) == {1.0}  # one-hot classes
+    assert peers.small_problem("proben-400x8-1") is peers.SMALL_PROBLEMS["proben-400x8-1"]
+    assert peers.problem_list("proben-214x9-6,xor-case,proben-214x9-6") == \
+        ["proben-214x9-6", "xor-case"]
+
+
 @pytest.mark.parametrize("script, argv", [
     ("epoch_times", ["--epochs", "0"]), ("epoch_times", ["--n-jobs", "0"]),
     ("epoch_times", ["--n-jobs", "two"]), ("epoch_times", ["--batch-size", "-3"]),
     ("epoch_times", ["--workloads", "huge"]), ("compare_peers", ["--epochs", "0"]),
     ("compare_peers", ["--learning-rate", "nan"]), ("compare_peers", ["--workloads", "x"]),
     ("compare_peers", ["--small", "--problems", "nope"]),
+    ("compare_peers", ["--small", "--problems", "proben-0x3-1"]),
     ("compare_sklearn", ["--repeats", "0"]), ("compare_sklearn", ["--datasets", "nope"]),
     ("tiny_case_floor", ["--rounds", "0"]), ("case_update_floor", ["--repeats", "-1"]),
     ("loop_cost", ["--epochs", "1"]), ("loop_cost", ["--modes", "batch"]),
