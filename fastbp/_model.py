@@ -36,10 +36,11 @@ def n_chunks_for(n_tuples):
 PARALLEL_FORWARD_WORK = 2 ** 27
 
 
-def parallel_forward(n_tuples, n_params):
-    """Whether a forward-only pass over n_tuples tuples runs on several threads. Its chunks
-    (n_chunks_for) are the same either way, and so are its numbers."""
-    return n_chunks_for(n_tuples) > 1 and n_tuples * n_params >= PARALLEL_FORWARD_WORK
+def parallel_forward(n_tuples, n_params, steps=1):
+    """Whether a forward-only pass over n_tuples tuples (sequences of `steps` steps, for a
+    recurrent network) runs on several threads. Its chunks (n_chunks_for) are the same
+    either way, and so are its numbers."""
+    return n_chunks_for(n_tuples) > 1 and n_tuples * steps * n_params >= PARALLEL_FORWARD_WORK
 
 
 def check_random_state(seed):

@@ -19,7 +19,7 @@ import copy
 import numpy as np
 
 from . import _kernels as K
-from ._model import Model, check_random_state, check_units, n_chunks_for
+from ._model import Model, check_random_state, check_units, n_chunks_for, parallel_forward
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_float, check_int
 
@@ -198,17 +198,24 @@ class RNN(Model):
         n, T, f = X.shape
         per_step = self.targets_ == "step"
         result = np.empty((n * T if per_step else n, self.n_outputs), dtype=self.dtype)
-        with compute_threads(n_jobs):
-            K.rnn_predict(self.params, self.layout, X.reshape(n * T, f), np.int64(T), per_step,
-                          result, n_chunks_for(n))
+        parallel = parallel_forward(n, self.n_params, T)  # threads only for a large X
+        with compute_threads(n_jobs, parallel=parallel):
+            (K.rnn_predict if parallel else K.rnn_predict_serial)(
+                self.params, self.layout, X.reshape(n * T, f), np.int64(T), per_step, result,
+                n_chunks_for(n))
         return result.reshape(n, T, self.n_outputs) if per_step else result
 
     def evaluate(self, X, Y, sample_weight=None):
         """(mean loss, fraction right) over the sequences of (X, Y) at the current weights."""
         X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
+        with compute_threads(parallel=self._parallel_forward(X)):
+            loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
         return loss_sum / weight_sum, n_correct / X.shape[0]
+
+    def _parallel_forward(self, X):
+        """Whether forward passes over the sequences X run on threads (parallel_forward)."""
+        return parallel_forward(X.shape[0], self.n_params, X.shape[1])
 
     def _flat(self, X, Y):
         n, T, f = X.shape
@@ -216,8 +223,9 @@ class RNN(Model):
 
     def _evaluate_sums(self, X, Y, weights):
         X2, Y2, T, per_step = self._flat(X, Y)
-        return K.rnn_evaluate(self.params, self.layout, X2, Y2, weights, T, per_step,
-                              K.LOSSES[self.loss], n_chunks_for(X.shape[0]))
+        kernel = K.rnn_evaluate if self._parallel_forward(X) else K.rnn_evaluate_serial
+        return kernel(self.params, self.layout, X2, Y2, weights, T, per_step, K.LOSSES[self.loss],
+                      n_chunks_for(X.shape[0]))
 
     def _squared_weights(self):
         return K.rnn_squared_weights(self.params, self.layout)

@@ -308,3 +308,36 @@ def test_rnn_estimators_refuse_bad_input():
         fastbp.RNNRegressor(max_iter=2).fit(np.full((10, 4, 2), np.nan), np.zeros(10))
     with pytest.raises(TypeError, match="y must hold numbers"):
         fastbp.RNNRegressor(max_iter=2).fit(np.zeros((10, 4, 2)), np.array(["a"] * 10))
+
+
+def test_forward_passes_run_on_threads_only_for_a_large_input(monkeypatch):
+    """predict() and evaluate() run their sequences on several threads when sequences x
+    steps x weights reach PARALLEL_FORWARD_WORK, else on one (as Network's): the same chunks,
+    the same numbers either way."""
+    from fastbp._kernels import backprop
+    rnn = RNN([3, 5, 2], random_state=3)
+    rng = np.random.RandomState(4)
+    X, Y = rng.normal(size=(300, 6, 3)), rng.normal(size=(300, 2))
+    assert X.shape[0] * X.shape[1] * rnn.n_params < fastbp._model.PARALLEL_FORWARD_WORK
+    calls = []
+
+    def spy(name):
+        kernel = getattr(backprop, name)
+
+        def call(*args):
+            calls.append(name)
+            return kernel(*args)
+        return call
+    for name in ("rnn_predict", "rnn_predict_serial", "rnn_evaluate", "rnn_evaluate_serial"):
+        monkeypatch.setattr(backprop, name, spy(name))
+    one = rnn.predict(X), rnn.evaluate(X, Y)
+    assert calls == ["rnn_predict_serial", "rnn_evaluate_serial"]
+    monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", 1)
+    several = rnn.predict(X, n_jobs=2), rnn.evaluate(X, Y)
+    assert calls[2:] == ["rnn_predict", "rnn_evaluate"]
+    np.testing.assert_array_equal(several[0], one[0])
+    assert several[1] == one[1]
+    h = np.zeros((300, 5))  # the numbers themselves: the recurrence written out
+    for t in range(6):
+        h = np.tanh(X[:, t] @ rnn.W_x + h @ rnn.W_h + rnn.b_h)
+    np.testing.assert_allclose(one[0], h @ rnn.W_y + rnn.b_y, rtol=1e-10, atol=1e-12)

@@ -4,7 +4,7 @@ truncation and clipping), the case/batch passes, evaluation and prediction.
 import numpy as np
 from numba import njit, prange
 
-from ._jit import update_flat
+from ._jit import twin, update_flat
 from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
@@ -254,8 +254,8 @@ def rnn_batches(params, rl, X2, Y2, weights, order, batch_size, T, per_step, bpt
     return loss_sum, penalty_sum, n_correct
 
 
-@njit(parallel=True, **JIT)
-def rnn_evaluate(params, rl, X2, Y2, weights, T, per_step, loss_code, n_chunks):
+@njit(**JIT)
+def rnn_evaluate_serial(params, rl, X2, Y2, weights, T, per_step, loss_code, n_chunks):
     """Forward passes only: (sum w E, sum w, sum of fractions right) at the current weights."""
     n = X2.shape[0] // T
     no = np.uint64(rl[R_OUT])
@@ -281,8 +281,8 @@ def rnn_evaluate(params, rl, X2, Y2, weights, T, per_step, loss_code, n_chunks):
     return add_chunks(losses, weight_sums, corrects)
 
 
-@njit(parallel=True, **JIT)
-def rnn_predict(params, rl, X2, T, per_step, result, n_chunks):
+@njit(**JIT)
+def rnn_predict_serial(params, rl, X2, T, per_step, result, n_chunks):
     """Outputs for every sequence: at the last step (result n_seq x n_out) or at every step
     (result n_seq*T x n_out)."""
     n = X2.shape[0] // T
@@ -298,3 +298,9 @@ def rnn_predict(params, rl, X2, T, per_step, result, n_chunks):
                 r = base + np.uint64(t) if per_step else np.uint64(s)
                 for k in range(no):
                     result[r, k] = o[k]
+
+
+# The same passes on threads, for large inputs (Network.predict's rule: see parallel_forward);
+# the chunks, and so the numbers, are the same.
+rnn_evaluate = twin(rnn_evaluate_serial, "rnn_evaluate", parallel=True, **JIT)
+rnn_predict = twin(rnn_predict_serial, "rnn_predict", parallel=True, **JIT)
