@@ -316,7 +316,7 @@ class Network(Model):
         head = (self.params, run.layout, run.X, run.Y, run.weights, self.codes)
         if trainer.mode == "minibatch":
             return head + (run.batch_size, optim, state, run._work, val, run._evaluation,
-                           dropout, self._tuples(run.batch_size, dropout))
+                           dropout) + self._tuples(run.batch_size, dropout)
         if trainer.mode == "case":  # small networks without dropout: case_pass_small
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
@@ -325,13 +325,16 @@ class Network(Model):
                 small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
             return head + (optim, state, run._work, val, run._evaluation, general, dropout) + \
                 ((small, None) if small else (None, True))
-        return head + (optim, state, run._work, val, dropout, self._tuples(run.n, dropout))
+        return head + (optim, state, run._work, val, dropout) + self._tuples(run.n, dropout)
 
     def _tuples(self, n, dropout):
-        """The run kernels' `tuples` flag (see by_tuples), a Shape where the gradient pass is
-        compiled for this network's shape."""
-        tuples = by_tuples(self.layout, n)
-        return K.Shape(self.layout) if tuples and dropout is None and self._shaped() else tuples
+        """The run kernels' (tuples, blocks), one of them None: passes of n tuples go tuple by
+        tuple (tuples True, or a Shape where the pass is compiled for this network's shape;
+        see by_tuples) or a block at a time (blocks True). Numba prunes only a branch on an
+        argument that is None, so the kernel compiles the one pass it runs."""
+        if by_tuples(self.layout, n) is None:
+            return None, True
+        return (K.Shape(self.layout) if dropout is None and self._shaped() else True), None
 
     def _shaped(self):
         """Whether case updating (and short gradient passes) run passes compiled for this

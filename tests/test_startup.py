@@ -50,6 +50,24 @@ def test_a_default_fit_compiles_no_feature_it_does_not_use():
                     "any_update_flat": 0, "case_pass": 0}
 
 
+def test_a_small_epoch_mode_fit_compiles_only_its_tuple_by_tuple_pass(tmp_path):
+    """Epoch updating on XOR goes tuple by tuple (four tuples): with an empty cache it compiles
+    that pass alone, not the block-at-a-time gradient (chunk_gradient, block_gradient) it does
+    not run (Numba prunes only branches on an argument that is None: see Network._tuples)."""
+    used = json.loads(run_python(
+        "import json, fastbp\n"
+        "from fastbp import _kernels as K\n"
+        "X, y = fastbp.datasets.xor()\n"
+        "net = fastbp.Network([2, 4, 1], random_state=0)\n"
+        "fastbp.train(net, X, y, mode='epoch', learning_rate=2.0, epochs=10)\n"
+        "names = ['run_full_batch', 'chunk_gradient', 'block_gradient', 'tuples_gradient']\n"
+        "print(json.dumps({n: len(getattr(K, n).signatures) for n in names}))",
+        FASTBP_CACHE_DIR=str(tmp_path), FASTBP_GENERIC_KERNELS="0"))  # as users run it
+    # tuples_gradient: the generic tuple pass, which the shaped one for 2-4-1 replaces
+    assert used == {"run_full_batch": 1, "chunk_gradient": 0, "block_gradient": 0,
+                    "tuples_gradient": 0}
+
+
 def test_the_threading_layer_starts_without_a_kernel():
     """In a new process, threading_layer() starts Numba's layer without compiling anything,
     and the parallel kernels then run on that layer."""

@@ -397,9 +397,11 @@ run_case_parallel = twin(run_case, "run_case_parallel", parallel=True, **JIT)
 
 @njit(**JIT)
 def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, work,
-                  val, evaluation, dropout, tuples):
+                  val, evaluation, dropout, tuples, blocks):
     """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums): a batch's
-    gradient rows and workspaces; evaluation and dropout as in run_case."""
+    gradient rows and workspaces; evaluation and dropout as in run_case. tuples, blocks: one
+    is set, the other None (as run_case's small and large): each batch's gradient tuple by
+    tuple (tuples True or a Shape, see gradient_pass) or a block at a time (blocks True)."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
     rows, grad, chunk_work, sums = work
@@ -418,7 +420,7 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
             loss_sum, penalty_sum, n_correct = short_minibatch_pass(
                 params, layout, geo, act1, delta1, X, Y, weights, order, batch_size, codes, opt,
                 hyper, state, grad, dropout, tuples)
-        else:
+        if blocks is not None:
             loss_sum, penalty_sum, n_correct = minibatch_pass(
                 params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper, state,
                 rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
@@ -441,11 +443,11 @@ run_minibatch_parallel = twin(run_minibatch, "run_minibatch_parallel", parallel=
 
 @njit(**JIT)
 def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, dropout,
-                   tuples):
+                   tuples, blocks):
     """Epoch updating, epoch after epoch: each epoch applies the gradient the previous pass
     left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
     which gives the loss after the epoch (track="end", for free) and the next gradient.
-    work = (rows, grad, chunk_work, sums), as run_minibatch's."""
+    work = (rows, grad, chunk_work, sums), tuples and blocks as run_minibatch's."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
     rows, grad, chunk_work, sums = work
@@ -464,7 +466,7 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
             if tuples is not None:
                 s, w, c = short_gradient(params, layout, geo, act1, delta1, X, Y, weights,
                                          order, 0, n, codes, grad, dropout, tuples)
-            else:
+            if blocks is not None:
                 s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
                                         rows, grad, chunk_work, sums, tuples, act1, delta1,
                                         dropout)
@@ -476,7 +478,7 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
         if tuples is not None:
             s, w, c = short_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, 0,
                                      n, codes, grad, dropout, tuples)
-        else:
+        if blocks is not None:
             s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
                                     rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
         pend(params, layout, ctl, num, alpha, n, s, w, c)
