@@ -82,7 +82,7 @@ def configurations():
                 configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))
     for mode in ("case", "epoch"):  # the XOR network of the demo and the README: its own shape
         configs[f"train(mode='{mode}') Network({XOR}), float64"] = (_train, (mode, np.float64, XOR, FEW))
-    # the demo's and the README's case updating with momentum (the generic small-network pass)
+    # the README's case updating with momentum (the generic small-network pass)
     configs[f"train(mode='case', momentum=0.9) Network({XOR}), float64"] = \
         (_train, ("case", np.float64, XOR, FEW, 0.9))
     return configs
