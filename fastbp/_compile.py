@@ -80,7 +80,7 @@ def configurations():
         for mode in ("epoch", "minibatch"):
             for n in (FEW, MANY):
                 configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))
-    for mode in ("case", "epoch"):  # the XOR network of the demo and the README: its own shape
+    for mode in ("case", "epoch"):  # the demo's XOR network (plain SGD): its own shape
         configs[f"train(mode='{mode}') Network({XOR}), float64"] = (_train, (mode, np.float64, XOR, FEW))
     # the README's case updating with momentum (the generic small-network pass)
     configs[f"train(mode='case', momentum=0.9) Network({XOR}), float64"] = \

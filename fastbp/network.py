@@ -26,9 +26,10 @@ from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, 
 
 
 def by_tuples(layout, n):
-    """The run kernels' `tuples` flag: True when gradient passes of n tuples go a tuple at a
-    time (at most SMALL_PASS tuples, every layer at most SMALL_LAYER units wide), None when
-    they go a block at a time as matrix products (see gradient_pass in the kernels)."""
+    """True when gradient passes of n tuples go a tuple at a time (at most SMALL_PASS tuples,
+    every layer at most SMALL_LAYER units wide), None when they go a block at a time as
+    matrix products (see gradient_pass in the kernels; Network._tuples makes the run
+    kernels' (tuples, blocks) from it)."""
     narrow = int(np.max(layout[:, [K.FAN_IN, K.FAN_OUT]])) <= K.SMALL_LAYER
     return True if n <= K.SMALL_PASS and narrow else None
 

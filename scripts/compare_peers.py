@@ -697,6 +697,7 @@ SMALL_PROBLEMS = {p.key: p for p in [
                                    (4096, 64, 10, 20), (12000, 128, 20, 5)]
 ]}
 _PROBEN_KEY = re.compile(r"proben-(\d+)x(\d+)-(\d+)$")
+_PROBEN_LIMITS = (1_000_000, 10_000, 1_000)  # tuples, inputs, outputs
 
 
 def small_problem(key):
@@ -706,10 +707,15 @@ def small_problem(key):
     if key in SMALL_PROBLEMS:
         return SMALL_PROBLEMS[key]
     match = _PROBEN_KEY.match(key)
-    if match is None or min(int(g) for g in match.groups()) < 1:
+    sizes = [int(g) for g in match.groups()] if match else []
+    if not sizes or not all(1 <= size <= top for size, top in zip(sizes, _PROBEN_LIMITS)):
         raise ValueError(f"unknown problem {key!r}; choose from {', '.join(SMALL_PROBLEMS)} "
-                         "or proben-<tuples>x<inputs>-<outputs> (each at least 1)")
-    n, n_in, n_out = (int(g) for g in match.groups())
+                         "or proben-<tuples>x<inputs>-<outputs> (at least 1 and at most "
+                         "{:,} tuples, {:,} inputs, {:,} outputs)".format(*_PROBEN_LIMITS))
+    n, n_in, n_out = sizes
+    key = f"proben-{n}x{n_in}-{n_out}"  # canonical: proben-0400x8-1 is the table's row
+    if key in SMALL_PROBLEMS:
+        return SMALL_PROBLEMS[key]
     epochs = max(1, 100_000 // n)
     return SmallProblem(key, f"{n:,} tuples, {n_in}-32-{n_out}, case updating, {epochs} epochs",
                         lambda: _proben_like(n, n_in, n_out), [n_in, 32, n_out], "case", epochs,

@@ -128,7 +128,8 @@ def test_predict_and_evaluate(config, dtype):
 def test_forward_passes_on_several_threads_give_the_one_thread_numbers(monkeypatch):
     """predict(), evaluate() and case updating's validation and track="end" passes run on
     several threads when tuples x weights reach PARALLEL_FORWARD_WORK, else on one: the same
-    chunks, the same numbers either way."""
+    chunks, the same numbers either way for predict and evaluate; case updating's weights
+    agree to rounding (see below)."""
     from fastbp._kernels import backprop
     net = fastbp.Network([5, 9, 3], output_activation="softmax", loss="log_loss", random_state=0)
     rng = np.random.RandomState(3)
@@ -162,8 +163,8 @@ def test_forward_passes_on_several_threads_give_the_one_thread_numbers(monkeypat
     assert e2 == e1
     # Case updating itself runs in both kernels, but each compiles its pass in its own
     # context (fastmath lets LLVM contract and reorder a little differently there), so the
-    # weights agree to rounding, not bit for bit; which kernel runs depends on the data's size
-    # alone, never on the thread count.
+    # weights agree to rounding, not bit for bit. Which kernel runs depends on the sizes of
+    # the data and the validation set and on track, never on the thread count.
     np.testing.assert_allclose(p2, p1, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(l2, l1, rtol=1e-12)
     np.testing.assert_allclose(v2, v1, rtol=1e-12)

@@ -90,6 +90,7 @@ def test_compare_peers_builds_a_proben_like_problem_of_any_shape():
     assert peers.small_problem("proben-400x8-1") is peers.SMALL_PROBLEMS["proben-400x8-1"]
     assert peers.problem_list("proben-214x9-6,xor-case,proben-214x9-6") == \
         ["proben-214x9-6", "xor-case"]
+    assert peers.small_problem("proben-0400x8-01") is peers.SMALL_PROBLEMS["proben-400x8-1"]
 
 
 @pytest.mark.parametrize("script, argv", [
@@ -99,6 +100,7 @@ def test_compare_peers_builds_a_proben_like_problem_of_any_shape():
     ("compare_peers", ["--learning-rate", "nan"]), ("compare_peers", ["--workloads", "x"]),
     ("compare_peers", ["--small", "--problems", "nope"]),
     ("compare_peers", ["--small", "--problems", "proben-0x3-1"]),
+    ("compare_peers", ["--small", "--problems", "proben-100x3-5000"]),
     ("compare_sklearn", ["--repeats", "0"]), ("compare_sklearn", ["--datasets", "nope"]),
     ("tiny_case_floor", ["--rounds", "0"]), ("case_update_floor", ["--repeats", "-1"]),
     ("loop_cost", ["--epochs", "1"]), ("loop_cost", ["--modes", "batch"]),

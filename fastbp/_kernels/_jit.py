@@ -248,9 +248,9 @@ def sk_correct_of(act, out, n_out, Y, t, codes, layout):
 # fifth of case updating's pass on 8-32-2 (~230 -> ~175 ns per tuple here, compile time
 # unchanged). So are the per-layer activation and derivative: as calls, a case update of
 # 8-32-1 or 8-32-2 ran at one of two speeds fixed for the whole process (about 125 or
-# 175-210 ns per tuple, in about half the processes each), the two calls a tuple's hot code
-# jumping to and from wherever the process had put them; inlined, every process ran at
-# 120-134 ns (compile time within noise: the XOR program's passes are the shaped ones).
+# 175-210 ns per tuple, in about half the processes each; why is not known: not where the
+# data lies); inlined, none of some 25 processes since has run at the slow one. Compile time
+# within noise on the XOR and digits programs (scripts/compile_times.py).
 INLINED = {"loss_of": "always", "error_of": "always", "correct_of": "always",
            "activate_layer": "always", "derivative_hidden": "always"}
 
