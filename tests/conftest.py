@@ -34,3 +34,26 @@ def make_xy():
         return X, naive.targets_for(output_activation, loss, n, sizes[-1], rng)
 
     return make
+
+
+@pytest.fixture
+def spy_kernels(monkeypatch):
+    """spy_kernels(*names) -> calls: the named kernels of fastbp._kernels (backprop) are
+    wrapped, for this test, so that each call appends the kernel's name to `calls`."""
+    from fastbp._kernels import backprop
+    calls = []
+
+    def spy(name):
+        kernel = getattr(backprop, name)
+
+        def call(*args):
+            calls.append(name)
+            return kernel(*args)
+        return call
+
+    def install(*names):
+        for name in names:
+            monkeypatch.setattr(backprop, name, spy(name))
+        return calls
+
+    return install

@@ -125,28 +125,17 @@ def test_predict_and_evaluate(config, dtype):
     assert acc == pytest.approx(naive.accuracy(net.params, spec, X, Y))
 
 
-def test_forward_passes_on_several_threads_give_the_one_thread_numbers(monkeypatch):
+def test_forward_passes_on_several_threads_give_the_one_thread_numbers(monkeypatch, spy_kernels):
     """predict(), evaluate() and case updating's validation and track="end" passes run on
     several threads when tuples x weights reach PARALLEL_FORWARD_WORK, else on one: the same
     chunks, the same numbers either way for predict and evaluate; case updating's weights
     agree to rounding (see below)."""
-    from fastbp._kernels import backprop
     net = fastbp.Network([5, 9, 3], output_activation="softmax", loss="log_loss", random_state=0)
     rng = np.random.RandomState(3)
     X = rng.normal(size=(1000, 5))
     Y = np.eye(3)[rng.randint(0, 3, 1000)]
     assert X.shape[0] * net.n_params < fastbp._model.PARALLEL_FORWARD_WORK
-    calls = []
-
-    def spy(name):
-        kernel = getattr(backprop, name)
-
-        def call(*args):
-            calls.append(name)
-            return kernel(*args)
-        return call
-    for name in ("predict", "evaluate", "run_case_parallel"):
-        monkeypatch.setattr(backprop, name, spy(name))
+    calls = spy_kernels("predict", "evaluate", "run_case_parallel")
 
     def fit(net):
         history = fastbp.train(net, X[:600], Y[:600], mode="case", epochs=2, track="end",

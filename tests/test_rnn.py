@@ -310,26 +310,15 @@ def test_rnn_estimators_refuse_bad_input():
         fastbp.RNNRegressor(max_iter=2).fit(np.zeros((10, 4, 2)), np.array(["a"] * 10))
 
 
-def test_forward_passes_run_on_threads_only_for_a_large_input(monkeypatch):
+def test_forward_passes_run_on_threads_only_for_a_large_input(monkeypatch, spy_kernels):
     """predict() and evaluate() run their sequences on several threads when sequences x
     steps x weights reach PARALLEL_FORWARD_WORK, else on one (as Network's): the same chunks,
     the same numbers either way."""
-    from fastbp._kernels import backprop
     rnn = RNN([3, 5, 2], random_state=3)
     rng = np.random.RandomState(4)
     X, Y = rng.normal(size=(300, 6, 3)), rng.normal(size=(300, 2))
     assert X.shape[0] * X.shape[1] * rnn.n_params < fastbp._model.PARALLEL_FORWARD_WORK
-    calls = []
-
-    def spy(name):
-        kernel = getattr(backprop, name)
-
-        def call(*args):
-            calls.append(name)
-            return kernel(*args)
-        return call
-    for name in ("rnn_predict", "rnn_predict_serial", "rnn_evaluate", "rnn_evaluate_serial"):
-        monkeypatch.setattr(backprop, name, spy(name))
+    calls = spy_kernels("rnn_predict", "rnn_predict_serial", "rnn_evaluate", "rnn_evaluate_serial")
     one = rnn.predict(X), rnn.evaluate(X, Y)
     assert calls == ["rnn_predict_serial", "rnn_evaluate_serial"]
     monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", 1)
