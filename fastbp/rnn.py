@@ -173,10 +173,16 @@ class RNN(Model):
         trainer, n = run.trainer, run.n
         batch = 0 if trainer.mode == "case" else n if trainer.mode == "epoch" \
             else min(trainer.batch_size, n)
-        run.batch_size = batch
         work = (np.empty((n_chunks_for(max(batch, 1)), self.n_params), self.dtype),
                 np.empty(self.n_params, self.dtype))
-        return K.run_rnn, work, True
+        run.batch_size = None if batch == 0 else batch  # None: no batch code compiled
+        # the evaluations after each epoch run on threads only when they are large (as
+        # Network's); a batch's gradient runs on threads whenever it has several chunks
+        val, T = run.validation, run.X.shape[1]
+        parallel = (run.rules.track_end and parallel_forward(n, self.n_params, T)) or \
+            (val is not None and parallel_forward(val.X.shape[0], self.n_params, val.X.shape[1]))
+        kernel = K.run_rnn_parallel if parallel else K.run_rnn
+        return kernel, work, parallel or work[0].shape[0] > 1
 
     def validation_arguments(self, val):
         n, T, f = val.X.shape
@@ -186,9 +192,10 @@ class RNN(Model):
     def training_arguments(self, run, optim, state):
         trainer = run.trainer
         X2, Y2, T, per_step = self._flat(run.X, run.Y)
-        shape = (T, per_step, np.int64(trainer.bptt), trainer.max_norm, n_chunks_for(run.n))
+        shape = (T, per_step, np.int64(trainer.bptt), trainer.max_norm)
+        evaluation = n_chunks_for(run.n) if run.rules.track_end else None
         return (self.params, self.layout, X2, Y2, run.weights, shape, K.LOSSES[self.loss],
-                run.batch_size, optim, state) + run._work + (run._val,)
+                run.batch_size, optim, state) + run._work + (run._val, evaluation)
 
     # -- use ----------------------------------------------------------------------------------
     def predict(self, X, n_jobs=None):

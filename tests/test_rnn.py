@@ -330,3 +330,26 @@ def test_forward_passes_run_on_threads_only_for_a_large_input(monkeypatch, spy_k
     for t in range(6):
         h = np.tanh(X[:, t] @ rnn.W_x + h @ rnn.W_h + rnn.b_h)
     np.testing.assert_allclose(one[0], h @ rnn.W_y + rnn.b_y, rtol=1e-10, atol=1e-12)
+
+
+def test_training_evaluations_run_on_threads_only_for_large_data(monkeypatch, spy_kernels):
+    """train()'s evaluations after each epoch (validation, track="end") run in run_rnn on one
+    thread, and in its twin run_rnn_parallel only past PARALLEL_FORWARD_WORK: the same
+    chunks, so the same history and weights either way."""
+    rng = np.random.RandomState(5)
+    X, Y = rng.normal(size=(300, 4, 2)), rng.normal(size=(300, 1))  # 3 chunks each
+    val = (rng.normal(size=(300, 4, 2)), rng.normal(size=(300, 1)))
+    calls = spy_kernels("run_rnn", "run_rnn_parallel")
+    fits = []
+    for work in (fastbp._model.PARALLEL_FORWARD_WORK, 1):
+        monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", work)
+        for mode in ("case", "epoch"):
+            rnn = RNN([2, 4, 1], random_state=6)
+            h = fastbp.train(rnn, X, Y, mode=mode, epochs=5, learning_rate=0.05, track="end",
+                             validation=val, random_state=7)
+            fits.append((rnn.params.copy(), h.loss, h.val_loss))
+    assert calls == ["run_rnn"] * 2 + ["run_rnn_parallel"] * 2
+    for serial, threaded in zip(fits[:2], fits[2:]):
+        for a, b in zip(serial, threaded):
+            np.testing.assert_array_equal(a, b)
+    assert np.all(np.isfinite(fits[0][2])) and fits[0][1][-1] < fits[0][1][0]

@@ -52,16 +52,20 @@ def preload_tbb():
     return None
 
 
-def twin(kernel, name, **options):
+def twin(kernel, name, calls=None, **options):
     """A second compiled kernel from `kernel`'s Python code, under its own name (and so its
     own cache files), compiled with other options: the parallel twin of a serial kernel.
 
     The serial kernel is a plain function, so Numba prunes what its None arguments switch off
     before it inlines anything (validation, the track="end" evaluation: their code is never
     even inlined); the twin, parallel=True, runs the prange loops of what it inlines on
-    several threads. One body, two kernels, no wrapper that would inline the body whole."""
+    several threads. One body, two kernels, no wrapper that would inline the body whole.
+
+    calls = {name: kernel}: the twin calls these kernels where the body names others (a
+    parallel pass for a serial one that is not inlined)."""
     py_func = kernel.py_func
-    copy = FunctionType(py_func.__code__, py_func.__globals__, name, py_func.__defaults__,
+    scope = py_func.__globals__ if calls is None else {**py_func.__globals__, **calls}
+    copy = FunctionType(py_func.__code__, scope, name, py_func.__defaults__,
                         py_func.__closure__)
     copy.__qualname__, copy.__doc__ = name, py_func.__doc__
     return njit(**options)(copy)

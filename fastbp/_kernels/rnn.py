@@ -256,7 +256,8 @@ def rnn_batches(params, rl, X2, Y2, weights, order, batch_size, T, per_step, bpt
 
 @njit(**JIT)
 def rnn_evaluate_serial(params, rl, X2, Y2, weights, T, per_step, loss_code, n_chunks):
-    """Forward passes only: (sum w E, sum w, sum of fractions right) at the current weights."""
+    """Forward passes only: (sum w E, sum w, sum of fractions right) at the current weights,
+    in n_chunks fixed chunks (on threads in the twin rnn_evaluate)."""
     n = X2.shape[0] // T
     no = np.uint64(rl[R_OUT])
     losses = np.zeros(n_chunks)

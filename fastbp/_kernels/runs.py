@@ -20,7 +20,7 @@ from .passes import (
     short_gradient,
     short_minibatch_pass,
 )
-from .rnn import rnn_batches, rnn_case_epoch, rnn_evaluate
+from .rnn import rnn_batches, rnn_case_epoch, rnn_evaluate, rnn_evaluate_serial
 from .shaped import case_pass_of
 from .steps import forward, geometry, hashed_order, splitmix, squared_weights, weight_of
 
@@ -503,14 +503,19 @@ run_full_batch_parallel = twin(run_full_batch, "run_full_batch_parallel", parall
 
 @njit(**JIT)
 def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, run, rows, grad,
-            val):
-    """An Elman network's epochs: case updating (batch_size 0) or batches of batch_size
-    sequences (all of them: epoch updating). shape = (T, per_step, bptt, max_norm, chunks):
-    the sequences, backpropagation through time, the track="end" evaluation's chunk count;
-    val = (X2, Y2, T, per_step, chunks) or None."""
+            val, evaluation):
+    """An Elman network's epochs: case updating (batch_size None) or batches of batch_size
+    sequences (all of them: epoch updating). shape = (T, per_step, bptt, max_norm): the
+    sequences and backpropagation through time; val = (X2, Y2, T, per_step, chunks) or None;
+    evaluation: the track="end" evaluation's chunk count, or None.
+
+    As run_case's, what is off is None and compiles nothing: the batch code (and its parallel
+    gradient) in case updating, validation, the evaluation. The evaluations run in fixed
+    chunks, on threads in the twin run_rnn_parallel (which calls rnn_evaluate instead), which
+    runs for large data only (RNN.training_kernel)."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
-    T, per_step, bptt, max_norm, eval_chunks = shape
+    T, per_step, bptt, max_norm = shape
     n = X2.shape[0] // T
     empty = np.empty(0, dtype=weights.dtype)
     begin_slice(params, ctl, prev)
@@ -520,31 +525,35 @@ def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, ru
         col = e - 1
         begin_epoch(ctl, num, hist, hyper, e)
         epoch_order(ctl, order, orders, e)
-        if batch_size == 0:
+        if batch_size is None:
             loss_sum, penalty_sum, n_correct = rnn_case_epoch(
                 params, rl, X2, Y2, weights, order, T, per_step, bptt, max_norm, loss_code, opt,
                 hyper, state)
-        else:
+        if batch_size is not None:
             loss_sum, penalty_sum, n_correct = rnn_batches(
                 params, rl, X2, Y2, weights, order, batch_size, T, per_step, bptt, max_norm,
                 loss_code, opt, hyper, state, rows, grad)
-        if ctl[C_TRACK_END]:
-            s, w, c = rnn_evaluate(params, rl, X2, Y2, weights, T, per_step, loss_code,
-                                   eval_chunks)
+        if evaluation is not None:  # track="end"
+            s, w, c = rnn_evaluate_serial(params, rl, X2, Y2, weights, T, per_step, loss_code,
+                                          evaluation)
             record_evaluation(ctl, hist, col, n, s, w, c)
         else:
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
             Xv, Yv, Tv, per_step_v, val_chunks = val
             nv = Xv.shape[0] // Tv
-            s, w, c = rnn_evaluate(params, rl, Xv, Yv, empty, Tv, per_step_v, loss_code,
-                                   val_chunks)
+            s, w, c = rnn_evaluate_serial(params, rl, Xv, Yv, empty, Tv, per_step_v, loss_code,
+                                          val_chunks)
             hist[H_VAL_LOSS, col] = s / w
             if ctl[C_CLASSIFIER]:
                 hist[H_VAL_ACCURACY, col] = c / nv
         stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
         if stop:
             break
+
+
+run_rnn_parallel = twin(run_rnn, "run_rnn_parallel", calls={"rnn_evaluate_serial": rnn_evaluate},
+                        **JIT)
 
 
 @njit(**JIT)
