@@ -24,7 +24,7 @@ from types import FunctionType
 from numba import njit, types
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
-from .codes import Codes, Optimizer, Shape
+from .codes import Codes, CompiledIn, Optimizer, Shape
 
 _TBB_NAMES = ("libtbb.so.12", "libtbb.12.dylib")
 _tbb = {"path": None, "tried": False}
@@ -81,98 +81,48 @@ def twin(kernel, name, calls=None, **options):
 # constants, so that Numba prunes every other activation and loss before typing them. A
 # network's kernels compile once per (dtype, activations, loss) it uses.
 
-class CodesType(types.Type):
-    """The Numba type of a Codes value: the codes are part of the type."""
+class CompiledInType(types.Type):
+    """The Numba type of a value a kernel compiles in (codes.CompiledIn: Codes, Optimizer,
+    Shape): the value's fields are attributes of the type (codes.hidden, opt.code,
+    shape.layers), its name says them, and the value carries nothing at run time. Numba
+    interns types by name, so equal values share one type, and one compiled kernel."""
 
-    def __init__(self, hidden, output, loss):
-        self.hidden, self.output, self.loss = hidden, output, loss
-        super().__init__(name=f"Codes(hidden={hidden}, output={output}, loss={loss})")
+    def __init__(self, name, fields):
+        self.__dict__.update(fields)
+        super().__init__(name=name)
 
 
-register_model(CodesType)(models.OpaqueModel)
+class CodesType(CompiledInType):
+    """Codes: hidden, output, loss."""
 
 
-@unbox(CodesType)
-def _unbox_codes(typ, obj, c):
+class OptimizerType(CompiledInType):
+    """Optimizer: code."""
+
+
+class ShapeType(CompiledInType):
+    """Shape: layers."""
+
+
+def _unbox_nothing(typ, obj, c):
     return NativeValue(c.context.get_dummy_value())  # nothing to carry: it is all in the type
 
 
-@typeof_impl.register(Codes)
-def _typeof_codes(value, context):
+for _type_class in (CodesType, OptimizerType, ShapeType):
+    register_model(_type_class)(models.OpaqueModel)
+    unbox(_type_class)(_unbox_nothing)
+
+_TYPE_CLASSES = {Codes: CodesType, Optimizer: OptimizerType, Shape: ShapeType}
+
+
+def compiled_in_type(value):
+    """The Numba type of a Codes, Optimizer or Shape (value._numba_type_ asks here, once)."""
+    return _TYPE_CLASSES[type(value)](value.type_name(), value.fields())
+
+
+@typeof_impl.register(CompiledIn)
+def _typeof_compiled_in(value, context):
     return value._numba_type_
-
-
-def codes_type(hidden, output, loss):
-    """The CodesType of (hidden, output, loss), made once (Codes._numba_type_ asks here)."""
-    key = (hidden, output, loss)
-    if key not in _CODES_TYPES:
-        _CODES_TYPES[key] = CodesType(*key)
-    return _CODES_TYPES[key]
-
-
-_CODES_TYPES = {}
-
-
-class ShapeType(types.Type):
-    """The Numba type of a Shape value: the layer table is part of the type."""
-
-    def __init__(self, layers):
-        self.layers = layers
-        super().__init__(name=f"Shape{layers}")
-
-
-register_model(ShapeType)(models.OpaqueModel)
-
-
-@unbox(ShapeType)
-def _unbox_shape(typ, obj, c):
-    return NativeValue(c.context.get_dummy_value())
-
-
-@typeof_impl.register(Shape)
-def _typeof_shape(value, context):
-    return value._numba_type_
-
-
-def shape_type(layers):
-    """The ShapeType of a layer table, made once."""
-    if layers not in _SHAPE_TYPES:
-        _SHAPE_TYPES[layers] = ShapeType(layers)
-    return _SHAPE_TYPES[layers]
-
-
-_SHAPE_TYPES = {}
-
-
-class OptimizerType(types.Type):
-    """The Numba type of an Optimizer value: the optimizer's code is part of the type."""
-
-    def __init__(self, code):
-        self.code = code
-        super().__init__(name=f"Optimizer({code})")
-
-
-register_model(OptimizerType)(models.OpaqueModel)
-
-
-@unbox(OptimizerType)
-def _unbox_optimizer(typ, obj, c):
-    return NativeValue(c.context.get_dummy_value())
-
-
-@typeof_impl.register(Optimizer)
-def _typeof_optimizer(value, context):
-    return value._numba_type_
-
-
-def optimizer_type(code):
-    """The OptimizerType of a code, made once."""
-    if code not in _OPTIMIZER_TYPES:
-        _OPTIMIZER_TYPES[code] = OptimizerType(code)
-    return _OPTIMIZER_TYPES[code]
-
-
-_OPTIMIZER_TYPES = {}
 
 
 @overload(operator.eq)

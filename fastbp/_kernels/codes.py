@@ -184,13 +184,34 @@ V_LOSS, V_WEIGHT, V_RIGHT, V_NONFINITE, V_SK_RIGHT, V_SK_WEIGHT, V_SQUARED = ran
 DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
 
 
-class Codes:
-    """What an MLP kernel compiles in: the hidden activation, the output activation and the
-    loss (codes above; activations None: read from the layout at run time). Numba sees them in
-    the argument's type (fastbp._kernels._jit), so a
-    kernel is compiled for the activations and loss it runs, and no other."""
+class CompiledIn:
+    """A value a kernel compiles in (Codes, Optimizer, Shape): Numba sees its fields in the
+    argument's type (fastbp._kernels._jit.CompiledInType), so a kernel is compiled for the
+    values it runs and no other."""
 
-    __slots__ = ("hidden", "output", "loss", "_type")
+    __slots__ = ("_type",)
+
+    def fields(self):
+        """The fields the type carries: {name: value}."""
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def type_name(self):
+        return repr(self)
+
+    @property
+    def _numba_type_(self):  # read by Numba's dispatcher on every call: made once
+        if self._type is None:
+            from ._jit import compiled_in_type
+            self._type = compiled_in_type(self)
+        return self._type
+
+
+class Codes(CompiledIn):
+    """What an MLP kernel compiles in: the hidden activation, the output activation and the
+    loss (codes above; activations None: read from the layout at run time), so a kernel is
+    compiled for the activations and loss it runs, and no other."""
+
+    __slots__ = ("hidden", "output", "loss")
 
     def __init__(self, hidden, output, loss):
         self.hidden = None if hidden is None else int(hidden)
@@ -208,23 +229,15 @@ class Codes:
             return cls(None, None, LOSSES[loss])
         return cls(ACTIVATIONS[hidden], ACTIVATIONS[output], LOSSES[loss])
 
-    @property
-    def _numba_type_(self):  # read by Numba's dispatcher on every call: made once
-        if self._type is None:
-            from ._jit import codes_type
-            self._type = codes_type(self.hidden, self.output, self.loss)
-        return self._type
-
     def __repr__(self):
         return f"Codes(hidden={self.hidden}, output={self.output}, loss={self.loss})"
 
 
-class Optimizer:
-    """The optimizer a run kernel compiles in (SGD, ADAM, RPROP or QUICKPROP): Numba sees the
-    code in the argument's type (fastbp._kernels._jit), as it sees Codes, so a kernel compiles
-    the update of the optimizer it runs and no other."""
+class Optimizer(CompiledIn):
+    """The optimizer a run kernel compiles in (SGD, ADAM, RPROP or QUICKPROP), so a kernel
+    compiles the update of the optimizer it runs and no other."""
 
-    __slots__ = ("code", "_type")
+    __slots__ = ("code",)
 
     def __init__(self, code):
         self.code = int(code)
@@ -238,35 +251,23 @@ class Optimizer:
             return OPTIMIZERS[name]
         return cls(OPTIMIZERS[name])
 
-    @property
-    def _numba_type_(self):
-        if self._type is None:
-            from ._jit import optimizer_type
-            self._type = optimizer_type(self.code)
-        return self._type
-
     def __repr__(self):
         return f"Optimizer({self.code})"
 
 
-class Shape:
+class Shape(CompiledIn):
     """A network's layer table (fan_in, fan_out, w_off, b_off per layer) as the shaped case
-    pass compiles it in: Numba sees it in the argument's type (fastbp._kernels._jit), as it
-    sees Codes."""
+    pass compiles it in."""
 
-    __slots__ = ("layers", "_type")
+    __slots__ = ("layers",)
 
     def __init__(self, layout):
         self.layers = tuple((int(r[FAN_IN]), int(r[FAN_OUT]), int(r[W_OFF]), int(r[B_OFF]))
                             for r in np.asarray(layout))
         self._type = None
 
-    @property
-    def _numba_type_(self):
-        if self._type is None:
-            from ._jit import shape_type
-            self._type = shape_type(self.layers)
-        return self._type
+    def type_name(self):
+        return f"Shape{self.layers}"
 
     def __repr__(self):
         return f"Shape({self.layers})"
