@@ -36,6 +36,16 @@ def adam_step(w, m, s, g, b1, c1, b2, c2, lr_t, eps):
 
 
 @njit(inline="always", **JIT)
+def row_input(a, a_off, i, n_rows, decay):
+    """Row i's input and weight decay in an outer update: a[a_off + i] and decay, or for the
+    bias row (i == n_rows) 1 and 0: a unit whose output is always 1, not penalised."""
+    dt = a.dtype.type
+    if i < n_rows:
+        return a[a_off + i], dt(decay)
+    return dt(1), dt(0)
+
+
+@njit(inline="always", **JIT)
 def sgd_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, decay, hyper,
                    errors, with_bias):
     """Move the n_rows x n_cols block W of params at `start` against
@@ -52,10 +62,7 @@ def sgd_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, dec
     dt = params.dtype.type
     lr, mu, nesterov = dt(hyper[LR]), dt(hyper[MOMENTUM]), hyper[NESTEROV] != 0.0
     for i in range(n_rows + ONE if with_bias else n_rows):
-        if i < n_rows:
-            a_i, row_decay = a[a_off + i], decay
-        else:  # the bias row
-            a_i, row_decay = dt(1), dt(0)
+        a_i, row_decay = row_input(a, a_off, i, n_rows, decay)
         row = start + i * n_cols
         error = dt(0)
         if mu == dt(0) and errors:
@@ -87,10 +94,7 @@ def adam_outer_rows(params, state, start, n_rows, n_cols, a, a_off, d, d_off, de
     b1, b2, lr_t, eps = dt(hyper[BETA_1]), dt(hyper[BETA_2]), dt(hyper[LR_T]), dt(hyper[EPSILON])
     c1, c2 = dt(1.0 - hyper[BETA_1]), dt(1.0 - hyper[BETA_2])
     for i in range(n_rows + ONE if with_bias else n_rows):
-        if i < n_rows:
-            a_i, row_decay = a[a_off + i], decay
-        else:  # the bias row
-            a_i, row_decay = dt(1), dt(0)
+        a_i, row_decay = row_input(a, a_off, i, n_rows, decay)
         row = start + i * n_cols
         error = dt(0)
         for j in range(n_cols):
