@@ -237,12 +237,26 @@ def batch_gradient(params, layout, X, Y, weights, order, start, stop, codes, row
 
 
 @njit(inline="always", **JIT)
+def follow_batch(params, layout, geo, grad, state, opt, hyper, size, loss_b, weight_b):
+    """One batch's mean update from grad (the batch's weighted sum), and the batch's
+    (loss, penalty) as an epoch's sums count them: per tuple, as if each weighed 1. A batch
+    of zero weight has no gradient to follow: (0, 0), no update."""
+    if weight_b == 0.0:
+        return 0.0, 0.0
+    alpha = hyper[ALPHA]
+    penalty = 0.0
+    if alpha != 0.0:
+        penalty = size / weight_b * 0.5 * alpha * squared_weights(params, layout)
+    apply_mean_update(params, grad, state, geo, weight_b, opt, hyper)
+    return size / weight_b * loss_b, penalty
+
+
+@njit(inline="always", **JIT)
 def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes, opt, hyper,
                    state, rows, grad, work, sums, tuples, act1, delta1, dropout):
     """Minibatch updating: for each run of batch_size tuples of `order`, its mean gradient, one
     update. rows holds one row per chunk of a batch of batch_size tuples."""
     n = order.shape[0]
-    alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
@@ -250,12 +264,10 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes,
                                                     start, stop, codes, rows, grad, work, sums,
                                                     tuples, act1, delta1, dropout)
         n_correct += correct_b
-        if weight_b == 0.0:  # a batch of zero weight has no gradient to follow
-            continue
-        loss_sum += (stop - start) / weight_b * loss_b
-        if alpha != 0.0:
-            penalty_sum += (stop - start) / weight_b * 0.5 * alpha * squared_weights(params, layout)
-        apply_mean_update(params, grad, state, geo, weight_b, opt, hyper)
+        loss_b, penalty_b = follow_batch(params, layout, geo, grad, state, opt, hyper,
+                                         stop - start, loss_b, weight_b)
+        loss_sum += loss_b
+        penalty_sum += penalty_b
     return loss_sum, penalty_sum, n_correct
 
 
@@ -265,7 +277,6 @@ def short_minibatch_pass(params, layout, geo, act, delta, X, Y, weights, order, 
     """minibatch_pass where every batch is short enough to go a tuple at a time (`tuples` set,
     see gradient_pass): a call of its own, without reference counts (see short_gradient)."""
     n = order.shape[0]
-    alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
         stop = min(start + batch_size, n)
@@ -273,12 +284,10 @@ def short_minibatch_pass(params, layout, geo, act, delta, X, Y, weights, order, 
                                                      weights, order, start, stop, codes, grad,
                                                      dropout, tuples)
         n_correct += correct_b
-        if weight_b == 0.0:
-            continue
-        loss_sum += (stop - start) / weight_b * loss_b
-        if alpha != 0.0:
-            penalty_sum += (stop - start) / weight_b * 0.5 * alpha * squared_weights(params, layout)
-        apply_mean_update(params, grad, state, geo, weight_b, opt, hyper)
+        loss_b, penalty_b = follow_batch(params, layout, geo, grad, state, opt, hyper,
+                                         stop - start, loss_b, weight_b)
+        loss_sum += loss_b
+        penalty_sum += penalty_b
     return loss_sum, penalty_sum, n_correct
 
 
