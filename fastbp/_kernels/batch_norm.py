@@ -6,6 +6,7 @@ from numba import njit
 
 from ._jit import update_flat
 from ._setup import INTERNAL, JIT
+from .blocks import gather_rows, net_inputs
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .fastmath import activate, times_derivative
 from .optimizers import apply_mean_update
@@ -27,22 +28,13 @@ def bn_forward(params, layout, bn, stats, X, order, p0, b, A, ZH, inv, training,
     1/sqrt(var + eps) per unit). training: batch statistics (and, with update, the running
     ones move towards them); else the running statistics (inference)."""
     dt = params.dtype.type
-    inputs = bn_matrix(A, 0, layout[0, FAN_IN], b)
-    for r in range(b):
-        t = order[p0 + r]
-        for i in range(inputs.shape[1]):
-            inputs[r, i] = X[t, i]
+    gather_rows(X, order, p0, bn_matrix(A, 0, layout[0, FAN_IN], b))
     units = 0
     for l in range(layout.shape[0]):
         fan_in, fan_out, code = layout[l, FAN_IN], layout[l, FAN_OUT], layout[l, ACT]
-        W = params[layout[l, W_OFF]:layout[l, B_OFF]].reshape((fan_in, fan_out))
-        bias = params[layout[l, B_OFF]:layout[l, B_OFF] + fan_out]
         out_start = units + fan_in
         Z = bn_matrix(A, out_start, fan_out, b)
-        np.dot(bn_matrix(A, units, fan_in, b), W, Z)
-        for r in range(b):
-            for j in range(fan_out):
-                Z[r, j] += bias[j]
+        net_inputs(params, layout, l, bn_matrix(A, units, fan_in, b), Z)
         if bn[l, BN_ON]:
             zh = bn_matrix(ZH, out_start, fan_out, b)
             g0, b0, s0 = bn[l, BN_GAMMA], bn[l, BN_BETA], bn[l, BN_STAT]

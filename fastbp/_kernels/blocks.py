@@ -19,24 +19,37 @@ def unit_matrix(buf, units_start, size, b):
     return buf[start:start + b * size].reshape((b, size))
 
 
-@njit(**JIT, **INTERNAL)
-def block_forward(params, layout, X, order, p0, b, act, dropout, codes):
-    """Forward pass of the b tuples X[order[p0:p0+b]] into the block buffer act."""
-    inputs = unit_matrix(act, 0, layout[0, FAN_IN], b)
-    for r in range(b):
+@njit(inline="always", **JIT)
+def gather_rows(X, order, p0, inputs):
+    """inputs[r] = X[order[p0 + r]] for every row r of inputs: a block's tuples."""
+    for r in range(inputs.shape[0]):
         t = order[p0 + r]
         for i in range(inputs.shape[1]):
             inputs[r, i] = X[t, i]
+
+
+@njit(inline="always", **JIT)
+def net_inputs(params, layout, l, inputs, out):
+    """out = inputs W + theta: layer l's net inputs I_j = sum_i w_ij O_i + theta_j for a block
+    of tuples (inputs: the previous layer's outputs, a row per tuple)."""
+    fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
+    W = params[layout[l, W_OFF]:layout[l, B_OFF]].reshape((fan_in, fan_out))
+    bias = params[layout[l, B_OFF]:layout[l, B_OFF] + fan_out]
+    np.dot(inputs, W, out)
+    for r in range(out.shape[0]):
+        for j in range(fan_out):
+            out[r, j] += bias[j]
+
+
+@njit(**JIT, **INTERNAL)
+def block_forward(params, layout, X, order, p0, b, act, dropout, codes):
+    """Forward pass of the b tuples X[order[p0:p0+b]] into the block buffer act."""
+    gather_rows(X, order, p0, unit_matrix(act, 0, layout[0, FAN_IN], b))
     units = 0
     for l in range(layout.shape[0]):
         fan_in, fan_out = layout[l, FAN_IN], layout[l, FAN_OUT]
-        W = params[layout[l, W_OFF]:layout[l, B_OFF]].reshape((fan_in, fan_out))
-        bias = params[layout[l, B_OFF]:layout[l, B_OFF] + fan_out]
-        out = unit_matrix(act, units + fan_in, fan_out, b)
-        np.dot(unit_matrix(act, units, fan_in, b), W, out)  # I = O_prev W
-        for r in range(b):
-            for j in range(fan_out):
-                out[r, j] += bias[j]
+        net_inputs(params, layout, l, unit_matrix(act, units, fan_in, b),
+                   unit_matrix(act, units + fan_in, fan_out, b))
         start = BLOCK * (units + fan_in)
         activate_block(act, np.uint64(start), np.uint64(b), np.uint64(fan_out), codes, layout,
                        l)
