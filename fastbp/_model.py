@@ -4,7 +4,8 @@ import numbers
 
 import numpy as np
 
-from ._validation import check_choice, check_dtype, check_int
+from ._threads import compute_threads
+from ._validation import as_sample_weight, check_choice, check_dtype, check_int
 
 HIDDEN_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu", "elu", "softplus")
 OUTPUT_ACTIVATIONS = ("identity", "logistic", "softmax", "exp")
@@ -104,6 +105,26 @@ class Model:
     def is_classifier(self):
         """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
         return self.output_activation in ("logistic", "softmax")
+
+    def evaluate(self, X, Y, sample_weight=None):
+        """(mean loss, accuracy) of the model on (X, Y) at the current weights; accuracy (the
+        fraction of tuples, or sequences, classified right) is None for non-class outputs.
+
+        With sample_weight the loss is the weighted mean; accuracy stays the fraction of tuples.
+        """
+        X, Y = self.check_XY(X, Y)
+        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
+        with compute_threads(parallel=self._parallel_forward(X)):
+            loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
+        return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
+
+    def _parallel_forward(self, X):
+        """Whether a forward pass over X runs on threads (parallel_forward's rule)."""
+        raise NotImplementedError
+
+    def _evaluate_sums(self, X, Y, weights):
+        """(sum w E, sum w, n_correct) at the current weights, on checked input."""
+        raise NotImplementedError
 
     def __repr__(self):
         extra = ", batch_norm=True" if getattr(self, "batch_norm", False) else ""

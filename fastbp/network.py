@@ -404,17 +404,8 @@ class Network(Model):
                                                                   result, n_chunks, self.codes)
         return result
 
-    def evaluate(self, X, Y, sample_weight=None):
-        """(mean loss, accuracy) of the network on (X, Y); accuracy is None for non-class outputs.
-
-        With sample_weight the loss is the weighted mean; accuracy stays the fraction of tuples.
-        """
-        X, Y = self.check_XY(X, Y)
-        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        with compute_threads(parallel=self.batch_norm or parallel_forward(X.shape[0],
-                                                                            self.n_params)):
-            loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
-        return loss_sum / weight_sum, (n_correct / X.shape[0] if self.is_classifier else None)
+    def _parallel_forward(self, X):
+        return self.batch_norm or parallel_forward(X.shape[0], self.n_params)
 
     def _evaluate_sums(self, X, Y, weights):
         """(sum w E, sum w, n_correct) at the current weights, on checked input (batch

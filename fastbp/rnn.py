@@ -212,14 +212,6 @@ class RNN(Model):
                 n_chunks_for(n))
         return result.reshape(n, T, self.n_outputs) if per_step else result
 
-    def evaluate(self, X, Y, sample_weight=None):
-        """(mean loss, fraction right) over the sequences of (X, Y) at the current weights."""
-        X, Y = self.check_XY(X, Y)
-        weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        with compute_threads(parallel=self._parallel_forward(X)):
-            loss_sum, weight_sum, n_correct = self._evaluate_sums(X, Y, weights)
-        return loss_sum / weight_sum, n_correct / X.shape[0]
-
     def _parallel_forward(self, X):
         """Whether forward passes over the sequences X run on threads (parallel_forward)."""
         return parallel_forward(X.shape[0], self.n_params, X.shape[1])
@@ -237,7 +229,7 @@ class RNN(Model):
     def _squared_weights(self):
         return K.rnn_squared_weights(self.params, self.layout)
 
-    def loss_gradient(self, X, Y, alpha=0.0, bptt_steps=None, sample_weight=None):
+    def loss_gradient(self, X, Y, alpha=0.0, sample_weight=None, *, bptt_steps=None):
         """(loss, gradient) of the mean loss over the sequences (+ alpha/2 ||W||^2 / n), as
         epoch updating follows it; the gradient in the params layout."""
         X, Y = self.check_XY(X, Y)

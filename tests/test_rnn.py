@@ -353,3 +353,18 @@ def test_training_evaluations_run_on_threads_only_for_large_data(monkeypatch, sp
         for a, b in zip(serial, threaded):
             np.testing.assert_array_equal(a, b)
     assert np.all(np.isfinite(fits[0][2])) and fits[0][1][-1] < fits[0][1][0]
+
+
+def test_evaluate_answers_as_a_network_does():
+    """evaluate() is the models' one method: accuracy None for outputs that are not class
+    scores, else the fraction of sequences whose thresholded outputs match the targets."""
+    rng = np.random.RandomState(8)
+    X = rng.normal(size=(50, 3, 2))
+    Y = (X[:, -1, :1] > 0).astype(float)
+    regressor = RNN([2, 4, 1], random_state=1)
+    loss, accuracy = regressor.evaluate(X, Y)
+    assert accuracy is None
+    np.testing.assert_allclose(loss, 0.5 * np.mean((regressor.predict(X) - Y) ** 2), rtol=1e-10)
+    classifier = RNN([2, 4, 1], output_activation="logistic", random_state=1)
+    _, accuracy = classifier.evaluate(X, Y)
+    assert accuracy == np.mean((classifier.predict(X) > 0.5) == (Y > 0.5))
