@@ -19,6 +19,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_dtype
+from .io.rnn_estimator import register_rnn_estimator
 from .network import DTYPES
 from .rnn import RNN
 from .train import train
@@ -90,6 +91,7 @@ class _RNNEstimator(BaseEstimator):
         return self
 
 
+@register_rnn_estimator
 class RNNClassifier(ClassifierMixin, _RNNEstimator):
     """Sequence (or per-step) classification with an Elman network trained through time.
 
@@ -137,6 +139,7 @@ class RNNClassifier(ClassifierMixin, _RNNEstimator):
         return float(np.average(right, weights=sample_weight))
 
 
+@register_rnn_estimator
 class RNNRegressor(RegressorMixin, _RNNEstimator):
     """Sequence (or per-step) regression with an Elman network trained through time.
 

@@ -161,8 +161,42 @@ def test_garbage_is_refused(tmp_path, content):
         fastbp.load(path)
 
 
-def test_every_truncation_is_refused(saved):
-    path, _, _ = saved
+def _rnn_estimator(cls, y):
+    est = cls(hidden_size=3, batch_size=1, max_iter=2, random_state=0)  # case updating
+    return est.fit(SEQ, y)
+
+
+def _rnn_checkpoint(path):
+    rnn = fastbp.RNN([2, 3, 1], random_state=0)
+    fastbp.train(rnn, SEQ, SEQ_Y, epochs=2, learning_rate=0.01, checkpoint=path)
+    return path
+
+
+# Every kind of file load() reads: (how to write one, what its model answers, finite or not)
+SAVED_KINDS = {
+    "MLPClassifier": (lambda path: fastbp.save(quiet_fit(fastbp.MLPClassifier(
+        hidden_layer_sizes=(5,), max_iter=3, random_state=0), X, Y_MULTI), path),
+        lambda model: model.predict_proba(X)),
+    "RNN": (lambda path: fastbp.save(fastbp.RNN([2, 3, 1], random_state=0), path),
+            lambda model: model.predict(SEQ)),
+    "RNNClassifier": (lambda path: fastbp.save(_rnn_estimator(
+        fastbp.RNNClassifier, (SEQ[:, -1, 0] > 0).astype(int)), path),
+        lambda model: model.predict_proba(SEQ)),
+    "RNNRegressor": (lambda path: fastbp.save(_rnn_estimator(
+        fastbp.RNNRegressor, SEQ_Y), path), lambda model: model.predict(SEQ)),
+    "RNN checkpoint": (_rnn_checkpoint, lambda model: model.predict(SEQ)),
+}
+
+
+@pytest.fixture(params=list(SAVED_KINDS))
+def any_saved(request, tmp_path):
+    """(path, answer): a saved file of each kind, and what its model answers."""
+    write, answer = SAVED_KINDS[request.param]
+    return write(tmp_path / "good.npz"), answer
+
+
+def test_every_truncation_is_refused(any_saved):
+    path, _ = any_saved
     data = path.read_bytes()
     cuts = sorted(set(np.linspace(0, len(data) - 1, 60).astype(int)) | {len(data) - 1, len(data) // 2})
     for cut in cuts:
@@ -171,9 +205,9 @@ def test_every_truncation_is_refused(saved):
             fastbp.load(path)
 
 
-def test_flipped_bytes_are_refused_or_harmless(saved):
+def test_flipped_bytes_are_refused_or_harmless(any_saved):
     """Any one byte changed: the file is refused (CRC, header checks) -- never a crash."""
-    path, _, _ = saved
+    path, answer = any_saved
     data = bytearray(path.read_bytes())
     for position in range(0, len(data), max(1, len(data) // 150)):
         damaged = bytearray(data)
@@ -184,7 +218,7 @@ def test_flipped_bytes_are_refused_or_harmless(saved):
         except fastbp.ModelFileError:
             continue
         # a change the zip format does not cover (e.g. a timestamp) must still give the model
-        assert np.isfinite(model.predict_proba(X)).all()
+        assert np.isfinite(answer(model)).all()
 
 
 def test_pickle_bearing_archives_are_refused_without_unpickling(tmp_path, saved):
@@ -420,6 +454,51 @@ def test_damaged_rnn_files_are_refused(tmp_path):
         (header, {"params": arrays["params"].astype(np.float32)}, "the header says float64"),
         (header, {"layout": arrays["layout"] + 1}, "layout array does not match"),
         (header, {"extra": np.zeros(2)}, "unexpected arrays ['extra']"),
+    ]
+    for head, replace, message in cases:
+        write_raw(path, head, dict(arrays, **replace))
+        with pytest.raises(fastbp.ModelFileError, match=message.replace("[", "\\[").replace("]", "\\]")):
+            fastbp.load(path)
+
+
+@pytest.mark.parametrize("cls, y", [(fastbp.RNNClassifier, np.where(SEQ[:, -1, 0] > 0, "up", "down")),
+                                    (fastbp.RNNRegressor, SEQ_Y[:, -1])],
+                         ids=["classifier", "regressor"])
+def test_rnn_estimator_round_trip_predicts_and_trains_on_identically(tmp_path, cls, y):
+    unfitted = fastbp.load(fastbp.save(cls(hidden_size=3, batch_size=1, max_iter=2,
+                                           random_state=np.random.RandomState(4)), tmp_path / "u.npz"))
+    assert type(unfitted) is cls and not hasattr(unfitted, "rnn_")
+    est = unfitted.fit(SEQ, y)
+    back = fastbp.load(fastbp.save(est, tmp_path / "f.npz"))
+    assert type(back) is cls and back.get_params()["hidden_size"] == 3
+    assert np.array_equal(back.rnn_.params, est.rnn_.params) and repr(back.rnn_) == repr(est.rnn_)
+    assert np.array_equal(back.predict(SEQ), est.predict(SEQ))
+    assert back.score(SEQ, y) == est.score(SEQ, y)
+    assert (back.n_iter_, back.loss_curve_, back.loss_) == (est.n_iter_, est.loss_curve_, est.loss_)
+    assert back.history_.loss == est.history_.loss and back.history_.stopped_by == "epochs"
+    for model in (est, back):  # the generators were saved too: training goes on identically
+        model.set_params(warm_start=True, max_iter=2).fit(SEQ, y)
+    assert np.array_equal(back.rnn_.params, est.rnn_.params)
+
+
+def test_damaged_rnn_estimator_files_are_refused(tmp_path):
+    est = _rnn_estimator(fastbp.RNNClassifier, (SEQ[:, -1, 0] > 0).astype(int))
+    path = fastbp.save(est, tmp_path / "clf.npz")
+    header, arrays = fio.read_archive(path)
+    fitted = header["fitted"]
+    cases = [
+        (dict(header, params=dict(header["params"], hidden_size=4)), {}, "not one of hidden_size=4"),
+        (dict(header, params=dict(header["params"], solver="lbfgs")), {}, "solver='lbfgs'"),
+        (dict(header, params=dict(header["params"], colour=1)), {}, "unknown RNNClassifier parameters"),
+        (dict(header, fitted=dict(fitted, n_features_in_=3)), {}, "n_features_in_"),
+        (dict(header, fitted=dict(fitted, n_iter_=5)), {}, "n_iter_=5 epochs"),
+        (dict(header, fitted=dict(fitted, per_step="no")), {}, "per_step"),
+        (dict(header, fitted=dict(fitted, rnn=dict(fitted["rnn"], loss="squared_error"))), {},
+         "classes do not fit"),
+        (header, {"attr.classes_": np.array([0, 1, 2])}, "3 classes do not fit"),
+        (header, {"rnn.params": np.full_like(arrays["rnn.params"], np.nan)}, "must be finite"),
+        (header, {"rnn.extra": np.zeros(2)}, "unexpected arrays ['rnn.extra']"),
+        ({k: v for k, v in header.items() if k != "fitted"}, {}, "unexpected arrays"),
     ]
     for head, replace, message in cases:
         write_raw(path, head, dict(arrays, **replace))

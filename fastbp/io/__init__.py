@@ -1,6 +1,6 @@
 """save / load without pickle: one .npz archive of plain arrays plus a JSON header.
 
-    fastbp.save(model, "model.npz")      # a Network, an RNN, a fitted MLPClassifier / MLPRegressor
+    fastbp.save(model, "model.npz")      # a Network, an RNN, a drop-in, fitted or not
     model = fastbp.load("model.npz")
 
 The archive is a zip of .npy arrays (numpy's .npz) with one more entry, `header`: a JSON
@@ -16,13 +16,14 @@ The package, one module per concern:
   header with: ModelFileError naming the file and the field), the random generators' codec;
 - network: a Network's codec; rnn: an RNN's;
 - estimator: the drop-ins' codec (constructor parameters, fitted attributes, trainer);
+  rnn_estimator: RNNClassifier's and RNNRegressor's;
 - checkpoint: a training run's state, which train(..., resume=True) continues from.
 """
 from ..network import Network
 from ..rnn import RNN
 from . import checkpoint
 from .archive import Checker, ModelFileError, header, read_archive, write_archive
-from .estimator import decode_estimator, encode_estimator, estimator_classes
+from .estimator import decode_estimator, encode_estimator, estimator_classes, estimator_codec
 from .network import decode_network, encode_network
 from .rnn import decode_rnn, encode_rnn
 
@@ -36,7 +37,8 @@ def save(model, path):
 
     Parameters
     ----------
-    model : Network, RNN, or a fastbp MLPClassifier / MLPRegressor (fitted or not)
+    model : Network, RNN, or a fastbp MLPClassifier, MLPRegressor, RNNClassifier or
+        RNNRegressor (fitted or not)
     path : str or os.PathLike
         The file to write. The write is atomic (a temporary file in the same folder, fsync,
         rename): an existing file at `path` is replaced whole or not at all.
@@ -69,7 +71,7 @@ def load(path):
 
     Returns
     -------
-    Network, RNN, MLPClassifier or MLPRegressor
+    Network, RNN, MLPClassifier, MLPRegressor, RNNClassifier or RNNRegressor
         What was saved, bit for bit.
 
     Raises
@@ -106,7 +108,7 @@ def read_model(path):
         if arrays:  # what the codec did not take
             check.fail(f"unexpected arrays {sorted(arrays)}")
         return model, head
-    return decode_estimator(kind, head, arrays, check), head
+    return estimator_codec(kind)[1](kind, head, arrays, check), head
 
 
 def _encode_model(model, meta=None):
@@ -117,10 +119,11 @@ def _encode_model(model, meta=None):
         fields, arrays = encode_rnn(model)
         return header("RNN", **fields), arrays
     if isinstance(model, estimator_classes()):
-        fields, arrays = encode_estimator(model)
-        return header(type(model).__name__, **fields), arrays
-    raise TypeError(f"save() takes a fastbp Network, RNN, MLPClassifier or MLPRegressor, got "
-                    f"{type(model).__name__}")
+        kind = type(model).__name__
+        fields, arrays = estimator_codec(kind)[0](model)
+        return header(kind, **fields), arrays
+    raise TypeError(f"save() takes a fastbp Network, RNN or estimator (MLPClassifier, "
+                    f"MLPRegressor, RNNClassifier, RNNRegressor), got {type(model).__name__}")
 
 
 def save_network_with_meta(net, path, meta):

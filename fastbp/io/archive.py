@@ -33,7 +33,8 @@ from .._version import __version__
 
 FORMAT = "fastbp-model"
 FORMAT_VERSION = 1
-KINDS = ("Network", "RNN", "MLPClassifier", "MLPRegressor", "checkpoint")
+KINDS = ("Network", "RNN", "MLPClassifier", "MLPRegressor", "RNNClassifier", "RNNRegressor",
+         "checkpoint")
 MAX_HEADER_BYTES = 64 << 20
 MAX_ENTRIES = 10_000
 

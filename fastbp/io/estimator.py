@@ -18,42 +18,38 @@ from ..driver import MODES, Trainer
 from ..network import DTYPES
 from .archive import decode_rng, encode_rng
 
-_CLASSES = {}
+_CLASSES = {}  # kind -> (class, encode, decode)
 find_class = None  # kind -> class, set by the package: importing the class registers it
 
 
-def register(cls):
+def register(cls, encode=None, decode=None):
     """Make `cls` (a fastbp estimator class) one that save() writes and load() reads, under
-    its class name."""
-    _CLASSES[cls.__name__] = cls
+    its class name, with the codec (encode, decode): the MLP drop-ins' below by default."""
+    _CLASSES[cls.__name__] = (cls, encode, decode)
     return cls
 
 
 def estimator_classes():
     """The registered estimator classes (a tuple for isinstance)."""
-    return tuple(_CLASSES.values())
+    return tuple(entry[0] for entry in _CLASSES.values())
 
 
 def estimator_class(kind):
     if kind not in _CLASSES and find_class is not None:
         find_class(kind)
-    return _CLASSES[kind]
+    return _CLASSES[kind][0]
 
 
-# What a fitted estimator holds beyond its constructor parameters, by how it is stored: JSON
-# scalars in the header, arrays and lists of arrays as archive entries.
-_INT_ATTRS = ("n_features_in_", "n_outputs_", "n_iter_", "t_", "n_layers_", "_no_improvement_count")
-_FLOAT_ATTRS = ("loss_", "best_loss_", "best_validation_score_", "_learning_rate")
-_ARRAY_ATTRS = ("classes_", "feature_names_in_")
-_ARRAY_LIST_ATTRS = ("coefs_", "intercepts_", "_best_coefs", "_best_intercepts")
-_FLOAT_LIST_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
-_FITTED = set(_INT_ATTRS + _FLOAT_ATTRS + _ARRAY_ATTRS + _ARRAY_LIST_ATTRS + _FLOAT_LIST_ATTRS
-              + ("out_activation_", "_random_state", "_label_binarizer", "_trainer"))
+def estimator_codec(kind):
+    """(encode, decode) of a registered estimator kind."""
+    estimator_class(kind)
+    _, encode, decode = _CLASSES[kind]
+    return encode or encode_estimator, decode or decode_estimator
 
 
-def encode_estimator(est):
-    """(header fields, arrays) of a fastbp estimator, fitted or not; TypeError for what
-    cannot be stored without pickle."""
+def encode_params(est):
+    """An estimator's constructor parameters as JSON values; TypeError for what cannot be
+    stored without pickle."""
     params = {}
     for name, value in est.get_params(deep=False).items():
         if name == "random_state" and isinstance(value, np.random.RandomState):
@@ -70,6 +66,46 @@ def encode_estimator(est):
         if value is not None and not isinstance(value, (bool, int, float, str, list, dict)):
             raise TypeError(f"cannot save parameter {name}={value!r} without pickle")
         params[name] = value
+    return params
+
+
+def decode_params(kind, header, check):
+    """The constructor parameters encode_params stored, checked to be this kind's."""
+    params = check.field(header, "params", lambda v: isinstance(v, dict), "an object")
+    known = estimator_class(kind)().get_params(deep=False)
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        check.fail(f"unknown {kind} parameters {unknown}")
+    params = dict(params)
+    if isinstance(params.get("random_state"), dict):
+        params["random_state"] = decode_rng(params["random_state"].get("rng"), check, "random_state")
+    if isinstance(params.get("class_weight"), dict):
+        items = params["class_weight"].get("items")
+        if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
+            check.fail("class_weight must be a list of [class, weight] pairs")
+        if not all(isinstance(k, (str, int, float)) and is_number(v) for k, v in items):
+            check.fail("class_weight must pair class labels (strings or numbers) with numbers")
+        params["class_weight"] = {k: v for k, v in items}
+    if isinstance(params.get("hidden_layer_sizes"), list):
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    return params
+
+
+# What a fitted estimator holds beyond its constructor parameters, by how it is stored: JSON
+# scalars in the header, arrays and lists of arrays as archive entries.
+_INT_ATTRS = ("n_features_in_", "n_outputs_", "n_iter_", "t_", "n_layers_", "_no_improvement_count")
+_FLOAT_ATTRS = ("loss_", "best_loss_", "best_validation_score_", "_learning_rate")
+_ARRAY_ATTRS = ("classes_", "feature_names_in_")
+_ARRAY_LIST_ATTRS = ("coefs_", "intercepts_", "_best_coefs", "_best_intercepts")
+_FLOAT_LIST_ATTRS = ("loss_curve_", "validation_scores_", "validation_loss_curve_")
+_FITTED = set(_INT_ATTRS + _FLOAT_ATTRS + _ARRAY_ATTRS + _ARRAY_LIST_ATTRS + _FLOAT_LIST_ATTRS
+              + ("out_activation_", "_random_state", "_label_binarizer", "_trainer"))
+
+
+def encode_estimator(est):
+    """(header fields, arrays) of a fastbp estimator, fitted or not; TypeError for what
+    cannot be stored without pickle."""
+    params = encode_params(est)
     attributes, arrays = {}, {}
     state = est.__getstate__()
     set_by_constructor = vars(type(est)())  # e.g. the classifier's fixed loss="log_loss"
@@ -126,23 +162,7 @@ def decode_estimator(kind, header, arrays, check):
     from sklearn.preprocessing import LabelBinarizer
 
     cls = estimator_class(kind)
-    params = check.field(header, "params", lambda v: isinstance(v, dict), "an object")
-    known = cls().get_params(deep=False)
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        check.fail(f"unknown {kind} parameters {unknown}")
-    params = dict(params)
-    if isinstance(params.get("random_state"), dict):
-        params["random_state"] = decode_rng(params["random_state"].get("rng"), check, "random_state")
-    if isinstance(params.get("class_weight"), dict):
-        items = params["class_weight"].get("items")
-        if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
-            check.fail("class_weight must be a list of [class, weight] pairs")
-        if not all(isinstance(k, (str, int, float)) and is_number(v) for k, v in items):
-            check.fail("class_weight must pair class labels (strings or numbers) with numbers")
-        params["class_weight"] = {k: v for k, v in items}
-    if isinstance(params.get("hidden_layer_sizes"), list):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    params = decode_params(kind, header, check)
     est = cls(**params)
     try:
         est._validate_params()
