@@ -405,3 +405,52 @@ def test_resume_of_a_rule_stopped_run_warns_and_trains_nothing(tmp_path):
     net = network(seed=3)
     on = fastbp.train(net, X, Y, epochs=8, checkpoint=path, resume=True, tol=0.0, n_iter_no_change=50)
     assert on.n_epochs == 8 and on.stopped_by == "epochs"
+
+
+@pytest.mark.parametrize("kind", ["Network", "RNN"])
+def test_damaged_checkpoints_are_refused_and_leave_the_model_alone(tmp_path, kind):
+    """Cut short, a counter or a history series tampered with, a byte flipped: resume=True
+    raises ModelFileError (or the file still reads whole) and the model is unchanged; never a
+    crash, never a run from half a state. Network and RNN checkpoints alike."""
+    import json
+    rng = np.random.default_rng(3)
+    if kind == "RNN":
+        data = rng.normal(size=(30, 4, 2)), rng.normal(size=(30, 1))
+        make = lambda seed: fastbp.RNN([2, 3, 1], random_state=seed)  # noqa: E731
+    else:
+        data = X[:60], Y[:60]
+        make = lambda seed: network(seed=seed)  # noqa: E731
+    path = tmp_path / "run.ckpt"
+    fastbp.train(make(0), *data, epochs=3, learning_rate=0.01, checkpoint=path)
+    good = path.read_bytes()
+    header, arrays = fastbp.io.read_archive(path)
+
+    def damaged(content):
+        path.write_bytes(content)
+        net = make(5)
+        before = net.params.copy()
+        with pytest.raises(fastbp.ModelFileError):
+            fastbp.train(net, *data, epochs=5, learning_rate=0.01, checkpoint=path, resume=True)
+        assert np.array_equal(net.params, before)
+
+    for cut in (0, 10, len(good) // 3, len(good) // 2, len(good) - 1):
+        damaged(good[:cut])
+    info = header["checkpoint"]
+    for tampered in (dict(info, epoch=-1), dict(info, no_improvement="3"),
+                     dict(info, history=dict(info["history"], loss=[1.0])),
+                     dict(info, stopped_by="boredom")):
+        np.savez(path, header=np.array(json.dumps(dict(header, checkpoint=tampered))), **arrays)
+        damaged(path.read_bytes())
+    np.savez(path, header=np.array(json.dumps(header)),
+             **dict(arrays, **{"trainer.state": arrays["trainer.state"][:, :-1]}))
+    damaged(path.read_bytes())
+    for position in range(0, len(good), max(1, len(good) // 40)):  # flipped bytes
+        flipped = bytearray(good)
+        flipped[position] ^= 0xFF
+        path.write_bytes(bytes(flipped))
+        net = make(5)
+        try:
+            fastbp.train(net, *data, epochs=5, learning_rate=0.01, checkpoint=path, resume=True)
+        except fastbp.ModelFileError:
+            continue
+        assert np.isfinite(net.params).all()  # a byte the format does not cover: a whole run
