@@ -3,6 +3,7 @@ import argparse
 
 import numpy as np
 
+from .._validation import check_float, check_int
 from .._version import __version__
 from ._common import MAX_AUTO_CLASSES, MODE_DEFAULTS
 from .commands import COMPILE_SECONDS_HERE, run_compile, run_predict, run_train
@@ -16,7 +17,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-# -- argument types ----------------------------------------------------------------------------
+# -- argument types: the text parsed here, the value checked by fastbp._validation (the checks
+# the API, the file formats and the sweep configs use), its error as argparse's -------------
+def _checked(check, *args, **kwargs):
+    """check(*args, **kwargs), a ValueError or TypeError becoming argparse's type error."""
+    try:
+        return check(*args, **kwargs)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _layer_sizes(text):
     """--hidden: "64,32" -> (64, 32); every entry an integer >= 1."""
     sizes = []
@@ -27,9 +37,7 @@ def _layer_sizes(text):
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not a comma-separated list of layer sizes: {item!r} is not an integer") from None
-        if size < 1:
-            raise argparse.ArgumentTypeError(f"layer sizes must be >= 1, got {size} in {text!r}")
-        sizes.append(size)
+        sizes.append(_checked(check_int, size, "layer sizes", minimum=1))
     return tuple(sizes)
 
 
@@ -40,10 +48,13 @@ def _int_at_least(minimum, also=()):
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < minimum and value not in also:
-            extra = "".join(f"{v} or " for v in also)
-            raise argparse.ArgumentTypeError(f"must be {extra}>= {minimum}, got {value}")
-        return value
+        if value in also:
+            return value
+        try:
+            return check_int(value, "value", minimum=minimum)
+        except ValueError as error:
+            special = "".join(f"{v} or " for v in also)  # "-1 or >= 1"
+            raise argparse.ArgumentTypeError(str(error).replace(">=", special + ">=", 1)) from None
     return parse
 
 
@@ -53,20 +64,15 @@ _n_jobs = _int_at_least(1, also=(-1,))  # -1: all threads
 
 
 def _float_in(low, high, low_open=False, high_open=False):
-    """A float type for argparse within [low, high] (either end open)."""
+    """A float type for argparse: finite, within [low, high] (either end open)."""
     def parse(text):
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if not np.isfinite(value) or value < low or (low_open and value == low) \
-                or value > high or (high_open and value == high):
-            if np.isinf(high):
-                wanted = f"a finite number {'>' if low_open else '>='} {low}"
-            else:
-                wanted = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
-        return value
+        return _checked(check_float, value, "value", minimum=low,
+                        maximum=None if np.isinf(high) else high, strict_min=low_open,
+                        strict_max=high_open)
     return parse
 
 
