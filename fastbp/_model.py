@@ -106,6 +106,11 @@ class Model:
         """Whether outputs are class scores (logistic or softmax), so accuracy means something."""
         return self.output_activation in ("logistic", "softmax")
 
+    def trained_arrays(self):
+        """The arrays training changes in place (a run's snapshots and checkpoints keep them):
+        params, and whatever else the model learns (a Network's batch statistics)."""
+        return (self.params,)
+
     def evaluate(self, X, Y, sample_weight=None):
         """(mean loss, accuracy) of the model on (X, Y) at the current weights; accuracy (the
         fraction of tuples, or sequences, classified right) is None for non-class outputs.

@@ -434,10 +434,8 @@ class Run:
         """Load a checked checkpoint (fastbp.io.checkpoint.read_checkpoint's dict) into the
         run: the network's weights (and batch-norm statistics), the optimizer's state, the
         counters of the rules."""
-        saved = resumed["saved"]
-        self.net.params[:] = saved.params
-        if getattr(saved, "bn_stats", np.empty(0)).size:
-            self.net.bn_stats[:] = saved.bn_stats
+        for mine, saved in zip(self.net.trained_arrays(), resumed["saved"].trained_arrays()):
+            mine[:] = saved
         self.trainer.hyper[:], self.trainer.state[:] = resumed["hyper"], resumed["state"]
         for name, slot in CHECKPOINT_COUNTERS.items():
             self.ctl[slot] = resumed["counters"][name]
@@ -456,16 +454,15 @@ class Run:
         """Everything a slice changes, copied (see restore)."""
         net, trainer = self.net, self.trainer
         grad = getattr(self, "grad", None)
-        return (net.params.copy(), getattr(net, "bn_stats", np.empty(0)).copy(),
-                trainer.state.copy(), trainer.hyper.copy(), self.ctl.copy(), self.num.copy(),
+        return (tuple(a.copy() for a in net.trained_arrays()), trainer.state.copy(),
+                trainer.hyper.copy(), self.ctl.copy(), self.num.copy(),
                 None if grad is None else grad.copy(), self.best.copy())
 
     def restore(self, snapshot):
         """Back to the snapshot, in place (the kernels' arrays stay the same objects)."""
-        params, bn_stats, state, hyper, ctl, num, grad, best = snapshot
-        self.net.params[:] = params
-        if bn_stats.size:
-            self.net.bn_stats[:] = bn_stats
+        arrays, state, hyper, ctl, num, grad, best = snapshot
+        for mine, saved in zip(self.net.trained_arrays(), arrays):
+            mine[:] = saved
         self.trainer.state[:], self.trainer.hyper[:] = state, hyper
         self.ctl[:], self.num[:], self.best[:] = ctl, num, best
         if grad is not None:

@@ -404,6 +404,9 @@ class Network(Model):
                                                                   result, n_chunks, self.codes)
         return result
 
+    def trained_arrays(self):
+        return (self.params, self.bn_stats) if self.batch_norm else (self.params,)
+
     def _parallel_forward(self, X):
         return self.batch_norm or parallel_forward(X.shape[0], self.n_params)
 
