@@ -14,14 +14,12 @@ The package, one module per concern:
 - archive: the container (atomic writes; reads that check every entry's shape and dtype
   before reading it and refuse Python objects), Checker (the checks every codec reads a
   header with: ModelFileError naming the file and the field), the random generators' codec;
-- network: a Network's codec; rnn: an RNN's;
+- network: a Network's codec; rnn: an RNN's; models: the two by kind;
 - estimator: the drop-ins' codec (constructor parameters, fitted attributes, trainer);
   rnn_estimator: RNNClassifier's and RNNRegressor's;
 - checkpoint: a training run's state, which train(..., resume=True) continues from.
 """
-from ..network import Network
-from ..rnn import RNN
-from . import checkpoint
+from . import checkpoint, models
 from .archive import Checker, ModelFileError, header, read_archive, write_archive
 from .estimator import decode_estimator, encode_estimator, estimator_classes, estimator_codec
 from .network import decode_network, encode_network
@@ -103,8 +101,8 @@ def read_model(path):
     kind = head["kind"]
     if kind == "checkpoint":
         return checkpoint.decode_model(head, arrays, check), head
-    if kind in ("Network", "RNN"):
-        model = (decode_network if kind == "Network" else decode_rnn)(head, arrays, check)
+    if kind in models.CODECS:
+        model = models.decode_model(kind, head, arrays, check)
         if arrays:  # what the codec did not take
             check.fail(f"unexpected arrays {sorted(arrays)}")
         return model, head
@@ -112,12 +110,9 @@ def read_model(path):
 
 
 def _encode_model(model, meta=None):
-    if isinstance(model, Network):
-        fields, arrays = encode_network(model)
-        return header("Network", **fields, **(meta or {})), arrays
-    if isinstance(model, RNN):
-        fields, arrays = encode_rnn(model)
-        return header("RNN", **fields), arrays
+    if models.model_kind(model) is not None:
+        kind, fields, arrays = models.encode_model(model)
+        return header(kind, **fields, **(meta or {})), arrays
     if isinstance(model, estimator_classes()):
         kind = type(model).__name__
         fields, arrays = estimator_codec(kind)[0](model)
@@ -127,6 +122,7 @@ def _encode_model(model, meta=None):
 
 
 def save_network_with_meta(net, path, meta):
-    """A Network plus extra header fields (the command line's feature names, scaling)."""
+    """A Network (or an RNN) plus extra header fields (the command line's feature names,
+    scaling)."""
     head, arrays = _encode_model(net, meta)
     return write_archive(path, head, arrays)

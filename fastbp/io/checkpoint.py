@@ -4,10 +4,8 @@ fastbp.load reads a checkpoint's network like a saved one."""
 from .. import _kernels as K
 from .._validation import is_int, is_number
 from ..driver import CHECKPOINT_COUNTERS, CHECKPOINT_VALUES, SERIES, History
-from ..rnn import RNN
+from . import models
 from .archive import Checker, header, read_archive, write_archive
-from .network import decode_network, encode_network
-from .rnn import decode_rnn, encode_rnn
 
 CHECKPOINT_VERSION = 2  # 2: runs keyed by a seed (tuple orders from (seed, epoch)), not a generator
 
@@ -82,19 +80,17 @@ def read_checkpoint(path, net, trainer, n_samples):
 
 
 def encode_model(net):
-    """(header fields, arrays) of the network a checkpoint holds: a Network, or an RNN
-    (field model="RNN")."""
-    if isinstance(net, RNN):
-        fields, arrays = encode_rnn(net)
-        return dict(fields, model="RNN"), arrays
-    return encode_network(net)
+    """(header fields, arrays) of the network a checkpoint holds, its kind in the field
+    "model" (a checkpoint without one holds a Network)."""
+    kind, fields, arrays = models.encode_model(net)
+    return dict(fields, model=kind), arrays
 
 
 def decode_model(head, arrays, check):
     """The network of a checkpoint's header and arrays (see encode_model)."""
-    model = check.field(head, "model", lambda v: v in ("Network", "RNN"), "'Network' or 'RNN'") \
+    kind = check.field(head, "model", lambda v: v in models.CODECS, f"one of {list(models.CODECS)}") \
         if "model" in head else "Network"
-    return decode_rnn(head, arrays, check) if model == "RNN" else decode_network(head, arrays, check)
+    return models.decode_model(kind, head, arrays, check)
 
 
 def _described(net):
