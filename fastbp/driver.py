@@ -344,6 +344,10 @@ class Run:
     every epoch (case and minibatch updating), else 0..n-1; orders: a GivenOrders instead;
     validation: a Validation (X, Y checked by the network); history: a
     History to go on with (a resumed run), else a new one.
+
+    What the model's training_kernel and training_arguments read and set (its kernel's
+    arguments): scratch (the kernel's scratch arrays), val_arguments (the validation data as
+    the kernel takes it), batch_size, evaluation (track="end" buffers, or None), grad.
     """
 
     def __init__(self, trainer, X, Y, weights, rules, *, learning_rate, schedule=K.SCHED_CONSTANT,
@@ -394,8 +398,8 @@ class Run:
         self.prev = np.empty(net.n_params if ctl[K.C_WEIGHT_CHANGE] else 0, dtype=dt)
         self.best = np.empty(net.n_params if rules.early_stopping else 0, dtype=dt)
         self.layout = trainer.training_layout()
-        self._kernel, self._work, self.parallel = self._choose_kernel()
-        self._val = self._validation_args()
+        self._kernel, self.scratch, self.parallel = self._choose_kernel()
+        self.val_arguments = self._validation_args()
         self._bound = None  # (history buffer, orders array) the kernel's arguments were made for
 
     # -- the kernel and its arguments ------------------------------------------------------------

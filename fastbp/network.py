@@ -265,7 +265,7 @@ class Network(Model):
         val_chunks = n_chunks_for(val.X.shape[0]) if val is not None else 1
         # track="end" evaluates after each epoch: unit buffers and sums per chunk (None: the
         # kernel compiles no evaluation)
-        run._evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
+        run.evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
             if track_end else None
         if trainer.mode == "case":
             work = (np.empty(units, dt), np.empty(units, dt))
@@ -305,18 +305,18 @@ class Network(Model):
                 np.empty((chunks + 1, K.V_SQUARED + n_out)))
 
     def training_arguments(self, run, optim, state):
-        trainer, val = run.trainer, run._val
+        trainer, val = run.trainer, run.val_arguments
         if self.batch_norm:
             bn_off = int(self.layout[-1, K.B_OFF] + self.layout[-1, K.FAN_OUT])
             norm = (self.bn_layout, self.bn_stats, self.bn_momentum, self.bn_eps, bn_off,
                     np.empty((0, self.n_outputs), self.dtype))
             return (self.params, run.layout, run.X, run.Y, run.weights, K.LOSSES[self.loss],
-                    run.batch_size, norm, optim, state) + run._work + (val,)
+                    run.batch_size, norm, optim, state) + run.scratch + (val,)
         # Features that are off are passed as None: the kernel compiles without them.
         dropout = True if trainer.dropout is not None else None
         head = (self.params, run.layout, run.X, run.Y, run.weights, self.codes)
         if trainer.mode == "minibatch":
-            return head + (run.batch_size, optim, state, run._work, val, run._evaluation,
+            return head + (run.batch_size, optim, state, run.scratch, val, run.evaluation,
                            dropout) + self._tuples(run.batch_size, dropout)
         if trainer.mode == "case":  # small networks without dropout: case_pass_small
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
@@ -324,9 +324,9 @@ class Network(Model):
             small = self.n_params <= K.SMALL_NETWORK and dropout is None
             if small and general is None and self._shaped():
                 small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
-            return head + (optim, state, run._work, val, run._evaluation, general, dropout) + \
+            return head + (optim, state, run.scratch, val, run.evaluation, general, dropout) + \
                 ((small, None) if small else (None, True))
-        return head + (optim, state, run._work, val, dropout) + self._tuples(run.n, dropout)
+        return head + (optim, state, run.scratch, val, dropout) + self._tuples(run.n, dropout)
 
     def _tuples(self, n, dropout):
         """The run kernels' (tuples, blocks), one of them None: passes of n tuples go tuple by

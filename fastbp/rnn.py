@@ -195,7 +195,7 @@ class RNN(Model):
         shape = (T, per_step, np.int64(trainer.bptt), trainer.max_norm)
         evaluation = n_chunks_for(run.n) if run.rules.track_end else None
         return (self.params, self.layout, X2, Y2, run.weights, shape, K.LOSSES[self.loss],
-                run.batch_size, optim, state) + run._work + (run._val, evaluation)
+                run.batch_size, optim, state) + run.scratch + (run.val_arguments, evaluation)
 
     # -- use ----------------------------------------------------------------------------------
     def predict(self, X, n_jobs=None):
