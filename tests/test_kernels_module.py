@@ -154,3 +154,40 @@ def test_noalias_kernels_tell_llvm_their_arrays_do_not_overlap():
     for arg in ("out", "x"):
         assert "noalias" not in data_pointer(plain, arg)
         assert "noalias" in data_pointer(restricted, arg)
+
+
+def test_concurrent_saves_never_send_a_signature_to_another_ones_code(tmp_path, monkeypatch):
+    """Two processes saving two signatures of one kernel at once, from one read of its
+    index (fastbp compile's workers, the test suite's): whatever the order of their writes,
+    every signature the index keeps loads its own code (a lost one is compiled again). With
+    Numba's numbered files, one order left signature B pointing at A's code: a crash."""
+    from fastbp._kernels import _cache
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(tmp_path))
+    folder = str(_cache.cache_dir())
+    os.makedirs(folder)
+    steps = ("_save_data", "_save_index", "_load_index")
+    for step in steps:  # B's whole save runs just before A's `step`
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+        a, b = (numba.core.caching.IndexDataCacheFile(folder, "runs.kernel-1.py311", "stamp")
+                for _ in range(2))
+        snapshot = a._load_index()
+        monkeypatch.setattr(b, "_load_index", lambda snapshot=snapshot: dict(snapshot))  # read before A wrote
+
+        real = getattr(a, step)
+
+        def then_a(*args, real=real, b=b):
+            if not hasattr(then_a, "done"):
+                then_a.done = b.save(("sig", "B"), "code of B")
+            return real(*args)
+        monkeypatch.setattr(a, step, then_a)
+        a.save(("sig", "A"), "code of A")
+        fresh = numba.core.caching.IndexDataCacheFile(folder, "runs.kernel-1.py311", "stamp")
+        kept = fresh._load_index()
+        assert kept, step
+        for key in kept:
+            assert fresh.load(key) == f"code of {key[1]}", (step, key)
+    # the numbering is Numba's own outside fastbp's folder
+    other = numba.core.caching.IndexDataCacheFile(str(tmp_path), "elsewhere-1.py311", "stamp")
+    other.save(("sig", "C"), "code of C")
+    assert os.path.exists(tmp_path / "elsewhere-1.py311.1.nbc")

@@ -101,3 +101,32 @@ def install():
         return
     if not any(c.__name__ == "FastbpCacheLocator" for c in locators):
         locators.insert(0, FastbpCacheLocator)
+    _make_saves_process_safe(caching.IndexDataCacheFile)
+
+
+def _make_saves_process_safe(cache_file_class):
+    """Numba names a function's cached machine code by number, the first number its index does
+    not use yet. Two processes compiling two signatures of one kernel at once (`fastbp
+    compile`'s workers, the test suite's, a sweep's) can read the same index, take the same
+    number, and leave an index that sends one signature to the other's code: a crash when it
+    is loaded. For fastbp's folder a file is named instead by a hash of the source stamp and
+    the signature, and written before the index that points to it. Two such saves can still
+    lose one index entry (the last index written wins): that kernel is compiled again, never
+    confused with another."""
+    if getattr(cache_file_class, "_fastbp_safe", False):
+        return
+    numbered_save = cache_file_class.save
+
+    def save(self, key, data):
+        if os.path.dirname(self._index_path) != str(cache_dir()):
+            return numbered_save(self, key, data)
+        digest = hashlib.sha256(repr((self._source_stamp, key)).encode()).hexdigest()[:20]
+        name = self._data_name_pattern.replace("{number:d}", digest)
+        self._save_data(name, data)
+        overloads = self._load_index()
+        if overloads.get(key) != name:
+            overloads[key] = name
+            self._save_index(overloads)
+
+    cache_file_class.save = save
+    cache_file_class._fastbp_safe = True
