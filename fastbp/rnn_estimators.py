@@ -18,11 +18,14 @@ from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_dtype
+from ._model import ACTIVATION_ALIASES, HIDDEN_ACTIVATIONS, MAX_SIZE, check_random_state
+from ._validation import check_bool, check_choice, check_dtype, check_float, check_int, check_n_jobs
 from .io.rnn_estimator import register_rnn_estimator
 from .network import DTYPES
 from .rnn import RNN
 from .train import train
+
+SOLVERS = ("sgd", "adam")
 
 
 class _RNNEstimator(BaseEstimator):
@@ -61,12 +64,37 @@ class _RNNEstimator(BaseEstimator):
                              f"{getattr(arr, 'shape', None)}")
         return arr
 
-    def _fit(self, X, Y, out_act, loss, sample_weight):
+    def _check_params(self):
+        """Every constructor parameter checked, a ValueError or TypeError naming it: fit, and
+        fastbp.load of a saved estimator, call it first."""
         if self.batch_size is None or isinstance(self.batch_size, bool) or \
                 not isinstance(self.batch_size, Integral) or self.batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
         if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, Integral) or self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}")
+        check_int(self.hidden_size, "hidden_size", minimum=1, maximum=MAX_SIZE)
+        check_choice(self.activation, "activation", HIDDEN_ACTIVATIONS, ACTIVATION_ALIASES)
+        check_choice(self.solver, "solver", SOLVERS)
+        check_float(self.learning_rate_init, "learning_rate_init", minimum=0.0, strict_min=True)
+        check_float(self.alpha, "alpha", minimum=0.0)
+        check_float(self.momentum, "momentum", minimum=0.0, maximum=1.0)
+        if self.bptt_steps is not None:
+            check_int(self.bptt_steps, "bptt_steps", minimum=1)
+        if self.clip_norm is not None:
+            check_float(self.clip_norm, "clip_norm", minimum=0.0, strict_min=True)
+        check_float(self.tol, "tol", minimum=0.0)
+        check_int(self.n_iter_no_change, "n_iter_no_change", minimum=1)
+        check_bool(self.shuffle, "shuffle")
+        check_bool(self.warm_start, "warm_start")
+        check_n_jobs(self.n_jobs)
+        check_random_state(self.random_state)
+        if self.dtype is not None:
+            check_dtype(self.dtype, "dtype", DTYPES)
+        if not isinstance(self.verbose, (Integral, np.bool_)):
+            raise TypeError(f"verbose must be True, False or an integer, got {self.verbose!r}")
+
+    def _fit(self, X, Y, out_act, loss, sample_weight):
+        self._check_params()
         n, T, f = X.shape
         sizes = [f, self.hidden_size, Y.shape[-1]]
         rnn = getattr(self, "rnn_", None)

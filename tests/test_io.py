@@ -4,6 +4,7 @@ import io as pyio
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -172,7 +173,8 @@ def _rnn_checkpoint(path):
     return path
 
 
-# Every kind of file load() reads: (how to write one, what its model answers, finite or not)
+# Files load() reads, one of each codec's kinds beside the MLP drop-in (whose other kinds the
+# tests above damage by name): (how to write one, what its model answers)
 SAVED_KINDS = {
     "MLPClassifier": (lambda path: fastbp.save(quiet_fit(fastbp.MLPClassifier(
         hidden_layer_sizes=(5,), max_iter=3, random_state=0), X, Y_MULTI), path),
@@ -488,7 +490,7 @@ def test_damaged_rnn_estimator_files_are_refused(tmp_path):
     fitted = header["fitted"]
     cases = [
         (dict(header, params=dict(header["params"], hidden_size=4)), {}, "not one of hidden_size=4"),
-        (dict(header, params=dict(header["params"], solver="lbfgs")), {}, "solver='lbfgs'"),
+        (dict(header, params=dict(header["params"], solver="lbfgs")), {}, "solver must be one of"),
         (dict(header, params=dict(header["params"], colour=1)), {}, "unknown RNNClassifier parameters"),
         (dict(header, fitted=dict(fitted, n_features_in_=3)), {}, "n_features_in_"),
         (dict(header, fitted=dict(fitted, n_iter_=5)), {}, "n_iter_=5 epochs"),
@@ -503,6 +505,41 @@ def test_damaged_rnn_estimator_files_are_refused(tmp_path):
     for head, replace, message in cases:
         write_raw(path, head, dict(arrays, **replace))
         with pytest.raises(fastbp.ModelFileError, match=message.replace("[", "\\[").replace("]", "\\]")):
+            fastbp.load(path)
+
+
+@pytest.mark.parametrize("cls, y", [(fastbp.RNNClassifier, (SEQ[:, :, 0] > 0).astype(int)),
+                                    (fastbp.RNNRegressor, SEQ_Y[:, :, None])],
+                         ids=["classifier per step", "regressor per step"])
+def test_rnn_estimators_per_step_round_trip(tmp_path, cls, y):
+    est = _rnn_estimator(cls, y)
+    back = fastbp.load(fastbp.save(est, tmp_path / "m.npz"))
+    assert back.rnn_.targets_ == "step" and back.predict(SEQ).shape == y.shape
+    assert np.array_equal(back.predict(SEQ), est.predict(SEQ))
+
+
+def test_damaged_rnn_regressor_files_are_refused(tmp_path):
+    path = fastbp.save(_rnn_estimator(fastbp.RNNRegressor, SEQ_Y[:, -1]), tmp_path / "reg.npz")
+    header, arrays = fio.read_archive(path)
+    fitted, history = header["fitted"], header["fitted"]["history"]
+    cases = [
+        (dict(fitted, y_ndim=3), "'y_ndim' must be one of (1, 2)"),
+        (dict(fitted, y_ndim=True), "'y_ndim' must be one of"),
+        (dict(fitted, rnn=dict(fitted["rnn"], targets="step")), "'y_ndim' must be one of (3,)"),
+        (dict(fitted, rnn=dict(fitted["rnn"], targets=None)), "'targets' is null"),
+        (dict(fitted, history=dict(history, seconds=[])), "'seconds' holds 0 numbers"),
+        (dict(fitted, history=dict(history, accuracy=[0.5, 0.5])), "'accuracy' holds 2 numbers"),
+        (dict(fitted, history=dict(history, stopped_by="boredom")), "stop rule's name"),
+        (dict(fitted, n_features_in_=2.0), "n_features_in_"),
+    ]
+    for tampered, message in cases:
+        write_raw(path, dict(header, fitted=tampered), arrays)
+        with pytest.raises(fastbp.ModelFileError, match=re.escape(message)):
+            fastbp.load(path)
+    for params in (dict(learning_rate_init=-1.0), dict(n_jobs=0), dict(random_state="x"),
+                   dict(dtype="float32")):
+        write_raw(path, dict(header, params=dict(header["params"], **params)), arrays)
+        with pytest.raises(fastbp.ModelFileError, match="invalid parameters|the parameters say"):
             fastbp.load(path)
 
 

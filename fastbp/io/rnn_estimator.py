@@ -6,14 +6,10 @@ As the drop-ins' codec, it sits below the estimators and never imports them: the
 themselves with it (register_rnn_estimator)."""
 import numpy as np
 
-from .._model import HIDDEN_ACTIVATIONS
 from .._validation import is_int, is_number
-from ..driver import SERIES, History
-from ..network import DTYPES
+from ..driver import SERIES, STOP_NAMES, History
 from .estimator import decode_params, encode_params, estimator_class, register
 from .rnn import decode_rnn, encode_rnn
-
-SOLVERS = ("sgd", "adam")
 
 
 def register_rnn_estimator(cls):
@@ -48,10 +44,10 @@ def decode_rnn_estimator(kind, header, arrays, check):
     """The estimator encode_rnn_estimator described (ModelFileError for anything amiss)."""
     cls = estimator_class(kind)
     est = cls(**decode_params(kind, header, check))
-    if not (is_int(est.hidden_size) and est.hidden_size >= 1 and est.activation in HIDDEN_ACTIVATIONS
-            and est.solver in SOLVERS and (est.dtype is None or est.dtype in [d.name for d in DTYPES])):
-        check.fail(f"invalid {kind} parameters: hidden_size={est.hidden_size!r}, "
-                   f"activation={est.activation!r}, solver={est.solver!r}, dtype={est.dtype!r}")
+    try:
+        est._check_params()
+    except (ValueError, TypeError) as error:
+        check.fail(f"invalid parameters: {error}")
     if "fitted" not in header:
         if arrays:
             check.fail(f"unexpected arrays {sorted(arrays)}")
@@ -63,8 +59,12 @@ def decode_rnn_estimator(kind, header, arrays, check):
     if net_arrays:
         check.fail(f"unexpected arrays {sorted('rnn.' + name for name in net_arrays)}")
     n_in, hidden, n_out = rnn.sizes
-    est.n_features_in_ = check.field(fitted, "n_features_in_", lambda v: v == n_in,
+    est.n_features_in_ = check.field(fitted, "n_features_in_", lambda v: is_int(v) and v == n_in,
                                      f"the RNN's {n_in} inputs", "fitted")
+    if est.dtype is not None and np.dtype(est.dtype) != rnn.dtype:
+        check.fail(f"the RNN is {rnn.dtype.name}, the parameters say dtype={est.dtype!r}")
+    if rnn.targets_ is None:
+        check.fail("a fitted estimator's RNN says what it was trained on: 'targets' is null")
     if hidden != est.hidden_size or rnn.activation != est.activation:
         check.fail(f"the RNN {rnn!r} is not one of hidden_size={est.hidden_size}, "
                    f"activation={est.activation!r}")
@@ -73,14 +73,19 @@ def decode_rnn_estimator(kind, header, arrays, check):
     info = check.field(fitted, "history", lambda v: isinstance(v, dict), "an object", "fitted")
     n_samples = check.field(info, "n_samples", lambda v: is_int(v) and 0 <= v < 2 ** 63,
                             "an integer >= 0", "fitted history")
-    stopped_by = check.field(info, "stopped_by", lambda v: isinstance(v, str) and len(v) < 100,
+    stopped_by = check.field(info, "stopped_by", lambda v: v in STOP_NAMES or v == "interrupted",
                              "a stop rule's name", "fitted history")
     series = {name: check.field(info, name, lambda v: isinstance(v, list) and all(
         is_number(x) for x in v), "a list of numbers", "fitted history") for name in SERIES}
-    n_epochs = len(series["loss"])
-    if n_epochs != est.n_iter_ or any(len(v) not in (0, n_epochs) for v in series.values()):
-        check.fail(f"the history's series do not all hold the n_iter_={est.n_iter_} epochs")
-    history = History(n_samples, accuracy=rnn.is_classifier, validation=bool(series["val_loss"]))
+    validated = bool(series["val_loss"])
+    for name, values in series.items():  # only what the run did not keep may be empty
+        kept = name != "accuracy" or rnn.is_classifier
+        if name.startswith("val_"):
+            kept = validated and (name == "val_loss" or rnn.is_classifier)
+        if len(values) != (est.n_iter_ if kept else 0):
+            check.fail(f"the history's {name!r} holds {len(values)} numbers for "
+                       f"n_iter_={est.n_iter_} epochs")
+    history = History(n_samples, accuracy=rnn.is_classifier, validation=validated)
     history._set({name: [float(x) for x in values] for name, values in series.items()})
     history.stopped_by = stopped_by
     if kind == "RNNClassifier":
@@ -92,13 +97,16 @@ def decode_rnn_estimator(kind, header, arrays, check):
         if len(classes) < 2 or len(np.unique(classes)) != len(classes) or \
                 (rnn.output_activation, n_out) != expected or rnn.loss != "log_loss":
             check.fail(f"{len(classes)} classes do not fit the RNN {rnn!r}")
-        est._per_step = check.field(fitted, "per_step", lambda v: isinstance(v, bool), "true or false",
+        est._per_step = check.field(fitted, "per_step", lambda v: v is (rnn.targets_ == "step"),
+                                    f"{str(rnn.targets_ == 'step').lower()}, as the RNN's targets",
                                     "fitted")
     else:
         if rnn.output_activation != "identity" or rnn.loss != "squared_error":
             check.fail(f"an RNNRegressor's RNN has identity outputs and squared error, not {rnn!r}")
-        est._y_ndim = check.field(fitted, "y_ndim", lambda v: is_int(v) and v in (1, 2, 3),
-                                  "1, 2 or 3", "fitted")
+        shapes = (3,) if rnn.targets_ == "step" else (1, 2) if n_out == 1 else (2,)
+        est._y_ndim = check.field(fitted, "y_ndim", lambda v: is_int(v) and v in shapes,
+                                  f"one of {shapes} for the RNN's {n_out} outputs per "
+                                  f"{rnn.targets_}", "fitted")
     if arrays:
         check.fail(f"unexpected arrays {sorted(arrays)}")
     est.rnn_, est.history_ = rnn, history
