@@ -436,14 +436,20 @@ def test_damaged_checkpoints_are_refused_and_leave_the_model_alone(tmp_path, kin
     for cut in (0, 10, len(good) // 3, len(good) // 2, len(good) - 1):
         damaged(good[:cut])
     info = header["checkpoint"]
+    def rewritten(head, arrays):  # to a file object: np.savez would add ".npz" to the path
+        with open(path, "wb") as file:
+            np.savez(file, header=np.array(json.dumps(head)), **arrays)
+        return path.read_bytes()
+
+    rewritten(header, arrays)  # untampered, rewritten so: it resumes
+    resumed = make(5)
+    assert fastbp.train(resumed, *data, epochs=4, learning_rate=0.01, checkpoint=path,
+                        resume=True).n_epochs == 4
     for tampered in (dict(info, epoch=-1), dict(info, no_improvement="3"),
                      dict(info, history=dict(info["history"], loss=[1.0])),
                      dict(info, stopped_by="boredom")):
-        np.savez(path, header=np.array(json.dumps(dict(header, checkpoint=tampered))), **arrays)
-        damaged(path.read_bytes())
-    np.savez(path, header=np.array(json.dumps(header)),
-             **dict(arrays, **{"trainer.state": arrays["trainer.state"][:, :-1]}))
-    damaged(path.read_bytes())
+        damaged(rewritten(dict(header, checkpoint=tampered), arrays))
+    damaged(rewritten(header, dict(arrays, **{"trainer.state": arrays["trainer.state"][:, :-1]})))
     for position in range(0, len(good), max(1, len(good) // 40)):  # flipped bytes
         flipped = bytearray(good)
         flipped[position] ^= 0xFF
