@@ -347,7 +347,8 @@ class Run:
 
     What the model's training_kernel and training_arguments read and set (its kernel's
     arguments): scratch (the kernel's scratch arrays), val_arguments (the validation data as
-    the kernel takes it), batch_size, evaluation (track="end" buffers, or None), grad.
+    the kernel takes it), batch_size, evaluation (a Network's track="end" buffers, or None),
+    grad.
     """
 
     def __init__(self, trainer, X, Y, weights, rules, *, learning_rate, schedule=K.SCHED_CONSTANT,

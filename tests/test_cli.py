@@ -459,7 +459,7 @@ def test_predict_names_what_the_model_file_is(labelled_csv, tmp_path, capsys):
     saved = fastbp.save(est, tmp_path / "clf.npz")
     assert cli.main(["predict", str(saved), path]) == 2
     err = capsys.readouterr().err
-    assert "holds a MLPClassifier saved by fastbp.save" in err and "fastbp.load" in err
+    assert "holds an MLPClassifier saved by fastbp.save" in err and "fastbp.load" in err
     assert cli.main(["predict", str(tmp_path), path]) == 2
     assert "is a folder, not a model file" in capsys.readouterr().err
     assert cli.main(["predict", str(saved), path, "--out", str(tmp_path / "no" / "p.csv")]) == 2

@@ -58,12 +58,17 @@ def twin(kernel, name, calls=None, **options):
 
     The serial kernel is a plain function, so Numba prunes what its None arguments switch off
     before it inlines anything (validation, the track="end" evaluation: their code is never
-    even inlined); the twin, parallel=True, runs the prange loops of what it inlines on
-    several threads. One body, two kernels, no wrapper that would inline the body whole.
+    even inlined); a twin compiled with parallel=True runs the prange loops of what it
+    inlines on several threads. One body, two kernels, no wrapper that would inline the body
+    whole.
 
     calls = {name: kernel}: the twin calls these kernels where the body names others (a
-    parallel pass for a serial one that is not inlined)."""
+    parallel pass for a serial one that is not inlined; the twin itself then needs no
+    parallel=True)."""
     py_func = kernel.py_func
+    unknown = set(calls or ()) - set(py_func.__code__.co_names)
+    if unknown:
+        raise ValueError(f"{py_func.__name__} calls no {sorted(unknown)}")
     scope = py_func.__globals__ if calls is None else {**py_func.__globals__, **calls}
     copy = FunctionType(py_func.__code__, scope, name, py_func.__defaults__,
                         py_func.__closure__)

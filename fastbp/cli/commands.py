@@ -269,7 +269,9 @@ def _load_model(path):
     try:
         header, arrays = io.read_archive(path)  # every entry checked, nothing unpickled
         if header["kind"] != "Network":
-            raise UsageError(f"{path} holds a {header['kind']} saved by fastbp.save; 'fastbp "
+            kind = header["kind"]
+            article = "an" if kind.startswith(("RNN", "MLP")) else "a"  # an RNN, a Network
+            raise UsageError(f"{path} holds {article} {kind} saved by fastbp.save; 'fastbp "
                              "predict' reads the models 'fastbp train' writes (a network with its "
                              "table's columns). Load it in Python instead: fastbp.load(path).predict(X)")
         check = io.Checker(path)
