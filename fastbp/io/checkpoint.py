@@ -21,7 +21,7 @@ def save_checkpoint(path, run):
         "n_samples": history.n_samples, "stopped_by": stopped_by, "settings": run_settings(run),
         **{name: int(run.ctl[slot]) for name, slot in CHECKPOINT_COUNTERS.items()},
         **{name: float(run.num[slot]) for name, slot in CHECKPOINT_VALUES.items()},
-        "history": {name: [float(v) for v in getattr(history, name)] for name in SERIES}}
+        "history": encode_history(history)}
     arrays["trainer.hyper"] = trainer.hyper
     arrays["trainer.state"] = trainer.state
     if run.best.size:
@@ -53,14 +53,7 @@ def read_checkpoint(path, net, trainer, n_samples):
     values = {name: check.field(info, name, is_number, "a number", "checkpoint")
               for name in CHECKPOINT_VALUES}
     lists = check.field(info, "history", lambda v: isinstance(v, dict), "an object", "checkpoint")
-    series = {}
-    for name in SERIES:
-        values_ = check.field(lists, name, lambda v: isinstance(v, list) and all(
-            is_number(x) for x in v), "a list of numbers", "checkpoint history")
-        optional = name.startswith("val_") or (name == "accuracy" and not net.is_classifier)
-        if len(values_) != epoch and not (optional and not values_):
-            check.fail(f"checkpoint history {name!r} has {len(values_)} entries for {epoch} epochs")
-        series[name] = [float(v) for v in values_]
+    history = decode_history(lists, epoch, n_samples, net.is_classifier, check, "checkpoint history")
     stopped_by = check.field(info, "stopped_by", lambda v: v in K.STOP_NAMES, "a stop rule's name",
                              "checkpoint")
     hyper = check.array(arrays, "trainer.hyper", "f", shape=trainer.hyper.shape)
@@ -68,15 +61,33 @@ def read_checkpoint(path, net, trainer, n_samples):
     best = check.array(arrays, "run.best", "f", shape=(net.n_params,)) if "run.best" in arrays else None
     if arrays:
         check.fail(f"unexpected arrays {sorted(arrays)}")
-    history = History(n_samples, accuracy=net.is_classifier,
-                      validation=bool(series["val_loss"]))
-    history._set(series)
     settings = info.get("settings")
     if settings is not None and not isinstance(settings, dict):
         check.fail("checkpoint settings must be an object")
     return dict(saved=saved, hyper=hyper, state=state, best=best, counters=counters,
                 settings=settings,
                 values=values, stopped_by=stopped_by, history=history, seed=counters["seed"])
+
+
+def encode_history(history):
+    """A history's per-epoch series as JSON lists (what the run did not keep: empty)."""
+    return {name: [float(v) for v in getattr(history, name)] for name in SERIES}
+
+
+def decode_history(lists, n_epochs, n_samples, is_classifier, check, where):
+    """The History of encode_history's lists, each checked: n_epochs numbers, or none for
+    what such a run does not keep (a regressor's accuracy, validation without validation
+    data), so that no series is read from an unwritten buffer."""
+    series = {name: check.field(lists, name, lambda v: isinstance(v, list) and all(
+        is_number(x) for x in v), "a list of numbers", where) for name in SERIES}
+    validated = bool(series["val_loss"])
+    for name, values in series.items():
+        kept = (validated or not name.startswith("val_")) and (is_classifier or "accuracy" not in name)
+        if len(values) != (n_epochs if kept else 0):
+            check.fail(f"{where} {name!r} has {len(values)} entries for {n_epochs} epochs")
+    history = History(n_samples, accuracy=is_classifier, validation=validated)
+    history._set({name: [float(x) for x in values] for name, values in series.items()})
+    return history
 
 
 def encode_model(net):

@@ -6,8 +6,9 @@ As the drop-ins' codec, it sits below the estimators and never imports them: the
 themselves with it (register_rnn_estimator)."""
 import numpy as np
 
-from .._validation import is_int, is_number
-from ..driver import SERIES, STOP_NAMES, History
+from .._validation import is_int
+from ..driver import STOP_NAMES
+from .checkpoint import decode_history, encode_history
 from .estimator import decode_params, encode_params, estimator_class, register
 from .rnn import decode_rnn, encode_rnn
 
@@ -27,7 +28,7 @@ def encode_rnn_estimator(est):
     fitted = {"rnn": net_fields, "n_features_in_": int(est.n_features_in_),
               "n_iter_": int(est.n_iter_),
               "history": {"n_samples": int(history.n_samples), "stopped_by": history.stopped_by,
-                          **{name: [float(v) for v in getattr(history, name)] for name in SERIES}}}
+                          **encode_history(history)}}
     arrays.update({f"rnn.{name}": array for name, array in net_arrays.items()})
     if hasattr(est, "classes_"):
         classes = np.asarray(est.classes_)
@@ -75,18 +76,8 @@ def decode_rnn_estimator(kind, header, arrays, check):
                             "an integer >= 0", "fitted history")
     stopped_by = check.field(info, "stopped_by", lambda v: v in STOP_NAMES or v == "interrupted",
                              "a stop rule's name", "fitted history")
-    series = {name: check.field(info, name, lambda v: isinstance(v, list) and all(
-        is_number(x) for x in v), "a list of numbers", "fitted history") for name in SERIES}
-    validated = bool(series["val_loss"])
-    for name, values in series.items():  # only what the run did not keep may be empty
-        kept = name != "accuracy" or rnn.is_classifier
-        if name.startswith("val_"):
-            kept = validated and (name == "val_loss" or rnn.is_classifier)
-        if len(values) != (est.n_iter_ if kept else 0):
-            check.fail(f"the history's {name!r} holds {len(values)} numbers for "
-                       f"n_iter_={est.n_iter_} epochs")
-    history = History(n_samples, accuracy=rnn.is_classifier, validation=validated)
-    history._set({name: [float(x) for x in values] for name, values in series.items()})
+    history = decode_history(info, est.n_iter_, n_samples, rnn.is_classifier, check,
+                             "fitted history")
     history.stopped_by = stopped_by
     if kind == "RNNClassifier":
         classes = check.array(arrays, "attr.classes_", "biufU", ndim=1)
