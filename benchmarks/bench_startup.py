@@ -44,6 +44,15 @@ PROGRAMS = {
         "path = os.path.join(tempfile.mkdtemp(), 'model.npz')\n"
         "fastbp.save(fastbp.Network([8, 32, 2], random_state=0), path)\n"
         "fastbp.load(path).predict(np.random.default_rng(0).random((100, 8)))\n"),
+    "train-rnn": (
+        "import numpy as np\n"
+        "import fastbp\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(200, 10, 3))\n"
+        "Y = X.sum(axis=(1, 2))[:, None] / 10\n"
+        "rnn = fastbp.RNN([3, 8, 1], random_state=0)\n"
+        "fastbp.train(rnn, X[:150], Y[:150], epochs=20, validation=(X[150:], Y[150:]))\n"
+        "rnn.evaluate(X[150:], Y[150:])\n"),
     "cli-demo": (
         "from fastbp.cli import main\n"
         "main(['demo', '--no-progress', '--plot', ''])\n"),
