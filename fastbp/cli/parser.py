@@ -133,9 +133,9 @@ def build_parser():
     demo.add_argument("--no-progress", dest="progress", action="store_false",
                       help="do not show a progress bar per training (default: shown)")
     demo.add_argument("--n-jobs", type=_n_jobs, default=1, metavar="N",
-                      help="Numba threads for the parallel kernels (the per-epoch evaluation "
-                           "pass), -1 for all; the demo's data are small, so waking more threads "
-                           "every epoch costs more than it saves (default: 1)")
+                      help="Numba threads for the parallel kernels, -1 for all (default: 1); "
+                           "the demo's data are small, so its passes, validation included, run "
+                           "on one thread whatever this says")
     demo.add_argument("--seed", type=_seed, default=0,
                       help="seed of the weight initialisation, shuffles and the digits split (default: 0)")
     demo.set_defaults(run=run_demo)
