@@ -146,7 +146,11 @@ def test_forward_passes_on_several_threads_give_the_one_thread_numbers(monkeypat
         if several:
             monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", 1)
         results.append((net.predict(X, n_jobs=2), net.evaluate(X, Y), fit(net.copy())))
-        assert calls == (["predict", "evaluate", "run_case_parallel"] if several else [])
+        if several:  # a fit may take several slices, each a call
+            assert calls[:3] == ["predict", "evaluate", "run_case_parallel"]
+            assert set(calls[3:]) <= {"run_case_parallel"}
+        else:
+            assert calls == []
     (O1, e1, (p1, l1, v1)), (O2, e2, (p2, l2, v2)) = results
     np.testing.assert_array_equal(O2, O1)
     assert e2 == e1

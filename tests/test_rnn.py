@@ -341,14 +341,15 @@ def test_training_evaluations_run_on_threads_only_for_large_data(monkeypatch, sp
     val = (rng.normal(size=(300, 4, 2)), rng.normal(size=(300, 1)))
     calls = spy_kernels("run_rnn", "run_rnn_parallel")
     fits = []
-    for work in (fastbp._model.PARALLEL_FORWARD_WORK, 1):
+    for work, kernel in ((fastbp._model.PARALLEL_FORWARD_WORK, "run_rnn"), (1, "run_rnn_parallel")):
         monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", work)
         for mode in ("case", "epoch"):
             rnn = RNN([2, 4, 1], random_state=6)
             h = fastbp.train(rnn, X, Y, mode=mode, epochs=5, learning_rate=0.05, track="end",
                              validation=val, random_state=7)
             fits.append((rnn.params.copy(), h.loss, h.val_loss))
-    assert calls == ["run_rnn"] * 2 + ["run_rnn_parallel"] * 2
+            assert calls and set(calls) == {kernel}  # a fit may take several slices (calls)
+            calls.clear()
     for serial, threaded in zip(fits[:2], fits[2:]):
         for a, b in zip(serial, threaded):
             np.testing.assert_array_equal(a, b)
