@@ -191,3 +191,26 @@ def test_concurrent_saves_never_send_a_signature_to_another_ones_code(tmp_path, 
     other = numba.core.caching.IndexDataCacheFile(str(tmp_path), "elsewhere-1.py311", "stamp")
     other.save(("sig", "C"), "code of C")
     assert os.path.exists(tmp_path / "elsewhere-1.py311.1.nbc")
+
+
+def test_a_new_source_stamp_leaves_no_old_code_behind(tmp_path, monkeypatch):
+    """After an edit (a new source stamp) a kernel's first save removes its files of the old
+    stamp, and only its own: hashed names are never reused, so they would pile up."""
+    from fastbp._kernels import _cache
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(tmp_path))
+    folder = str(_cache.cache_dir())
+    os.makedirs(folder)
+    pattern = "runs.kernel-1.py311"
+    old = numba.core.caching.IndexDataCacheFile(folder, pattern, "old stamp")
+    old.save(("sig", "A"), "old code of A")
+    old.save(("sig", "B"), "old code of B")
+    other = numba.core.caching.IndexDataCacheFile(folder, "runs.kernel_twin-1.py311", "old stamp")
+    other.save(("sig", "A"), "the twin's code")
+    pathlib.Path(folder, pattern + ".3.nbc").write_bytes(b"a numbered file of Numba's own")
+    assert len(os.listdir(folder)) == 6
+    new = numba.core.caching.IndexDataCacheFile(folder, pattern, "new stamp")
+    assert new.load(("sig", "A")) is None  # stale: compiled again
+    new.save(("sig", "A"), "new code of A")
+    mine = sorted(n for n in os.listdir(folder) if n.startswith(pattern + ".") and n.endswith(".nbc"))
+    assert len(mine) == 1 and new.load(("sig", "A")) == "new code of A"
+    assert other.load(("sig", "A")) == "the twin's code"

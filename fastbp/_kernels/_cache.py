@@ -109,10 +109,10 @@ def _make_saves_process_safe(cache_file_class):
     not use yet. Two processes compiling two signatures of one kernel at once (`fastbp
     compile`'s workers, the test suite's, a sweep's) can read the same index, take the same
     number, and leave an index that sends one signature to the other's code: a crash when it
-    is loaded. For fastbp's folder a file is named instead by a hash of the source stamp and
-    the signature, and written before the index that points to it. Two such saves can still
-    lose one index entry (the last index written wins): that kernel is compiled again, never
-    confused with another."""
+    is loaded. For fastbp's folder a file is named instead by hashes of the source stamp and
+    the signature, and written before the index that points to it; the function's files of
+    other stamps go. Two such saves can still lose one index entry (the last index written
+    wins): that kernel is compiled again, never confused with another."""
     if getattr(cache_file_class, "_fastbp_safe", False):
         return
     numbered_save = cache_file_class.save
@@ -120,13 +120,33 @@ def _make_saves_process_safe(cache_file_class):
     def save(self, key, data):
         if os.path.dirname(self._index_path) != str(cache_dir()):
             return numbered_save(self, key, data)
+        tag = _stamp_tag(self._source_stamp)
         digest = hashlib.sha256(repr((self._source_stamp, key)).encode()).hexdigest()[:20]
-        name = self._data_name_pattern.replace("{number:d}", digest)
+        name = self._data_name_pattern.replace("{number:d}", f"{tag}-{digest}")
         self._save_data(name, data)
         overloads = self._load_index()
         if overloads.get(key) != name:
             overloads[key] = name
             self._save_index(overloads)
+            _remove_other_stamps(self, tag)
 
     cache_file_class.save = save
     cache_file_class._fastbp_safe = True
+
+
+def _stamp_tag(stamp):
+    return hashlib.sha256(str(stamp).encode()).hexdigest()[:10]
+
+
+def _remove_other_stamps(cache_file, tag):
+    """Delete the function's code files of other source stamps (and Numba's numbered ones):
+    hashed names are never reused, so an edit would leave the old ones behind for good. Files
+    of this stamp stay, whichever process wrote them."""
+    folder = os.path.dirname(cache_file._index_path)
+    prefix = cache_file._data_name_pattern.split("{number:d}")[0]
+    for name in os.listdir(folder):
+        if name.startswith(prefix) and name.endswith(".nbc") and not name.startswith(prefix + tag):
+            try:
+                os.remove(os.path.join(folder, name))
+            except OSError:
+                pass
