@@ -145,8 +145,3 @@ def split_workspace(row, layout):
 # so that (loss_sum + penalty_sum) / n is scikit-learn's loss_curve_ entry, and loss_sum / n
 # the plain mean loss when no weights are given. Passes allocate nothing: their scratch
 # arrays come from the run (fastbp.train.Run), made once per train() or fit() call.
-
-# Gradient rows are summed in blocks of this many parameters, one block per task.
-_REDUCE_BLOCK = 4096
-# Below this many numbers to add, the rows are added by one thread.
-_PARALLEL_REDUCE = 1 << 20

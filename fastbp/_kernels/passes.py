@@ -6,8 +6,8 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import correct_of, error_of, loss_of, twin
-from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
-from .blocks import _PARALLEL_REDUCE, _REDUCE_BLOCK, block_gradient, new_workspaces, split_workspace
+from ._setup import EXACT_JIT, INTERNAL, JIT, NO_REFCOUNT, NOALIAS
+from .blocks import block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
 from .shaped import tuples_gradient_of
@@ -144,13 +144,20 @@ def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, wor
 
 
 @njit(**JIT, **INTERNAL)
-def add_rows(rows, grad, lo, hi):
-    """grad[lo:hi] = sum of rows[:, lo:hi], added in row order."""
-    for k in range(lo, hi):
+def add_rows(rows, grad, n_params):
+    """grad[:n_params] = the sum of the rows, added pairwise in a fixed tree: rows 0+1, 2+3,
+    ..., then those sums pairwise, and so on (a row without a partner goes up as it is);
+    rows are overwritten. fastbp.dask_arrays sums the blocks of a Dask array in this same
+    tree, so a fit on a cluster gives these bits."""
+    n = rows.shape[0]
+    width = 1
+    while width < n:
+        for c in range(0, n - width, 2 * width):
+            for k in range(n_params):
+                rows[c, k] += rows[c + width, k]
+        width *= 2
+    for k in range(n_params):
         grad[k] = rows[0, k]
-    for c in range(1, rows.shape[0]):
-        for k in range(lo, hi):
-            grad[k] += rows[c, k]
 
 
 @njit(**JIT, **INTERNAL)
@@ -164,9 +171,10 @@ def add_chunks(losses, weight_sums, corrects):
     return loss_sum, weight_sum, n_correct
 
 
-@njit(**JIT, **INTERNAL)
+@njit(**EXACT_JIT, **INTERNAL)
 def add_sums(sums):
-    """(loss_sum, weight_sum, n_correct) over the chunks' rows of sums, added in chunk order."""
+    """(loss_sum, weight_sum, n_correct) over the chunks' rows of sums, added in chunk order
+    (no reassociation: fastbp.dask_arrays adds its blocks' sums in this order, in Python)."""
     loss_sum, weight_sum, n_correct = 0.0, 0.0, 0.0
     for c in range(sums.shape[0]):
         loss_sum += sums[c, 0]
@@ -214,26 +222,29 @@ def gradient_pass(params, layout, geo, X, Y, weights, order, start, stop, codes,
             sums[c, 0], sums[c, 1], sums[c, 2] = chunk_gradient(
                 params, layout, X, Y, weights, order, start + n * c // n_chunks,
                 start + n * (c + 1) // n_chunks, codes, rows[c], work[c], dropout)
-    if n_chunks * n_params > _PARALLEL_REDUCE:
-        n_blocks = (n_params + _REDUCE_BLOCK - 1) // _REDUCE_BLOCK
-        for b in prange(n_blocks):
-            add_rows(rows, grad, b * n_params // n_blocks, (b + 1) * n_params // n_blocks)
-    else:
-        add_rows(rows, grad, 0, n_params)
+    # One thread adds the rows: at most MAX_CHUNKS x n_params additions, a millisecond on
+    # `wide` against an epoch of seconds, where a second parallel loop cost every new
+    # environment about two seconds of compiling.
+    add_rows(rows, grad, n_params)
     return add_sums(sums[:n_chunks])
 
 
-@njit(parallel=True, **JIT)
-def batch_gradient(params, layout, X, Y, weights, order, start, stop, codes, rows, grad,
-                   dropout, tuples):
+@njit(**JIT)
+def batch_gradient_serial(params, layout, X, Y, weights, order, start, stop, codes, rows, grad,
+                          dropout, tuples):
     """The summed gradient over X[order[start:stop]] into grad (see gradient_pass); dropout:
-    True for a training layout with dropout, else None; tuples: see gradient_pass."""
+    True for a training layout with dropout, else None; tuples: see gradient_pass. One
+    thread (a Dask worker's task: one block, one row); `batch_gradient` is its parallel
+    twin."""
     n_chunks = rows.shape[0]
     work = new_workspaces(params, layout, n_chunks)
     act1, delta1, _ = split_workspace(work[0], layout)
     return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
                          codes, rows, grad, work, np.zeros((n_chunks, 3)),
                          tuples, act1, delta1, dropout)
+
+
+batch_gradient = twin(batch_gradient_serial, "batch_gradient", parallel=True, **JIT)
 
 
 @njit(inline="always", **JIT)

@@ -441,6 +441,41 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
 run_minibatch_parallel = twin(run_minibatch, "run_minibatch_parallel", parallel=True, **JIT)
 
 
+@njit(inline="always", **JIT)
+def update_from_pending(params, geo, grad, optim, ctl, num, hist, e):
+    """Epoch updating's epoch e, first half: the learning rate, and the update along the
+    gradient the last pass left in grad (see pend). Returns what that pass reported (its
+    loss, L2 term and count right): the epoch's history under track="pass"."""
+    opt, hyper, state = optim
+    begin_epoch(ctl, num, hist, hyper, e)
+    passed = (num[N_PEND_LOSS], num[N_PEND_PENALTY], num[N_PEND_CORRECT])
+    apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
+    return passed
+
+
+@njit(inline="always", **JIT)
+def book_full_batch(params, layout, geo, codes, hyper, run, val, e, n, passed, s, w, c, clock,
+                    start):
+    """Epoch updating's epoch e, second half, after the pass at the new weights, which gave
+    (s, w, c) and the next gradient: pend it, the history (the pass's numbers under
+    track="end", the last pass's, `passed`, otherwise), validation and the rules. Returns
+    close_epoch's (stop, clock)."""
+    ctl, num, hist, _, _, prev, best = run
+    col = e - 1
+    pend(params, layout, ctl, num, hyper[ALPHA], n, s, w, c)
+    if ctl[C_TRACK_END]:
+        record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
+                    num[N_PEND_CORRECT])
+    else:
+        record_pass(ctl, num, hist, col, n, passed[0], passed[1], passed[2])
+    if val is not None:
+        validate(params, layout, geo, val, codes, ctl, hist, col)
+    # the loss at the new weights counts too: a network that predicts NaN is not kept.
+    # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)
+    also_finite = np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
+    return close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start)
+
+
 @njit(**JIT)
 def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, dropout,
                    tuples, blocks):
@@ -448,19 +483,16 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
     left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
     which gives the loss after the epoch (track="end", for free) and the next gradient.
     work = (rows, grad, chunk_work, sums), tuples and blocks as run_minibatch's."""
-    opt, hyper, state = optim
+    hyper = optim[1]
     ctl, num, hist, order, orders, prev, best = run
     rows, grad, chunk_work, sums = work
     geo = geometry(layout)
     act1, delta1, _ = split_workspace(chunk_work[0], layout)
     n = X.shape[0]
-    alpha = hyper[ALPHA]
     begin_slice(params, ctl, prev)
     clock = start = monotonic_ns()
     while ctl[C_EPOCH] < ctl[C_END]:
         e = ctl[C_EPOCH] + 1
-        col = e - 1
-        begin_epoch(ctl, num, hist, hyper, e)
         if ctl[C_PENDING] == 0:  # the gradient at the current weights
             set_drop_seed(layout, ctl[C_SEED], e)
             if tuples is not None:
@@ -470,10 +502,8 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
                 s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
                                         rows, grad, chunk_work, sums, tuples, act1, delta1,
                                         dropout)
-            pend(params, layout, ctl, num, alpha, n, s, w, c)
-        passed_loss, passed_penalty = num[N_PEND_LOSS], num[N_PEND_PENALTY]
-        passed_correct = num[N_PEND_CORRECT]
-        apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
+            pend(params, layout, ctl, num, hyper[ALPHA], n, s, w, c)
+        passed = update_from_pending(params, geo, grad, optim, ctl, num, hist, e)
         set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
         if tuples is not None:
             s, w, c = short_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, 0,
@@ -481,24 +511,42 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
         if blocks is not None:
             s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
                                     rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
-        pend(params, layout, ctl, num, alpha, n, s, w, c)
-        if ctl[C_TRACK_END]:
-            record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
-                        num[N_PEND_CORRECT])
-        else:
-            record_pass(ctl, num, hist, col, n, passed_loss, passed_penalty, passed_correct)
-        if val is not None:
-            validate(params, layout, geo, val, codes, ctl, hist, col)
-        # the loss at the new weights counts too: a network that predicts NaN is not kept.
-        # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)
-        also_finite = np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
-        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock,
-                                  start)
+        stop, clock = book_full_batch(params, layout, geo, codes, hyper, run, val, e, n, passed,
+                                      s, w, c, clock, start)
         if stop:
             break
 
 
 run_full_batch_parallel = twin(run_full_batch, "run_full_batch_parallel", parallel=True, **JIT)
+
+
+# -- epoch updating with the passes elsewhere (fastbp.dask_arrays: on a Dask cluster) -------------
+# Python runs the epoch loop and the passes; these kernels run the rest of each epoch, with
+# run_full_batch's own code, so that a fit on a cluster takes the same steps.
+
+@njit(**JIT)
+def pend_given(params, layout, hyper, run, n, s, w, c):
+    """Keep a pass's numbers (see pend), for a run whose first pass was made elsewhere."""
+    ctl, num = run[0], run[1]
+    pend(params, layout, ctl, num, hyper[ALPHA], n, s, w, c)
+
+
+@njit(**JIT)
+def update_given(params, layout, optim, run, grad, e, first):
+    """Epoch e's first half (update_from_pending); `first`: the slice starts here (see
+    begin_slice). Returns what the last pass reported."""
+    ctl, num, hist, _, _, prev, _ = run
+    if first:
+        begin_slice(params, ctl, prev)
+    return update_from_pending(params, geometry(layout), grad, optim, ctl, num, hist, e)
+
+
+@njit(**JIT)
+def book_given(params, layout, codes, hyper, run, val, e, n, passed, s, w, c, clock, start):
+    """Epoch e's second half (book_full_batch), after the pass at the new weights gave
+    (s, w, c) and the gradient. Returns (stop, clock)."""
+    return book_full_batch(params, layout, geometry(layout), codes, hyper, run, val, e, n, passed,
+                           s, w, c, clock, start)
 
 
 @njit(**JIT)
