@@ -85,6 +85,19 @@ def check_units(model, sizes, activation, output_activation, loss, dtype):
     model.dtype = check_dtype(dtype, "dtype", DTYPES)
 
 
+def check_target_range(Y, loss, output_activation):
+    """Targets the loss is defined for: probabilities for log loss, counts for Poisson
+    (ValueError otherwise). Y: a non-empty 2-D array."""
+    if loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
+        raise ValueError("Y must lie in [0, 1] for loss='log_loss' (class probabilities or 0/1 labels)")
+    if loss == "log_loss" and output_activation == "softmax" and \
+            not np.allclose(Y.sum(axis=1), 1.0, atol=1e-3):
+        raise ValueError("Y rows must sum to 1 for softmax with loss='log_loss' (one-hot labels "
+                         "or class probabilities)")
+    if loss == "poisson" and Y.min() < 0:
+        raise ValueError("Y must be >= 0 for loss='poisson'")
+
+
 class Model:
     """What a Network and an RNN share: sizes, activations, loss and dtype (check_units),
     one params buffer, and the answers that follow from them."""
@@ -161,12 +174,5 @@ class Model:
         """Remember what a training's targets were like (an RNN: per sequence or per step)."""
 
     def check_target_range(self, Y):
-        """Targets the loss is defined for: probabilities for log loss, counts for Poisson."""
-        if self.loss == "log_loss" and (Y.min() < 0 or Y.max() > 1):
-            raise ValueError("Y must lie in [0, 1] for loss='log_loss' (class probabilities or 0/1 labels)")
-        if self.loss == "log_loss" and self.output_activation == "softmax" and \
-                not np.allclose(Y.sum(axis=1), 1.0, atol=1e-3):
-            raise ValueError("Y rows must sum to 1 for softmax with loss='log_loss' (one-hot labels "
-                             "or class probabilities)")
-        if self.loss == "poisson" and Y.min() < 0:
-            raise ValueError("Y must be >= 0 for loss='poisson'")
+        """Targets the loss is defined for (check_target_range)."""
+        check_target_range(Y, self.loss, self.output_activation)

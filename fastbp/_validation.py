@@ -6,6 +6,7 @@ was wrong, so that a user never meets a Numba typing error or silent garbage.
 import math
 import numbers
 import reprlib
+import sys
 
 import numpy as np
 
@@ -169,3 +170,10 @@ def as_sample_weight(sample_weight, n_samples, dtype):
     if not weights.any():
         raise ValueError("sample_weight is 0 for every tuple")
     return weights
+
+
+def is_dask_array(x):
+    """Whether x is a dask.array.Array (without importing Dask: a process that has not
+    imported it holds none)."""
+    module = sys.modules.get("dask.array")
+    return module is not None and isinstance(x, module.Array)

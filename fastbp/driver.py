@@ -22,7 +22,7 @@ import numpy as np
 from . import _kernels as K
 from ._model import Model
 from ._threads import compute_threads
-from ._validation import check_choice, check_float, check_int
+from ._validation import check_choice, check_float, check_int, is_dask_array
 
 MODES = ("case", "epoch", "minibatch")
 # A slice's time budget: Python answers Ctrl-C, updates a progress bar, at least this often.
@@ -394,7 +394,8 @@ class Run:
         self.history.n_samples = n
         ctl[K.C_EPOCH] = self.history.n_epochs
         self.history._reserve(min(rules.epochs, HISTORY_CAPACITY))
-        self.order = np.arange(n, dtype=np.int64)
+        # (Dask arrays: each block passes in its own order, 0..rows-1)
+        self.order = np.arange(0 if is_dask_array(X) else n, dtype=np.int64)
         dt = net.dtype
         self.prev = np.empty(net.n_params if ctl[K.C_WEIGHT_CHANGE] else 0, dtype=dt)
         self.best = np.empty(net.n_params if rules.early_stopping else 0, dtype=dt)

@@ -22,7 +22,7 @@ from ._model import (  # noqa: F401
     parallel_forward,
 )
 from ._threads import compute_threads
-from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, check_float
+from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, check_float, is_dask_array
 
 
 def by_tuples(layout, n):
@@ -257,6 +257,11 @@ class Network(Model):
     def training_kernel(self, run):
         trainer, n, dt, n_params = run.trainer, run.n, self.dtype, self.n_params
         track_end, val = run.rules.track_end, run.validation
+        if is_dask_array(run.X):  # epoch updating, its passes on a Dask cluster
+            from .dask_arrays import DaskEpochs
+            kernel = DaskEpochs(run)
+            run.grad, run.evaluation = kernel.grad, None
+            return kernel, (), False
         if self.batch_norm:
             run.batch_size = n if trainer.mode == "epoch" else min(trainer.batch_size, n)
             return K.run_batch_norm, (np.empty(n_params, dt),), False
@@ -306,6 +311,8 @@ class Network(Model):
 
     def training_arguments(self, run, optim, state):
         trainer, val = run.trainer, run.val_arguments
+        if is_dask_array(run.X):  # fastbp.dask_arrays.DaskEpochs
+            return optim, state, val
         if self.batch_norm:
             bn_off = int(self.layout[-1, K.B_OFF] + self.layout[-1, K.FAN_OUT])
             norm = (self.bn_layout, self.bn_stats, self.bn_momentum, self.bn_eps, bn_off,
@@ -390,7 +397,15 @@ class Network(Model):
     def predict(self, X, n_jobs=None):
         """Output activations for each row of X: shape (n_samples, n_outputs), the network's
         dtype. n_jobs: Numba threads for a large X (rows x weights at least
-        fastbp._model.PARALLEL_FORWARD_WORK; as in train(), None keeps the count)."""
+        fastbp._model.PARALLEL_FORWARD_WORK; as in train(), None keeps the count).
+
+        On a Dask array: a Dask array of the outputs, computed block by block where the
+        blocks live, with the weights as they are at this call (fastbp.dask_arrays)."""
+        if is_dask_array(X):
+            if self.batch_norm:
+                raise ValueError("a network with batch_norm predicts numpy arrays, not Dask arrays")
+            from .dask_arrays import predict
+            return predict(self, X)
         X = self.check_X(X)
         result = np.empty((X.shape[0], self.n_outputs), dtype=self.dtype)
         n_chunks = n_chunks_for(X.shape[0]) if parallel_forward(X.shape[0], self.n_params) else 1
@@ -403,6 +418,18 @@ class Network(Model):
                 (K.predict if n_chunks > 1 else K.predict_serial)(self.params, self.layout, X,
                                                                   result, n_chunks, self.codes)
         return result
+
+    def evaluate(self, X, Y, sample_weight=None):
+        if any(is_dask_array(a) for a in (X, Y, sample_weight)):
+            if self.batch_norm:
+                raise ValueError("a network with batch_norm evaluates numpy arrays, not Dask arrays")
+            from .dask_arrays import evaluate  # each block's sums where it lives
+            return evaluate(self, X, Y, sample_weight)
+        return super().evaluate(X, Y, sample_weight)
+
+    evaluate.__doc__ = Model.evaluate.__doc__ + """
+        On Dask arrays, each block's sums are computed where the block lives and added in
+        block order (fastbp.dask_arrays)."""
 
     def trained_arrays(self):
         return (self.params, self.bn_stats) if self.batch_norm else (self.params,)

@@ -6,7 +6,15 @@ import warnings
 import numpy as np
 
 from . import _kernels as K
-from ._validation import as_sample_weight, check_bool, check_choice, check_float, check_int, check_n_jobs
+from ._validation import (
+    as_sample_weight,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_n_jobs,
+    is_dask_array,
+)
 from .driver import (  # noqa: F401
     MODES,
     SERIES,
@@ -19,7 +27,7 @@ from .driver import (  # noqa: F401
     Validation,
 )
 from .io.checkpoint import check_same_run, read_checkpoint, save_checkpoint, stop_rule_changed
-from .network import check_random_state, draw_seed
+from .network import Network, check_random_state, draw_seed
 
 SCHEDULES = {"constant": K.SCHED_CONSTANT, "1/t": K.SCHED_INV_T, "invscaling": K.SCHED_INVSCALING}
 TRACKS = ("end", "pass")
@@ -45,7 +53,10 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
         Trained in place: its `params` change.
     X : array of shape (n_samples, n_inputs)
         For an RNN, (n_sequences, n_steps, n_inputs). Converted once to the network's dtype;
-        a memory-mapped array of that dtype is read in place.
+        a memory-mapped array of that dtype is read in place. A dask.array chunked by rows
+        trains a Network in mode="epoch" across a Dask cluster, each block's gradient
+        computed where it lives (fastbp.dask_arrays; Y and sample_weight are then cut into
+        X's blocks).
     Y : array of shape (n_samples, n_outputs)
         Targets (a 1-D array for one output). For an RNN, one per sequence
         (n_sequences, n_outputs) or one per step (n_sequences, n_steps, n_outputs).
@@ -188,8 +199,11 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     shuffle = check_bool(shuffle, "shuffle")
     n_jobs = check_n_jobs(n_jobs)
     rng = net.random_state_ if random_state is None else check_random_state(random_state)
-    X, Y = net.check_XY(X, Y)
-    weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
+    if any(is_dask_array(a) for a in (X, Y, sample_weight)):
+        X, Y, weights = _dask_data(trainer, X, Y, sample_weight)
+    else:
+        X, Y = net.check_XY(X, Y)
+        weights = as_sample_weight(sample_weight, X.shape[0], net.dtype)
     early_stopping = check_bool(early_stopping, "early_stopping")
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
@@ -245,6 +259,28 @@ def train(net, X, Y, mode="case", batch_size=None, learning_rate=0.1, epochs=100
     call_start = (net.params.copy(), rng_before) if rate else None
     return _drive(run, callback, rate, call_start, rng, progress, checkpoint, checkpoint_every,
                   n_jobs)
+
+
+def _dask_data(trainer, X, Y, sample_weight):
+    """Training data on Dask arrays, checked (fastbp.dask_arrays): epoch updating of a Network
+    runs its passes on the cluster; nothing else can."""
+    from .dask_arrays import check_training_data
+    net = trainer.net
+    if not isinstance(net, Network):
+        raise TypeError(f"Dask arrays train a fastbp.Network; a {type(net).__name__} trains on "
+                        "numpy arrays")
+    if trainer.mode != "epoch":
+        raise ValueError(f"on Dask arrays only mode='epoch' trains, got mode={trainer.mode!r}: "
+                         "case and minibatch updating change the weights after every tuple or "
+                         "batch, each update needing the one before, so the blocks cannot pass "
+                         "at once where they live")
+    if trainer.dropout is not None:
+        raise ValueError("dropout is not supported on Dask arrays (its masks follow the tuples' "
+                         "places in a local X)")
+    if net.batch_norm:
+        raise ValueError("batch_norm is not supported on Dask arrays (it normalises over the "
+                         "whole batch at once)")
+    return check_training_data(net, X, Y, sample_weight)
 
 
 def _callable_schedule(schedule):
