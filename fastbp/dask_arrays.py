@@ -7,7 +7,8 @@ cores. On Dask arrays chunked by rows, every epoch of train(mode="epoch"):
 2. computes each row block's gradient where the block lives, with the compiled chunk kernel a
    local fit runs on a chunk (fastbp._kernels.batch_gradient_serial);
 3. sums the blocks' gradients in a fixed pairwise tree (add_rows' tree: blocks 0+1, 2+3, ...,
-   then those pairwise), on the workers, so one row of n_params numbers per worker travels;
+   then those pairwise) on the workers, TREE_ARITY blocks' rows to a task, and brings one
+   row of n_params numbers to the client;
 4. makes one update on the client, with run_full_batch's own code (update_given, book_given):
    learning rate, optimizer, history, validation and every stop rule as in a local fit.
 
@@ -24,6 +25,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._model import check_target_range, n_chunks_for
+from ._threads import single_threaded_blas
 from ._validation import is_dask_array
 
 __all__ = ["is_dask_array", "local_chunks", "check_training_data", "DaskEpochs", "predict",
@@ -43,13 +45,21 @@ def _refuse_unknown_sizes(arr, name):
                          f"say): call {name}.compute_chunk_sizes(), or to_dask_array(lengths=True)")
 
 
-def _rows_like(arr, name, rows):
-    """arr (Dask or numpy) as a Dask array with these row blocks and one block of columns."""
+def row_blocks(arr, name, rows):
+    """arr (Dask or numpy) as a Dask array with these row blocks and one block of columns
+    (a Dask X's rows: X.chunks[0])."""
     import dask.array as da
+    if any(np.isnan(c) for c in rows):
+        raise ValueError("X has row blocks of unknown length (a Dask DataFrame's values, say): "
+                         "call X.compute_chunk_sizes(), or to_dask_array(lengths=True)")
     if not is_dask_array(arr):
         arr = np.asarray(arr)
+        if arr.ndim == 0 or arr.shape[0] != sum(rows):
+            return da.from_array(arr)  # (its shape is refused by name by the caller)
         return da.from_array(arr, chunks=(rows,) + tuple((s,) for s in arr.shape[1:]))
     _refuse_unknown_sizes(arr, name)
+    if arr.ndim == 0 or arr.shape[0] != sum(rows):
+        return arr
     return arr.rechunk((rows,) + tuple((s,) for s in arr.shape[1:]))
 
 
@@ -87,18 +97,20 @@ def check_training_data(net, X, Y, sample_weight):
     on its worker, before any weight changes."""
     X = check_X(net, X)
     rows = X.chunks[0]
-    if net.output_activation == "softmax" and getattr(Y, "ndim", 2) == 1:
+    if not is_dask_array(Y):
+        Y = np.asarray(Y)
+    if Y.ndim == 0 or Y.shape[0] != X.shape[0]:
+        raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} and "
+                         f"{Y.shape[0] if Y.ndim else 'none (a scalar)'}")
+    if net.output_activation == "softmax" and Y.ndim == 1:
         if Y.dtype.kind not in "biu":
             raise TypeError("Y: a 1-D Y for a softmax network must hold class labels "
                             f"0..{net.n_outputs - 1} as integers; got dtype {Y.dtype}")
-        Y = _rows_like(Y, "Y", rows).map_blocks(_one_hot, net.n_outputs, net.dtype,
+        Y = row_blocks(Y, "Y", rows).map_blocks(_one_hot, net.n_outputs, net.dtype,
                                                 new_axis=1, chunks=(rows, (net.n_outputs,)),
                                                 dtype=net.dtype)
-    Y = _check_matrix(Y if is_dask_array(Y) else np.asarray(Y), "Y", net.n_outputs, "outputs",
-                      allow_1d=net.n_outputs == 1)
-    if Y.shape[0] != X.shape[0]:
-        raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} and {Y.shape[0]}")
-    Y = _rows_like(Y, "Y", rows).astype(net.dtype)
+    Y = _check_matrix(Y, "Y", net.n_outputs, "outputs", allow_1d=net.n_outputs == 1)
+    Y = row_blocks(Y, "Y", rows).astype(net.dtype)
     weights = None
     if sample_weight is not None:
         weights = sample_weight if is_dask_array(sample_weight) else np.asarray(sample_weight)
@@ -106,7 +118,7 @@ def check_training_data(net, X, Y, sample_weight):
             raise TypeError(f"sample_weight must hold real numbers, got dtype {weights.dtype}")
         if weights.ndim != 1 or weights.shape[0] != X.shape[0]:
             raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {weights.shape}")
-        weights = _rows_like(weights, "sample_weight", rows).astype(net.dtype)
+        weights = row_blocks(weights, "sample_weight", rows).astype(net.dtype)
     return X, Y, weights
 
 
@@ -165,16 +177,26 @@ def block_gradient(params, spec, X, Y, weights, check):
     n = X.shape[0]
     row = np.empty((1, params.shape[0]), dtype=params.dtype)
     grad = np.empty(params.shape[0], dtype=params.dtype)
-    sums = K.batch_gradient_serial(params, spec.layout, X, Y,
-                                   np.empty(0, params.dtype) if weights is None else weights,
-                                   np.arange(n, dtype=np.int64), 0, n, spec.kernel_codes(), row,
-                                   grad, None, spec.kernel_tuples())
+    # BLAS on one thread, as in every local fit: a worker runs a task per thread, and a
+    # multi-threaded BLAS under each oversubscribed the cores (`wide` on the loopback cluster
+    # of scripts/dask_epoch.py: 1.95 s an epoch, 0.77 s with it pinned)
+    with single_threaded_blas():
+        sums = K.batch_gradient_serial(params, spec.layout, X, Y,
+                                       np.empty(0, params.dtype) if weights is None else weights,
+                                       np.arange(n, dtype=np.int64), 0, n, spec.kernel_codes(),
+                                       row, grad, None, spec.kernel_tuples())
     return grad, [(float(sums[0]), float(sums[1]), int(sums[2]))]
 
 
-def add_pair(left, right):
-    """Two partial sums added (left's rows first): a node of the fixed tree."""
-    return left[0] + right[0], left[1] + right[1]
+def add_in_tree(*parts):
+    """Consecutive partial sums (row, [block sums]) added pairwise, as add_rows adds rows:
+    1+2, 3+4, ..., then those pairwise. A node of the fixed tree: parts that are the sums of
+    aligned runs of TREE_ARITY**k blocks (the last run may be short) give add_rows' bits."""
+    rows, sums = [p[0] for p in parts], [s for p in parts for s in p[1]]
+    while len(rows) > 1:
+        rows = [rows[i] + rows[i + 1] if i + 1 < len(rows) else rows[i]
+                for i in range(0, len(rows), 2)]
+    return rows[0], sums
 
 
 def block_sums(params, spec, X, Y, weights):
@@ -201,12 +223,19 @@ def _blocks(arr):
     return list(arr.to_delayed().ravel())
 
 
+# Children per task of the tree: each Dask task costs about a millisecond of the scheduler's
+# time, and 32 blocks took 31 tasks in pairs, 5 in eights (mid on the loopback cluster of
+# scripts/dask_epoch.py: 0.14 -> 0.09 s an epoch). A power of 2, so that every task adds
+# aligned runs of the pairwise tree.
+TREE_ARITY = 8
+
+
 def tree_sum(parts):
-    """The delayed parts summed pairwise in add_rows' fixed tree."""
+    """The delayed parts summed in add_rows' fixed pairwise tree, TREE_ARITY to a task."""
     from dask import delayed
     while len(parts) > 1:
-        parts = [delayed(add_pair)(parts[i], parts[i + 1], pure=True) if i + 1 < len(parts)
-                 else parts[i] for i in range(0, len(parts), 2)]
+        groups = [parts[i:i + TREE_ARITY] for i in range(0, len(parts), TREE_ARITY)]
+        parts = [delayed(add_in_tree, pure=True)(*g) if len(g) > 1 else g[0] for g in groups]
     return parts[0]
 
 

@@ -44,7 +44,7 @@ from sklearn.utils.validation import validate_data
 
 from . import _kernels as K
 from ._threads import compute_threads
-from ._validation import check_dtype
+from ._validation import check_dtype, is_dask_array
 from .driver import DivergenceWarning, GivenOrders, Rules, Run, Trainer, Validation
 from .io.estimator import register
 from .network import DTYPES, HIDDEN_ACTIVATIONS, Network
@@ -184,6 +184,9 @@ class _FastbpMLP:
         for size in (sizes if hasattr(sizes, "__iter__") else [sizes]):
             if isinstance(size, bool) or not isinstance(size, Integral):
                 raise ValueError(f"hidden_layer_sizes must hold integers, got {sizes!r}")
+        if any(is_dask_array(a) for a in (X, y, sample_weight)):
+            with compute_threads(self.n_jobs):
+                return self._fit_dask(X, y, sample_weight, incremental)
         if sample_weight is not None:
             try:
                 total = float(np.sum(np.asarray(sample_weight, dtype=np.float64)))
@@ -194,7 +197,87 @@ class _FastbpMLP:
         with compute_threads(self.n_jobs):
             return super()._fit(X, y, sample_weight=sample_weight, incremental=incremental)
 
+    # -- Dask arrays: the full-batch solvers, their passes on the cluster ------------------------
+    def _fit_dask(self, X, y, sample_weight, incremental):
+        """scikit-learn's _fit for Dask arrays (fastbp.dask_arrays): the same checks, labels,
+        initialisation and solvers, with X, y and sample_weight left where their blocks live
+        (only the classes come to the client). The full-batch solvers only: rprop and
+        quickprop (epoch updating on the cluster), lbfgs (its gradients there)."""
+        import dask.array as da
+        from sklearn.preprocessing import LabelBinarizer
+        from sklearn.utils import check_random_state
+
+        from .dask_arrays import check_training_data, row_blocks
+
+        name = type(self).__name__
+        if self.solver not in (*BATCH_SOLVERS, "lbfgs"):
+            raise ValueError(f"{name} fits Dask arrays with the full-batch solvers 'rprop', "
+                             f"'quickprop' and 'lbfgs', got solver={self.solver!r}: sgd and adam "
+                             "update after every minibatch, each update needing the one before")
+        if self.early_stopping and getattr(self, "_validation_data", None) is None:
+            raise ValueError("early_stopping=True on Dask arrays needs fit(..., validation_data="
+                             "(X_val, y_val)): a validation_fraction split of a Dask array is not made")
+        if self.dropout is not None:
+            raise ValueError("dropout is not supported on Dask arrays")
+        if not is_dask_array(X):
+            raise TypeError("with a Dask y or sample_weight, X must be a Dask array too")
+        if X.ndim != 2:
+            raise ValueError(f"X must be a 2-D array, got {X.ndim}-D with shape {X.shape}")
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        hidden = list(self.hidden_layer_sizes) if hasattr(self.hidden_layer_sizes, "__iter__") \
+            else [self.hidden_layer_sizes]
+        if min(hidden) <= 0:
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if not first_pass and X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X has {X.shape[1]} features, but {name} is expecting "
+                             f"{self.n_features_in_} features as input.")
+        y = row_blocks(y, "y", X.chunks[0])
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if is_classifier(self):
+            if y.ndim != 1:
+                raise ValueError("on Dask arrays the classifier takes one label per row (1-D y)")
+            classes = np.unique(da.unique(y).compute())  # (only the classes come here)
+            if first_pass or not hasattr(self, "classes_"):
+                self._label_binarizer = LabelBinarizer().fit(classes)
+                self.classes_ = self._label_binarizer.classes_
+            elif set(classes) - set(self.classes_):
+                raise ValueError("`y` has classes not in `self.classes_`. "
+                                 f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+            binarizer = self._label_binarizer
+            n_outputs = len(binarizer.classes_) if binarizer.y_type_ == "multiclass" else 1
+            Y = y.map_blocks(lambda b: binarizer.transform(b).astype(np.float64), new_axis=1,
+                             chunks=(y.chunks[0], (n_outputs,)), dtype=np.float64)
+        else:
+            if y.dtype.kind not in "biuf":
+                raise TypeError(f"y must hold numbers for {name}, got dtype {y.dtype}")
+            Y = y if y.ndim == 2 else y[:, None]
+        dtype = self._fastbp_dtype(X) if first_pass or not hasattr(self, "_net") else self._net.dtype
+        self.n_outputs_ = Y.shape[1]
+        if first_pass:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(np.empty((0, self.n_outputs_)), [X.shape[1]] + hidden +
+                             [self.n_outputs_], dtype)
+        net = self._network()
+        X, Y, weights = check_training_data(net, X, Y, sample_weight)
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, weights, None, None, None, None, None)
+        else:
+            self._fit_stochastic(X, Y, weights, None, None, None, None, None, incremental)
+        if not np.isfinite(net.params).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may"
+                             " contain large values and need to be preprocessed.")
+        return self
+
     def _targets_and_weights(self, y, sample_weight, net):
+        if is_dask_array(y):  # checked and converted by _fit_dask (weights: None or Dask)
+            return y, sample_weight
         Y = np.ascontiguousarray(y.reshape(y.shape[0], -1), dtype=net.dtype)
         if sample_weight is None:
             return Y, np.empty(0, dtype=net.dtype)
@@ -276,7 +359,8 @@ class _FastbpMLP:
                   learning_rate=float(self.learning_rate_init), schedule=schedule,
                   power_t=float(self.power_t),
                   seed=(dropout_seed + trainer.runs * 0x9E3779B97F4A7C15) % 2 ** 63,
-                  orders=GivenOrders(self._random_state, n_samples, self.shuffle),
+                  orders=None if is_dask_array(X_train) else  # (a Dask fit: epoch updating)
+                  GivenOrders(self._random_state, n_samples, self.shuffle),
                   validation=validation.get("run"))
         # what carries over from earlier fits (warm_start, partial_fit): scikit-learn's counters
         run.num[K.N_LR] = self._learning_rate
@@ -303,7 +387,8 @@ class _FastbpMLP:
             # every epoch a kernel ran is whole: book them all (the orders drawn for epochs
             # that did not run go back to the generator)
             run.history.n_epochs = run.epoch
-            run.orders.settle(run.epoch - int(run.ctl[K.C_ORDERS_FIRST]) + 1)
+            if run.orders is not None:
+                run.orders.settle(run.epoch - int(run.ctl[K.C_ORDERS_FIRST]) + 1)
             self._book(run, booked, validation)
             warnings.warn("Training interrupted by user.")
         self._finish(run, early_stopping, incremental)
@@ -480,12 +565,13 @@ class _FastbpMLP:
             raise ValueError("dropout works with the stochastic solvers (sgd, adam), not lbfgs")
         net = self._network()
         Y, weights = self._targets_and_weights(y, sample_weight, net)
-        weight_sum = float(weights.sum()) if weights.shape[0] else float(X.shape[0])
+        weight_sum = float(X.shape[0]) if weights is None or not weights.shape[0] else \
+            float(weights.sum())  # (a Dask array's sum is computed on its workers)
         data_scale = self._data_loss_scale()
 
         def loss_and_gradient(packed):
             net.params[:] = packed
-            loss, grad = net._loss_gradient(X, Y, self.alpha, weights)
+            loss, grad = net._loss_gradient(X, Y, weights, self.alpha)
             # As scikit-learn: the squared error is reported averaged over outputs while the
             # gradient is of the sum; the L2 term is alpha/(2 S) ||W||^2 either way.
             penalty = 0.5 * self.alpha * K.squared_weights(net.params, net.layout) / weight_sum
@@ -562,6 +648,8 @@ class MLPClassifier(_FastbpMLP, _SklearnMLPClassifier):
         """scikit-learn's fit, plus validation_data (see fastbp's _FastbpMLP.fit) and the
         class_weight extra: each tuple's weight times its class's (a dict, or "balanced":
         n_samples / (n_classes * count of the class))."""
+        if self.class_weight is not None and is_dask_array(y):
+            raise ValueError("class_weight on Dask arrays: pass the weights as sample_weight")
         if self.class_weight is not None:
             from sklearn.utils.class_weight import compute_sample_weight
             weights = compute_sample_weight(self.class_weight, y)

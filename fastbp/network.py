@@ -454,16 +454,30 @@ class Network(Model):
         flat array in the params layout (biases are not penalised). This is the objective
         scikit-learn's MLP minimises over a batch.
         """
-        X, Y = self.check_XY(X, Y)
         alpha = check_float(alpha, "alpha", minimum=0.0)
+        if any(is_dask_array(a) for a in (X, Y, sample_weight)):  # the blocks where they live
+            from .dask_arrays import check_training_data
+            if self.batch_norm:
+                raise ValueError("a network with batch_norm takes numpy arrays, not Dask arrays")
+            return self._loss_gradient(*check_training_data(self, X, Y, sample_weight), alpha)
+        X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
-        return self._loss_gradient(X, Y, alpha, weights)
+        return self._loss_gradient(X, Y, weights, alpha)
 
-    def _loss_gradient(self, X, Y, alpha, weights):
-        """loss_gradient on inputs already checked and converted (an L-BFGS run calls it often)."""
+    def _loss_gradient(self, X, Y, weights, alpha):
+        """loss_gradient on inputs already checked and converted (an L-BFGS run calls it
+        often); on Dask arrays (fastbp.dask_arrays; weights None or Dask), each block's
+        gradient where it lives, summed as a local pass sums its chunks."""
         n = X.shape[0]
-        rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         grad = np.empty(self.n_params, dtype=self.dtype)
+        if is_dask_array(X):
+            from .dask_arrays import BlockData
+            loss_sum, weight_sum, _ = BlockData(self, X, Y, weights,
+                                                by_tuples(self.layout, n)).gradient(self.params, grad)
+            if weight_sum == 0.0:
+                raise ValueError("sample_weight is 0 for every tuple")
+            return self._with_penalty(loss_sum, weight_sum, grad, alpha)
+        rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)
         with compute_threads():
             if self.batch_norm:  # all of X as one batch, as epoch updating sees it
@@ -474,6 +488,10 @@ class Network(Model):
                 loss_sum, weight_sum, _ = K.batch_gradient(self.params, self.layout, X, Y, weights,
                                                            order, 0, n, self.codes, rows, grad,
                                                            None, by_tuples(self.layout, n))
+        return self._with_penalty(loss_sum, weight_sum, grad, alpha)
+
+    def _with_penalty(self, loss_sum, weight_sum, grad, alpha):
+        """(loss, grad) of loss_gradient from a pass's sums and summed gradient."""
         loss = loss_sum / weight_sum
         if alpha:
             for (_, _, w, b, _) in self.layout:

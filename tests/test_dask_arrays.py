@@ -163,6 +163,11 @@ def test_predict_and_evaluate_run_block_by_block():
     w = np.random.default_rng(0).uniform(size=700)
     loss, accuracy = net.evaluate(Xl, Yl, sample_weight=w)
     assert (loss, accuracy) == net.evaluate(X, Y, sample_weight=w)
+    # loss_gradient (the drop-ins' L-BFGS objective): the blocks' gradients in the local tree
+    (loss, grad), (local_loss, local_grad) = (net.loss_gradient(Xl, Yl, alpha=1e-3, sample_weight=w),
+                                              net.loss_gradient(X, Y, alpha=1e-3, sample_weight=w))
+    assert loss == local_loss
+    np.testing.assert_array_equal(grad, local_grad)
 
 
 def test_softmax_labels_and_one_output_targets_are_taken_as_locally():
@@ -260,3 +265,39 @@ def test_checkpoint_resume_and_interrupt_on_a_cluster(tmp_path):
 def test_import_fastbp_does_not_import_dask():
     code = "import sys, fastbp; assert 'dask' not in sys.modules, 'dask imported'"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(HERE))
+
+
+@pytest.mark.parametrize("solver", ["rprop", "quickprop", "lbfgs"])
+def test_the_drop_ins_full_batch_solvers_fit_dask_arrays(solver):
+    X, Y = data(600)
+    y = Y[:, 0] + 2 * Y[:, 1]  # four classes
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=600)
+    Xd, yd, wd = on_blocks(X, y, w)
+    options = dict(hidden_layer_sizes=(8,), solver=solver, max_iter=15, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning of a short fit
+        local = fastbp.MLPClassifier(**options).fit(X, y, sample_weight=w)
+        remote = fastbp.MLPClassifier(**options).fit(Xd, yd, sample_weight=wd)
+    np.testing.assert_array_equal(remote.classes_, local.classes_)
+    assert remote.n_iter_ == local.n_iter_ and remote.n_features_in_ == 6
+    np.testing.assert_allclose(remote._net.params, local._net.params, rtol=1e-10, atol=1e-13)
+    assert remote.score(X, y) == local.score(X, y)
+    target = X[:, 0] - 2 * X[:, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        local = fastbp.MLPRegressor(**options).fit(X, target)
+        remote = fastbp.MLPRegressor(**options).fit(Xd, on_blocks(target)[0])
+    np.testing.assert_allclose(remote._net.params, local._net.params, rtol=1e-10, atol=1e-13)
+
+
+def test_the_drop_ins_refuse_what_needs_every_update_in_turn():
+    X, Y = data(300)
+    Xd, yd = on_blocks(X, Y[:, 0])
+    for options, words in ((dict(solver="adam"), "full-batch solvers"),
+                           (dict(solver="sgd"), "each update needing the one before"),
+                           (dict(solver="rprop", early_stopping=True), "validation_data"),
+                           (dict(solver="rprop", class_weight="balanced"), "sample_weight")):
+        with pytest.raises(ValueError, match=words):
+            fastbp.MLPClassifier(**options).fit(Xd, yd)
+    with pytest.raises(ValueError, match="one label per row"):
+        fastbp.MLPClassifier(solver="rprop").fit(Xd, on_blocks(Y)[0])
