@@ -39,28 +39,37 @@ def local_chunks(n_samples):
     return tuple(n_samples * (c + 1) // k - n_samples * c // k for c in range(k))
 
 
-def _refuse_unknown_sizes(arr, name):
+def refuse_unknown_sizes(arr, name):
+    """ValueError for a Dask array whose row blocks have unknown lengths."""
     if any(np.isnan(c) for c in arr.chunks[0]):
         raise ValueError(f"{name} has row blocks of unknown length (a Dask DataFrame's values, "
                          f"say): call {name}.compute_chunk_sizes(), or to_dask_array(lengths=True)")
 
 
-def row_blocks(arr, name, rows):
-    """arr (Dask or numpy) as a Dask array with these row blocks and one block of columns
-    (a Dask X's rows: X.chunks[0])."""
+def refuse_model(net):
+    """ValueError for what has no kernel for Dask arrays: batch normalisation."""
+    if getattr(net, "batch_norm", False):
+        raise ValueError("batch_norm is not supported on Dask arrays (it normalises over the "
+                         "whole batch at once); pass numpy arrays")
+
+
+def row_blocks(arr, rows):
+    """A checked arr (Dask, or numpy of as many rows) as a Dask array with these row blocks
+    and one block of columns. A numpy array is persisted: with a Dask cluster it goes to the
+    workers once, not again with every pass."""
     import dask.array as da
-    if any(np.isnan(c) for c in rows):
-        raise ValueError("X has row blocks of unknown length (a Dask DataFrame's values, say): "
-                         "call X.compute_chunk_sizes(), or to_dask_array(lengths=True)")
+    columns = tuple((s,) for s in arr.shape[1:])
     if not is_dask_array(arr):
-        arr = np.asarray(arr)
-        if arr.ndim == 0 or arr.shape[0] != sum(rows):
-            return da.from_array(arr)  # (its shape is refused by name by the caller)
-        return da.from_array(arr, chunks=(rows,) + tuple((s,) for s in arr.shape[1:]))
-    _refuse_unknown_sizes(arr, name)
-    if arr.ndim == 0 or arr.shape[0] != sum(rows):
+        return da.from_array(arr, chunks=(rows,) + columns).persist()
+    return arr.rechunk((rows,) + columns)
+
+
+def as_checkable(arr, name):
+    """A Dask array as it is (its row lengths known), anything else as a numpy array."""
+    if is_dask_array(arr):
+        refuse_unknown_sizes(arr, name)
         return arr
-    return arr.rechunk((rows,) + tuple((s,) for s in arr.shape[1:]))
+    return np.asarray(arr)
 
 
 def _check_matrix(arr, name, n_columns, columns, allow_1d=False):
@@ -81,52 +90,56 @@ def _check_matrix(arr, name, n_columns, columns, allow_1d=False):
 def check_X(net, X):
     """A Dask X as the network takes it: 2-D, its inputs in one block of columns, its dtype
     (converted block by block, lazily)."""
-    import dask.array as da
-    if not is_dask_array(X):
-        X = da.asarray(X)
-    _refuse_unknown_sizes(X, "X")
+    refuse_model(net)
+    refuse_unknown_sizes(X, "X")
     X = _check_matrix(X, "X", net.n_inputs, "features")
     return X.astype(net.dtype).rechunk((X.chunks[0], (net.n_inputs,)))
 
 
-def check_training_data(net, X, Y, sample_weight):
-    """(X, Y, weights) for training or evaluating `net` on Dask arrays: all three row-chunked as
-    X is (Y and sample_weight may be numpy arrays: they are cut into X's blocks), in the
-    network's dtype; weights None for "all weigh 1". Shapes and types are checked here;
-    values (finite, targets in the loss's range, weights >= 0) by each block's first pass
-    on its worker, before any weight changes."""
+def check_training_data(net, X, Y, sample_weight, check_values=True):
+    """(X, Y, weights) for training or evaluating `net` on a Dask X: all three row-chunked as X
+    is (Y and sample_weight may be numpy arrays: they are cut into X's blocks), in the
+    network's dtype; weights None for "all weigh 1". Shapes and types are checked here, and
+    with check_values the values too (finite, targets in the loss's range, weights >= 0 and
+    not all 0), block by block where the blocks live: one pass over the data, before
+    anything changes."""
+    if not is_dask_array(X):
+        raise TypeError("with a Dask Y or sample_weight, X must be a Dask array too (a numpy X "
+                        "would go to the cluster with every pass); da.from_array(X) makes one")
     X = check_X(net, X)
     rows = X.chunks[0]
-    if not is_dask_array(Y):
-        Y = np.asarray(Y)
+    Y = as_checkable(Y, "Y")
     if Y.ndim == 0 or Y.shape[0] != X.shape[0]:
         raise ValueError(f"X and Y have different numbers of rows: {X.shape[0]} and "
                          f"{Y.shape[0] if Y.ndim else 'none (a scalar)'}")
-    if net.output_activation == "softmax" and Y.ndim == 1:
-        if Y.dtype.kind not in "biu":
-            raise TypeError("Y: a 1-D Y for a softmax network must hold class labels "
-                            f"0..{net.n_outputs - 1} as integers; got dtype {Y.dtype}")
-        Y = row_blocks(Y, "Y", rows).map_blocks(_one_hot, net.n_outputs, net.dtype,
-                                                new_axis=1, chunks=(rows, (net.n_outputs,)),
-                                                dtype=net.dtype)
+    if net.output_activation == "softmax" and Y.ndim == 1:  # class labels, as a local fit takes
+        if Y.dtype.kind not in "biuf":
+            raise TypeError(f"Y must hold real numbers, got dtype {Y.dtype}")
+        Y = row_blocks(Y, rows).map_blocks(_one_hot, net.n_outputs, net.dtype, new_axis=1,
+                                           chunks=(rows, (net.n_outputs,)), dtype=net.dtype)
     Y = _check_matrix(Y, "Y", net.n_outputs, "outputs", allow_1d=net.n_outputs == 1)
-    Y = row_blocks(Y, "Y", rows).astype(net.dtype)
+    Y = row_blocks(Y, rows).astype(net.dtype)
     weights = None
     if sample_weight is not None:
-        weights = sample_weight if is_dask_array(sample_weight) else np.asarray(sample_weight)
+        weights = as_checkable(sample_weight, "sample_weight")
         if weights.dtype.kind not in "biuf":
             raise TypeError(f"sample_weight must hold real numbers, got dtype {weights.dtype}")
         if weights.ndim != 1 or weights.shape[0] != X.shape[0]:
             raise ValueError(f"sample_weight must have shape ({X.shape[0]},), got {weights.shape}")
-        weights = row_blocks(weights, "sample_weight", rows).astype(net.dtype)
+        weights = row_blocks(weights, rows).astype(net.dtype)
+    if check_values:
+        BlockData(net, X, Y, weights).check()
     return X, Y, weights
 
 
 def _one_hot(labels, n_outputs, dtype):
-    if labels.size and (labels.min() < 0 or labels.max() >= n_outputs):
-        raise ValueError(f"Y: class labels must lie in 0..{n_outputs - 1}")
+    """A block of class labels 0..n_outputs-1 (whole numbers) as one-hot rows."""
+    if labels.size and not (np.isfinite(labels).all() and (labels == np.round(labels)).all()
+                            and labels.min() >= 0 and labels.max() < n_outputs):
+        raise ValueError(f"Y: a 1-D Y for a softmax network must hold class labels "
+                         f"0..{n_outputs - 1} (whole numbers)")
     out = np.zeros((labels.shape[0], n_outputs), dtype=dtype)
-    out[np.arange(labels.shape[0]), labels] = 1
+    out[np.arange(labels.shape[0]), labels.astype(np.int64)] = 1
     return out
 
 
@@ -152,28 +165,38 @@ class BlockSpec:
 
 
 def check_block(spec, X, Y, weights):
-    """ValueError, as a local fit's checks name them, for values a block must not hold."""
+    """ValueError, as a local fit's checks name them, for values a block must not hold;
+    returns the block's weight sum (its rows without weights)."""
     if not np.isfinite(X).all():
-        raise ValueError("X contains NaN or infinity")
+        raise ValueError("X contains NaN or infinity" + (
+            " (or values too large for float32)" if X.dtype == np.float32 else ""))
     if not np.isfinite(Y).all():
         raise ValueError("Y contains NaN or infinity")
-    check_target_range(Y, spec.loss, spec.output_activation)
-    if weights is not None:
-        if not np.isfinite(weights).all():
-            raise ValueError("sample_weight contains NaN or infinity")
-        if (weights < 0).any():
-            raise ValueError("sample_weight must be >= 0")
+    if Y.shape[0]:
+        check_target_range(Y, spec.loss, spec.output_activation)
+    if weights is None:
+        return float(X.shape[0])
+    if not np.isfinite(weights).all():
+        raise ValueError("sample_weight contains NaN or infinity")
+    if (weights < 0).any():
+        raise ValueError("sample_weight must be >= 0")
+    return float(weights.sum(dtype=np.float64))
 
 
-def block_gradient(params, spec, X, Y, weights, check):
+def _kernel_inputs(X, Y, weights, dtype):
+    """A block's arrays as the kernels take them: C-contiguous; no weights: an empty array."""
+    return (np.ascontiguousarray(X), np.ascontiguousarray(Y),
+            np.empty(0, dtype) if weights is None else np.ascontiguousarray(weights))
+
+
+def _sums(sums):
+    return [(float(sums[0]), float(sums[1]), int(sums[2]))]
+
+
+def block_gradient(params, spec, X, Y, weights):
     """One block's summed gradient row (the network's dtype) and its [(sum w E, sum w,
-    n_correct)], by the chunk kernel of a local fit; `check`: check the block's values
-    first (a fit's first pass)."""
-    X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
-    if weights is not None:
-        weights = np.ascontiguousarray(weights)
-    if check:
-        check_block(spec, X, Y, weights)
+    n_correct)], by the chunk kernel of a local fit."""
+    X, Y, weights = _kernel_inputs(X, Y, weights, params.dtype)
     n = X.shape[0]
     row = np.empty((1, params.shape[0]), dtype=params.dtype)
     grad = np.empty(params.shape[0], dtype=params.dtype)
@@ -181,11 +204,27 @@ def block_gradient(params, spec, X, Y, weights, check):
     # multi-threaded BLAS under each oversubscribed the cores (`wide` on the loopback cluster
     # of scripts/dask_epoch.py: 1.95 s an epoch, 0.77 s with it pinned)
     with single_threaded_blas():
-        sums = K.batch_gradient_serial(params, spec.layout, X, Y,
-                                       np.empty(0, params.dtype) if weights is None else weights,
+        sums = K.batch_gradient_serial(params, spec.layout, X, Y, weights,
                                        np.arange(n, dtype=np.int64), 0, n, spec.kernel_codes(),
                                        row, grad, None, spec.kernel_tuples())
-    return grad, [(float(sums[0]), float(sums[1]), int(sums[2]))]
+    return grad, _sums(sums)
+
+
+def block_sums(params, spec, X, Y, weights):
+    """One block's values checked, and its [(sum w E, sum w, n_correct)] at these weights:
+    forward passes only."""
+    check_block(spec, X, Y, weights)
+    X, Y, weights = _kernel_inputs(X, Y, weights, params.dtype)
+    return _sums(K.evaluate_serial(params, spec.layout, X, Y, weights, spec.kernel_codes(), 1))
+
+
+def predict_block(params, spec, n_outputs, X):
+    X = np.ascontiguousarray(X)
+    if not np.isfinite(X).all():
+        raise ValueError("X contains NaN or infinity")
+    result = np.empty((X.shape[0], n_outputs), dtype=params.dtype)
+    K.predict_serial(params, spec.layout, X, result, 1, spec.kernel_codes())
+    return result
 
 
 def add_in_tree(*parts):
@@ -197,23 +236,6 @@ def add_in_tree(*parts):
         rows = [rows[i] + rows[i + 1] if i + 1 < len(rows) else rows[i]
                 for i in range(0, len(rows), 2)]
     return rows[0], sums
-
-
-def block_sums(params, spec, X, Y, weights):
-    """One block's [(sum w E, sum w, n_correct)] at these weights: forward passes only."""
-    X, Y = np.ascontiguousarray(X), np.ascontiguousarray(Y)
-    check_block(spec, X, Y, weights)
-    sums = K.evaluate_serial(params, spec.layout, X, Y,
-                             np.empty(0, params.dtype) if weights is None else
-                             np.ascontiguousarray(weights), spec.kernel_codes(), 1)
-    return [(float(sums[0]), float(sums[1]), int(sums[2]))]
-
-
-def predict_block(params, spec, n_outputs, X):
-    X = np.ascontiguousarray(X)
-    result = np.empty((X.shape[0], n_outputs), dtype=params.dtype)
-    K.predict_serial(params, spec.layout, X, result, 1, spec.kernel_codes())
-    return result
 
 
 # -- on the client -----------------------------------------------------------------------------
@@ -251,7 +273,7 @@ def add_block_sums(sums):
 
 
 class BlockData:
-    """A fit's Dask data, cut into its row blocks (delayed), with the pass of each epoch."""
+    """A fit's Dask data, cut into its row blocks (delayed), and what runs over all of them."""
 
     def __init__(self, net, X, Y, weights, tuples=None):
         self.spec = BlockSpec(net, tuples)
@@ -260,25 +282,32 @@ class BlockData:
         ws = _blocks(weights) if weights is not None else [None] * len(xs)
         self.blocks = list(zip(xs, ys, ws))
 
-    def gradient(self, params, grad, check=False):
+    def _each(self, task, *head):
+        from dask import delayed
+        return [delayed(task, pure=True)(*head, x, y, w) for x, y, w in self.blocks]
+
+    def check(self):
+        """The values of every block checked where it lives (check_block)."""
+        import dask
+        if sum(dask.compute(*self._each(check_block, self.spec))) == 0.0:
+            raise ValueError("sample_weight is 0 for every tuple")
+
+    def gradient(self, params, grad):
         """grad = the summed gradient over every block at `params`, added in the fixed tree;
         returns (sum w E, sum w, n_correct) added in block order."""
         import dask
         from dask import delayed
         weights = delayed(params.copy(), pure=True)  # one key: sent once, shared by the blocks
-        parts = [delayed(block_gradient, pure=True)(weights, self.spec, x, y, w, check)
-                 for x, y, w in self.blocks]
-        total, sums = dask.compute(tree_sum(parts))[0]
+        total, sums = dask.compute(tree_sum(self._each(block_gradient, weights, self.spec)))[0]
         grad[:] = total
         return add_block_sums(sums)
 
     def sums(self, params):
+        """(sum w E, sum w, n_correct) at `params`, the blocks' values checked on the way."""
         import dask
         from dask import delayed
         weights = delayed(params.copy(), pure=True)
-        parts = [delayed(block_sums, pure=True)(weights, self.spec, x, y, w)
-                 for x, y, w in self.blocks]
-        return add_block_sums(sum(dask.compute(*parts), []))
+        return add_block_sums(sum(dask.compute(*self._each(block_sums, weights, self.spec)), []))
 
 
 class DaskEpochs:
@@ -296,17 +325,6 @@ class DaskEpochs:
         self.run, self.net = run, net
         self.data = BlockData(net, run.X, run.Y, run.weights, net._tuples(run.n, None)[0])
         self.grad = np.empty(net.n_params, dtype=net.dtype)
-        self.checked = False
-
-    def arguments(self, optim, run_arrays):
-        return (optim, run_arrays, self.run.val_arguments)
-
-    def _pass(self, params):
-        sums = self.data.gradient(params, self.grad, check=not self.checked)
-        self.checked = True
-        if sums[1] == 0.0:
-            raise ValueError("sample_weight is 0 for every tuple")
-        return sums
 
     def __call__(self, optim, run_arrays, val):
         net, n, grad = self.net, self.run.n, self.grad
@@ -319,11 +337,11 @@ class DaskEpochs:
             before = self.run.snapshot()
             try:
                 if ctl[K.C_PENDING] == 0:  # the gradient at the current weights
-                    s, w, c = self._pass(params)
+                    s, w, c = self.data.gradient(params, grad)
                     K.pend_given(params, layout, hyper, run_arrays, n, s, w, c)
                 passed = K.update_given(params, layout, optim, run_arrays, grad, e, first)
                 first = False
-                s, w, c = self._pass(params)
+                s, w, c = self.data.gradient(params, grad)
                 stop, clock = K.book_given(params, layout, codes, hyper, run_arrays, val, e, n,
                                            passed, s, w, c, clock, start)
             except BaseException:
@@ -338,7 +356,7 @@ def predict(net, X):
     with the weights as they are now."""
     import dask.array as da
     from dask import delayed
-    X = check_X(net, X)
+    X = check_X(net, X)  # (values: each block's, as it is computed)
     spec = BlockSpec(net, None)
     weights = delayed(net.params.copy(), pure=True)
     blocks = [da.from_delayed(delayed(predict_block, pure=True)(weights, spec, net.n_outputs, x),
@@ -350,7 +368,7 @@ def predict(net, X):
 def evaluate(net, X, Y, sample_weight=None):
     """net.evaluate on Dask arrays: (mean loss, accuracy), each block's sums computed where it
     lives and added in block order."""
-    X, Y, weights = check_training_data(net, X, Y, sample_weight)
+    X, Y, weights = check_training_data(net, X, Y, sample_weight, check_values=False)
     loss_sum, weight_sum, n_correct = BlockData(net, X, Y, weights).sums(net.params)
     if weight_sum == 0.0:
         raise ValueError("sample_weight is 0 for every tuple")

@@ -202,38 +202,67 @@ class _FastbpMLP:
         """scikit-learn's _fit for Dask arrays (fastbp.dask_arrays): the same checks, labels,
         initialisation and solvers, with X, y and sample_weight left where their blocks live
         (only the classes come to the client). The full-batch solvers only: rprop and
-        quickprop (epoch updating on the cluster), lbfgs (its gradients there)."""
-        import dask.array as da
-        from sklearn.preprocessing import LabelBinarizer
-        from sklearn.utils import check_random_state
-
-        from .dask_arrays import check_training_data, row_blocks
-
+        quickprop (epoch updating on the cluster), lbfgs (its gradients there). A refused
+        call, its data's values included, leaves the estimator as it was."""
         name = type(self).__name__
         if self.solver not in (*BATCH_SOLVERS, "lbfgs"):
             raise ValueError(f"{name} fits Dask arrays with the full-batch solvers 'rprop', "
                              f"'quickprop' and 'lbfgs', got solver={self.solver!r}: sgd and adam "
                              "update after every minibatch, each update needing the one before")
+        if incremental:
+            raise ValueError("partial_fit takes numpy arrays; on Dask arrays call fit "
+                             "(warm_start=True goes on from the fitted weights)")
         if self.early_stopping and getattr(self, "_validation_data", None) is None:
             raise ValueError("early_stopping=True on Dask arrays needs fit(..., validation_data="
                              "(X_val, y_val)): a validation_fraction split of a Dask array is not made")
         if self.dropout is not None:
             raise ValueError("dropout is not supported on Dask arrays")
+        hidden = list(self.hidden_layer_sizes) if hasattr(self.hidden_layer_sizes, "__iter__") \
+            else [self.hidden_layer_sizes]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        before = dict(self.__dict__)
+        try:
+            X, Y, weights = self._dask_data(X, y, sample_weight, hidden)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)  # as it was: weights, classes and counters
+            raise
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, weights, None, None, None, None, None)
+        else:
+            self._fit_stochastic(X, Y, weights, None, None, None, None, None, False)
+        if not np.isfinite(self._net.params).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may"
+                             " contain large values and need to be preprocessed.")
+        return self
+
+    def _dask_data(self, X, y, sample_weight, hidden):
+        """_fit_dask's checked (X, Y, weights), the estimator's labels, sizes and network set
+        up for them (warm_start: kept)."""
+        import dask.array as da
+        from sklearn.preprocessing import LabelBinarizer
+        from sklearn.utils import check_random_state
+
+        from .dask_arrays import as_checkable, check_training_data, refuse_unknown_sizes, row_blocks
+
+        name = type(self).__name__
         if not is_dask_array(X):
             raise TypeError("with a Dask y or sample_weight, X must be a Dask array too")
+        refuse_unknown_sizes(X, "X")
         if X.ndim != 2:
             raise ValueError(f"X must be a 2-D array, got {X.ndim}-D with shape {X.shape}")
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
-        hidden = list(self.hidden_layer_sizes) if hasattr(self.hidden_layer_sizes, "__iter__") \
-            else [self.hidden_layer_sizes]
-        if min(hidden) <= 0:
-            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
-        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        first_pass = not hasattr(self, "coefs_") or not self.warm_start
         if not first_pass and X.shape[1] != self.n_features_in_:
             raise ValueError(f"X has {X.shape[1]} features, but {name} is expecting "
                              f"{self.n_features_in_} features as input.")
-        y = row_blocks(y, "y", X.chunks[0])
+        y = as_checkable(y, "y")
+        if y.ndim == 0 or y.shape[0] != X.shape[0]:
+            raise ValueError(f"X and y have different numbers of rows: {X.shape[0]} and "
+                             f"{y.shape[0] if y.ndim else 'none (a scalar)'}")
+        y = row_blocks(y, X.chunks[0])
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if is_classifier(self):
@@ -243,9 +272,10 @@ class _FastbpMLP:
             if first_pass or not hasattr(self, "classes_"):
                 self._label_binarizer = LabelBinarizer().fit(classes)
                 self.classes_ = self._label_binarizer.classes_
-            elif set(classes) - set(self.classes_):
-                raise ValueError("`y` has classes not in `self.classes_`. "
-                                 f"`self.classes_` has {self.classes_}. 'y' has {classes}.")
+            elif set(classes) != set(self.classes_):  # scikit-learn's warm_start rule
+                raise ValueError("warm_start can only be used where `y` has the same classes as "
+                                 f"in the previous call to fit. Previously got {self.classes_}, "
+                                 f"`y` has {classes}")
             binarizer = self._label_binarizer
             n_outputs = len(binarizer.classes_) if binarizer.y_type_ == "multiclass" else 1
             Y = y.map_blocks(lambda b: binarizer.transform(b).astype(np.float64), new_axis=1,
@@ -254,26 +284,18 @@ class _FastbpMLP:
             if y.dtype.kind not in "biuf":
                 raise TypeError(f"y must hold numbers for {name}, got dtype {y.dtype}")
             Y = y if y.ndim == 2 else y[:, None]
-        dtype = self._fastbp_dtype(X) if first_pass or not hasattr(self, "_net") else self._net.dtype
+        if not first_pass and Y.shape[1] != self._network().n_outputs:
+            raise ValueError(f"y has {Y.shape[1]} output(s), but the network fitted before has "
+                             f"{self._network().n_outputs}; fit a new model (warm_start=False) "
+                             "to change them")
         self.n_outputs_ = Y.shape[1]
-        if first_pass:
-            self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
         self._random_state = check_random_state(self.random_state)
         if first_pass:
+            self.n_features_in_ = X.shape[1]
+            self.__dict__.pop("feature_names_in_", None)
             self._initialize(np.empty((0, self.n_outputs_)), [X.shape[1]] + hidden +
-                             [self.n_outputs_], dtype)
-        net = self._network()
-        X, Y, weights = check_training_data(net, X, Y, sample_weight)
-        if self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y, weights, None, None, None, None, None)
-        else:
-            self._fit_stochastic(X, Y, weights, None, None, None, None, None, incremental)
-        if not np.isfinite(net.params).all():
-            raise ValueError("Solver produced non-finite parameter weights. The input data may"
-                             " contain large values and need to be preprocessed.")
-        return self
+                             [self.n_outputs_], self._fastbp_dtype(X))
+        return check_training_data(self._network(), X, Y, sample_weight)  # values: here
 
     def _targets_and_weights(self, y, sample_weight, net):
         if is_dask_array(y):  # checked and converted by _fit_dask (weights: None or Dask)

@@ -402,8 +402,6 @@ class Network(Model):
         On a Dask array: a Dask array of the outputs, computed block by block where the
         blocks live, with the weights as they are at this call (fastbp.dask_arrays)."""
         if is_dask_array(X):
-            if self.batch_norm:
-                raise ValueError("a network with batch_norm predicts numpy arrays, not Dask arrays")
             from .dask_arrays import predict
             return predict(self, X)
         X = self.check_X(X)
@@ -421,8 +419,6 @@ class Network(Model):
 
     def evaluate(self, X, Y, sample_weight=None):
         if any(is_dask_array(a) for a in (X, Y, sample_weight)):
-            if self.batch_norm:
-                raise ValueError("a network with batch_norm evaluates numpy arrays, not Dask arrays")
             from .dask_arrays import evaluate  # each block's sums where it lives
             return evaluate(self, X, Y, sample_weight)
         return super().evaluate(X, Y, sample_weight)
@@ -457,8 +453,6 @@ class Network(Model):
         alpha = check_float(alpha, "alpha", minimum=0.0)
         if any(is_dask_array(a) for a in (X, Y, sample_weight)):  # the blocks where they live
             from .dask_arrays import check_training_data
-            if self.batch_norm:
-                raise ValueError("a network with batch_norm takes numpy arrays, not Dask arrays")
             return self._loss_gradient(*check_training_data(self, X, Y, sample_weight), alpha)
         X, Y = self.check_XY(X, Y)
         weights = as_sample_weight(sample_weight, X.shape[0], self.dtype)
@@ -474,8 +468,6 @@ class Network(Model):
             from .dask_arrays import BlockData
             loss_sum, weight_sum, _ = BlockData(self, X, Y, weights,
                                                 by_tuples(self.layout, n)).gradient(self.params, grad)
-            if weight_sum == 0.0:
-                raise ValueError("sample_weight is 0 for every tuple")
             return self._with_penalty(loss_sum, weight_sum, grad, alpha)
         rows = np.empty((n_chunks_for(n), self.n_params), dtype=self.dtype)
         order = np.arange(n, dtype=np.int64)

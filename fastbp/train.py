@@ -277,10 +277,7 @@ def _dask_data(trainer, X, Y, sample_weight):
     if trainer.dropout is not None:
         raise ValueError("dropout is not supported on Dask arrays (its masks follow the tuples' "
                          "places in a local X)")
-    if net.batch_norm:
-        raise ValueError("batch_norm is not supported on Dask arrays (it normalises over the "
-                         "whole batch at once)")
-    return check_training_data(net, X, Y, sample_weight)
+    return check_training_data(net, X, Y, sample_weight)  # (values too: before anything changes)
 
 
 def _callable_schedule(schedule):

@@ -20,8 +20,12 @@ distributed = pytest.importorskip("distributed")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = [6, 8, 3]
-OPTIMIZERS = {"sgd": dict(momentum=0.9, learning_rate=0.5), "adam": dict(learning_rate=0.05),
-              "rprop": {}, "quickprop": dict(learning_rate=0.5)}
+# name: (optimizer, its options): every batch optimizer (plain SGD and momentum are separate
+# compiled updates)
+OPTIMIZERS = {"sgd": ("sgd", dict(learning_rate=0.5)),
+              "momentum": ("sgd", dict(momentum=0.9, learning_rate=0.5)),
+              "adam": ("adam", dict(learning_rate=0.05)), "rprop": ("rprop", {}),
+              "quickprop": ("quickprop", dict(learning_rate=0.5))}
 
 
 def data(n=1000, seed=0):
@@ -29,6 +33,24 @@ def data(n=1000, seed=0):
     X = rng.normal(size=(n, SIZES[0]))
     Y = np.stack([(X[:, 0] * X[:, 1] > 0), X[:, 2] > 0.3, X[:, 3] + X[:, 4] > 0], axis=1)
     return X, Y.astype(float)
+
+
+def kill_once(block, marks, block_info=None):
+    """X's blocks pass through here on a worker: block 3, once the client has armed it (a
+    file in `marks`), kills its own worker process in the middle of a pass; its rerun on
+    another worker goes through."""
+    armed, done = os.path.join(marks, "armed"), os.path.join(marks, "killed")
+    if block_info[0]["chunk-location"][0] == 3 and os.path.exists(armed) and not os.path.exists(done):
+        with open(done, "w") as f:
+            f.write(str(os.getpid()))
+        os.kill(os.getpid(), 9)
+    return block
+
+
+def worker_only(block):
+    """A block that may be computed only inside a Dask worker, never on the client."""
+    distributed.get_worker()  # ValueError outside a worker
+    return block
 
 
 def on_blocks(*arrays, chunks=None):
@@ -45,13 +67,13 @@ COMPARE = textwrap.dedent("""
     import json, os, signal, sys, threading, time, warnings
     import numpy as np, dask, distributed, fastbp
     sys.path.insert(0, {here!r})
-    from test_dask_arrays import OPTIMIZERS, SIZES, data, on_blocks
+    from test_dask_arrays import OPTIMIZERS, SIZES, data, kill_once, on_blocks
 
-    def fit(X, Y, optimizer, **extra):
+    def fit(X, Y, name, **extra):
         net = fastbp.Network(SIZES, random_state=1)
-        options = dict(OPTIMIZERS[optimizer], **extra)
+        optimizer, options = OPTIMIZERS[name]
         history = fastbp.train(net, X, Y, mode="epoch", epochs=15, optimizer=optimizer,
-                               random_state=0, **options)
+                               random_state=0, **dict(options, **extra))
         return net.params.tolist(), history.loss, history.n_epochs
 
     def main():
@@ -70,36 +92,26 @@ COMPARE = textwrap.dedent("""
                 Xd, Yd, wd = on_blocks(X, Y, w)
                 out["cluster"][workers] = {{o: fit(Xd, Yd, o) for o in OPTIMIZERS}}
                 out["cluster"][workers]["extras"] = fit(Xd, Yd, "adam", **dict(extra, sample_weight=wd))
-        # a worker process killed mid-fit: Dask runs its tasks again elsewhere
+        # a worker process killed in the middle of epoch 6's pass: Dask runs its tasks again
         Xk, Yk = data(40_000, seed=3)
         out["kill_local"] = fit(Xk, Yk, "rprop")
+        marks = {marks!r}
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \\
+                                      dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
-            Xd, Yd = (a.persist() for a in on_blocks(Xk, Yk))
-            pids = client.run(os.getpid)
-            victim = sorted(pids.values())[0]
-            killed = threading.Event()
-            epoch_five = threading.Event()
+            pids = sorted(client.run(os.getpid).values())
+            Xd, Yd = on_blocks(Xk, Yk)
+            Xd = Xd.map_blocks(kill_once, marks, dtype=Xd.dtype)  # computed every pass
 
-            def kill():  # while epoch 6 passes on the cluster
-                epoch_five.wait()
-                time.sleep(0.005)
-                os.kill(victim, signal.SIGKILL)
-                killed.set()
-
-            def after_epoch(net, history):
+            def arm(net, history):
                 if history.n_epochs == 5:
-                    epoch_five.set()
+                    open(os.path.join(marks, "armed"), "w").close()
 
-            threading.Thread(target=kill, daemon=True).start()
-            start = time.monotonic()
-            out["kill_cluster"] = fit(Xd, Yd, "rprop", callback=after_epoch)
-            out["kill_seconds"] = time.monotonic() - start
-            out["killed"] = killed.is_set()
+            out["kill_cluster"] = fit(Xd, Yd, "rprop", callback=arm)
             client.wait_for_workers(2, timeout=60)
-            out["pids_after"] = sorted(client.run(os.getpid).values())
-            out["victim"] = victim
+            out["pids_before"], out["pids_after"] = pids, sorted(client.run(os.getpid).values())
+            with open(os.path.join(marks, "killed")) as f:
+                out["victim"] = int(f.read())
         print(json.dumps(out))
 
     if __name__ == "__main__":  # (the worker processes import this file)
@@ -111,7 +123,7 @@ COMPARE = textwrap.dedent("""
 def compared(tmp_path_factory):
     """The outcome of COMPARE, run after this process has compiled (and cached) the kernels."""
     X, Y = data(200)
-    for optimizer, options in OPTIMIZERS.items():  # compile: the local and the cluster side
+    for optimizer, options in OPTIMIZERS.values():  # compile: the local and the cluster side
         for x, y in ((X, Y), on_blocks(X, Y)):
             fastbp.train(fastbp.Network(SIZES, random_state=1), x, y, mode="epoch", epochs=2,
                          optimizer=optimizer, **options)
@@ -121,8 +133,9 @@ def compared(tmp_path_factory):
         fastbp.train(fastbp.Network(SIZES, random_state=1), x, y, mode="epoch", epochs=2,
                      optimizer="adam", validation=(Xv, Yv), sample_weight=ww, track="end",
                      alpha=1e-3)
-    script = tmp_path_factory.mktemp("dask") / "compare.py"
-    script.write_text(COMPARE.format(here=HERE))
+    folder = tmp_path_factory.mktemp("dask")
+    script = folder / "compare.py"
+    script.write_text(COMPARE.format(here=HERE, marks=str(folder)))
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert done.returncode == 0, done.stderr[-3000:]
@@ -140,11 +153,31 @@ def test_epoch_fit_on_a_cluster_gives_the_local_weights_bit_for_bit(compared, wo
         np.testing.assert_allclose(loss, local_loss, rtol=1e-14, atol=0)
 
 
-def test_a_worker_killed_mid_fit_costs_time_not_correctness(compared):
-    assert compared["killed"]
-    assert compared["victim"] not in compared["pids_after"]  # the nanny started a new one
-    assert compared["kill_cluster"][0] == compared["kill_local"][0]
+def test_a_worker_killed_mid_pass_costs_time_not_correctness(compared):
+    assert compared["victim"] in compared["pids_before"]  # a worker process died in a pass
+    assert compared["victim"] not in compared["pids_after"]  # and the nanny started another
     assert compared["kill_cluster"][2] == 15
+    assert compared["kill_cluster"][0] == compared["kill_local"][0]  # the same weights
+
+
+def test_x_never_comes_to_the_client():
+    X, Y = data(500)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster):
+        Xd = on_blocks(X)[0].map_blocks(worker_only, dtype=X.dtype)
+        with pytest.raises(ValueError, match="No worker found"):
+            Xd.compute(scheduler="sync")  # (the guard works: on the client it raises)
+        net = fastbp.Network(SIZES, random_state=0)
+        history = fastbp.train(net, Xd, Y, mode="epoch", epochs=3, optimizer="rprop",
+                               validation=(X[:50], Y[:50]), early_stopping=True)
+        assert history.n_epochs == 3 and len(history.val_loss) == 3
+        assert net.predict(Xd).compute().shape == (500, 3)
+        net.evaluate(Xd, Y)
+        model = fastbp.MLPRegressor(hidden_layer_sizes=(4,), solver="lbfgs", max_iter=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model.fit(Xd, Y[:, 0])
+        assert model.n_iter_ >= 1
 
 
 def test_predict_and_evaluate_run_block_by_block():
@@ -217,7 +250,22 @@ def test_what_cannot_run_on_a_cluster_is_refused_and_changes_nothing():
         fastbp.train(net, Xd, Yd, mode="epoch", sample_weight=-np.ones(300))
     with pytest.raises(ValueError, match="0 for every tuple"):
         fastbp.train(net, Xd, Yd, mode="epoch", sample_weight=np.zeros(300))
+    with pytest.raises(TypeError, match="X must be a Dask array too"):
+        fastbp.train(net, X, Yd, mode="epoch")
+    with pytest.raises(ValueError, match="Y has row blocks of unknown length"):
+        fastbp.train(net, Xd, da.from_array(Y, chunks=(100, 3))[da.from_array(Y[:, 0] > -1, chunks=100)],
+                     mode="epoch")
     np.testing.assert_array_equal(net.params, before)
+    # the values are checked before the run draws its seed or loads a checkpoint
+    state = net.random_state_.get_state()[1].copy()
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fastbp.train(net, on_blocks(bad)[0], Yd, mode="epoch")
+    np.testing.assert_array_equal(net.random_state_.get_state()[1], state)
+    # a numpy Y (and weights) beside a Dask X: cut into X's blocks
+    local = fastbp.Network(SIZES, random_state=0)
+    fastbp.train(local, X, Y, mode="epoch", epochs=3, random_state=0)
+    fastbp.train(net, Xd, Y, mode="epoch", epochs=3, random_state=0)
+    np.testing.assert_allclose(net.params, local.params, rtol=1e-12, atol=1e-15)
 
 
 def test_checkpoint_resume_and_interrupt_on_a_cluster(tmp_path):
@@ -241,11 +289,11 @@ def test_checkpoint_resume_and_interrupt_on_a_cluster(tmp_path):
     real = dask_arrays.BlockData.gradient
     calls = []
 
-    def interrupted(self, params, grad, check=False):
+    def interrupted(self, params, grad):
         calls.append(1)
         if len(calls) == 4:  # the pass of epoch 3, after its update
             raise KeyboardInterrupt
-        return real(self, params, grad, check)
+        return real(self, params, grad)
 
     dask_arrays.BlockData.gradient = interrupted
     try:
@@ -301,3 +349,19 @@ def test_the_drop_ins_refuse_what_needs_every_update_in_turn():
             fastbp.MLPClassifier(**options).fit(Xd, yd)
     with pytest.raises(ValueError, match="one label per row"):
         fastbp.MLPClassifier(solver="rprop").fit(Xd, on_blocks(Y)[0])
+    # a refused call leaves a fitted model as it was, its data's values included
+    model = fastbp.MLPClassifier(hidden_layer_sizes=(4,), solver="rprop", max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(Xd, yd)
+    params, attributes = model._net.params.copy(), set(vars(model))
+    bad = X.copy()
+    bad[5, 0] = np.inf
+    for call in (lambda: model.fit(on_blocks(bad)[0], yd),
+                 lambda: model.fit(Xd, yd, sample_weight=np.ones(299)),
+                 lambda: model.partial_fit(Xd, yd)):
+        with pytest.raises(ValueError):
+            call()
+        assert set(vars(model)) == attributes and model.n_features_in_ == 6
+        np.testing.assert_array_equal(model._net.params, params)
+        np.testing.assert_array_equal(model.coefs_[0].ravel(), params[:24])

@@ -1,5 +1,5 @@
 """Whole passes over the tuples: case updating's pass, the gradient passes of epoch and
-minibatch updating (parallel over fixed chunks, summed in chunk order), evaluation and
+minibatch updating (parallel over fixed chunks, summed in a fixed tree), evaluation and
 prediction.
 """
 import numpy as np
