@@ -17,7 +17,9 @@ fit on a slice of the data compiles the kernels, here and on every worker. Rows:
 of --epochs epochs (History.seconds), the ratio, the cluster's cost per epoch beyond the local
 fit's, whether the two fits' weights agree bit for bit, and the size of one row of n_params
 numbers: the weights each worker receives once an epoch, each block's gradient row on its way
-into the tree, the summed row the client receives.
+into the tree, the summed row the client receives. ("same bits" can say False in the run that
+compiles the kernels: a process runs the code Numba has just built in memory, which can round
+a fused multiply-add differently from the cached code; see the README's "First run".)
 """
 import argparse
 import os
@@ -69,6 +71,7 @@ def main(argv=None):
     parser.add_argument("--workloads", default="mid,wide",
                         help="comma-separated names from fastbp.datasets.WORKLOADS (default: mid,wide)")
     parser.add_argument("--epochs", type=int, default=5, help="timed epochs per fit (default: 5)")
+    parser.add_argument("--rows", type=int, help="the first ROWS tuples of each workload (default: all)")
     parser.add_argument("--workers", type=int, default=2, help="loopback workers (default: 2)")
     parser.add_argument("--threads", type=int, default=1, help="threads per worker (default: 1)")
     parser.add_argument("--local-threads", type=int, default=2,
@@ -81,6 +84,8 @@ def main(argv=None):
             parser.error(f"unknown workload {name!r}; choose from {sorted(WORKLOADS)}")
     if min(args.epochs, args.workers, args.threads, args.local_threads) < 1:
         parser.error("--epochs, --workers, --threads and --local-threads must be >= 1")
+    if args.rows is not None and args.rows < 100:
+        parser.error(f"--rows must be >= 100, got {args.rows}")
 
     import dask.array as da
     from distributed import Client
@@ -99,7 +104,7 @@ def main(argv=None):
             print(f"{'workload':8} {'rows':>8} {'blocks':>6} {'local s':>8} {'cluster s':>9} "
                   f"{'ratio':>6} {'+s/epoch':>8} {'same bits':>9} {'row KB':>7}")
             for name in names:
-                X, Y = load_workload(name)
+                X, Y = load_workload(name, n_samples=args.rows)
                 chunks = local_chunks(X.shape[0])
                 Xd = da.from_array(X, chunks=(chunks, X.shape[1])).persist()
                 Yd = da.from_array(Y, chunks=(chunks, Y.shape[1])).persist()

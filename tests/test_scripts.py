@@ -104,6 +104,8 @@ def test_compare_peers_builds_a_proben_like_problem_of_any_shape():
     ("compare_sklearn", ["--repeats", "0"]), ("compare_sklearn", ["--datasets", "nope"]),
     ("tiny_case_floor", ["--rounds", "0"]), ("case_update_floor", ["--repeats", "-1"]),
     ("loop_cost", ["--epochs", "1"]), ("loop_cost", ["--modes", "batch"]),
+    ("dask_epoch", ["--epochs", "0"]), ("dask_epoch", ["--workloads", "huge"]),
+    ("dask_epoch", ["--rows", "5"]),
 ])
 def test_scripts_refuse_bad_arguments_with_a_usage_error(capsys, script, argv):
     """argparse's usage error (exit code 2, one line naming the option), never a traceback."""
@@ -142,3 +144,14 @@ def test_compare_rnn_prints_a_table(capsys):
         assert float(row.split("|")[2]) > 0  # fastbp's seconds per epoch
     with pytest.raises(SystemExit):
         compare.main(["--hidden", "0"])
+
+
+def test_dask_epoch_fits_on_a_loopback_cluster_and_locally(capsys):
+    pytest.importorskip("distributed")
+    load_script("dask_epoch").main(["--workloads", "tiny", "--rows", "20000", "--epochs", "2"])
+    out = capsys.readouterr().out
+    assert "2 workers" in out
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("tiny")]
+    rows, blocks, local, cluster, ratio = int(row[1]), int(row[2]), *map(float, row[3:6])
+    assert (rows, blocks) == (20000, 32) and row[7] in ("True", "False")
+    assert local > 0 and cluster > 0 and ratio > 0
