@@ -218,12 +218,14 @@ def block_sums(params, spec, X, Y, weights):
     return _sums(K.evaluate_serial(params, spec.layout, X, Y, weights, spec.kernel_codes(), 1))
 
 
-def predict_block(params, spec, n_outputs, X):
+def predict_block(params, spec, n_outputs, path, X):
+    """One block's outputs, by the kernel of a local predict (path: Network._predict_path)."""
     X = np.ascontiguousarray(X)
     if not np.isfinite(X).all():
         raise ValueError("X contains NaN or infinity")
     result = np.empty((X.shape[0], n_outputs), dtype=params.dtype)
-    K.predict_serial(params, spec.layout, X, result, 1, spec.kernel_codes())
+    with single_threaded_blas():
+        K.predict_serial(params, spec.layout, X, result, 1, spec.kernel_codes(), *path)
     return result
 
 
@@ -359,7 +361,8 @@ def predict(net, X):
     X = check_X(net, X)  # (values: each block's, as it is computed)
     spec = BlockSpec(net, None)
     weights = delayed(net.params.copy(), pure=True)
-    blocks = [da.from_delayed(delayed(predict_block, pure=True)(weights, spec, net.n_outputs, x),
+    path = net._predict_path()
+    blocks = [da.from_delayed(delayed(predict_block, pure=True)(weights, spec, net.n_outputs, path, x),
                               shape=(rows, net.n_outputs), dtype=net.dtype)
               for x, rows in zip(_blocks(X), X.chunks[0])]
     return da.concatenate(blocks, axis=0)

@@ -7,7 +7,7 @@ from numba import njit, prange
 
 from ._jit import correct_of, error_of, loss_of, twin
 from ._setup import EXACT_JIT, INTERNAL, JIT, NO_REFCOUNT, NOALIAS
-from .blocks import block_gradient, new_workspaces, split_workspace
+from .blocks import block_forward, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
 from .shaped import tuples_gradient_of
@@ -342,21 +342,36 @@ evaluate = twin(evaluate_serial, "evaluate", parallel=True, **JIT)
 
 
 @njit(**JIT)
-def predict_serial(params, layout, X, result, n_chunks, codes):
+def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
     """result[t] = output activations of the network for X[t]; one thread (`predict` is its
-    parallel twin)."""
+    parallel twin). tuples, blocks: one is True, the other None (Network._predict_path): a
+    tuple at a time (forward, as case updating runs it) or BLOCK tuples at a time as matrix
+    products (block_forward, as minibatch and epoch updating run it), so that predicting
+    after training compiles little more than the training did."""
     n = X.shape[0]
     geo = geometry(layout)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
+    units = n_units(geo)
+    order = np.arange(n if blocks is not None else 0)
     for c in prange(n_chunks):
-        act = np.empty(n_units(geo), dtype=params.dtype)
-        for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
-            for i in range(geo[0, G_IN]):
-                act[i] = X[t, i]
-            forward(params, layout, geo, act, codes)
-            for k in range(n_out):
-                result[t, k] = act[out + k]
+        lo, hi = n * c // n_chunks, n * (c + 1) // n_chunks
+        if tuples is not None:
+            act = np.empty(units, dtype=params.dtype)
+            for t in range(lo, hi):
+                for i in range(geo[0, G_IN]):
+                    act[i] = X[t, i]
+                forward(params, layout, geo, act, codes)
+                for k in range(n_out):
+                    result[t, k] = act[out + k]
+        if blocks is not None:
+            acts = np.empty(BLOCK * units, dtype=params.dtype)
+            for p0 in range(lo, hi, BLOCK):
+                b = min(BLOCK, hi - p0)
+                block_forward(params, layout, X, order, p0, b, acts, None, codes)
+                for r in range(b):
+                    for k in range(n_out):
+                        result[p0 + r, k] = acts[BLOCK * out + r * n_out + k]
 
 
 predict = twin(predict_serial, "predict", parallel=True, **JIT)
