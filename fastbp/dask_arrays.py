@@ -279,7 +279,6 @@ class BlockData:
 
     def __init__(self, net, X, Y, weights, tuples=None):
         self.spec = BlockSpec(net, tuples)
-        self.n = X.shape[0]
         xs, ys = _blocks(X), _blocks(Y)
         ws = _blocks(weights) if weights is not None else [None] * len(xs)
         self.blocks = list(zip(xs, ys, ws))
@@ -287,6 +286,12 @@ class BlockData:
     def _each(self, task, *head):
         from dask import delayed
         return [delayed(task, pure=True)(*head, x, y, w) for x, y, w in self.blocks]
+
+    def _at(self, task, params):
+        """task(weights, spec, x, y, w) for every block, the weights one key of their own:
+        sent to the workers once, shared by the blocks."""
+        from dask import delayed
+        return self._each(task, delayed(params.copy(), pure=True), self.spec)
 
     def check(self):
         """The values of every block checked where it lives (check_block)."""
@@ -298,18 +303,14 @@ class BlockData:
         """grad = the summed gradient over every block at `params`, added in the fixed tree;
         returns (sum w E, sum w, n_correct) added in block order."""
         import dask
-        from dask import delayed
-        weights = delayed(params.copy(), pure=True)  # one key: sent once, shared by the blocks
-        total, sums = dask.compute(tree_sum(self._each(block_gradient, weights, self.spec)))[0]
+        total, sums = dask.compute(tree_sum(self._at(block_gradient, params)))[0]
         grad[:] = total
         return add_block_sums(sums)
 
     def sums(self, params):
         """(sum w E, sum w, n_correct) at `params`, the blocks' values checked on the way."""
         import dask
-        from dask import delayed
-        weights = delayed(params.copy(), pure=True)
-        return add_block_sums(sum(dask.compute(*self._each(block_sums, weights, self.spec)), []))
+        return add_block_sums(sum(dask.compute(*self._at(block_sums, params)), []))
 
 
 class DaskEpochs:
