@@ -441,39 +441,36 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
 run_minibatch_parallel = twin(run_minibatch, "run_minibatch_parallel", parallel=True, **JIT)
 
 
-@njit(inline="always", **JIT)
-def update_from_pending(params, geo, grad, optim, ctl, num, hist, e):
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
+def update_from_pending(params, geo, grad, opt, hyper, state, ctl, num, hist, e):
     """Epoch updating's epoch e, first half: the learning rate, and the update along the
     gradient the last pass left in grad (see pend). Returns what that pass reported (its
-    loss, L2 term and count right): the epoch's history under track="pass"."""
-    opt, hyper, state = optim
+    loss, L2 term and count right): the epoch's history under track="pass". A call without
+    reference counts (see book_full_batch)."""
     begin_epoch(ctl, num, hist, hyper, e)
     passed = (num[N_PEND_LOSS], num[N_PEND_PENALTY], num[N_PEND_CORRECT])
     apply_mean_update(params, grad, state, geo, num[N_PEND_WEIGHT], opt, hyper)
     return passed
 
 
-@njit(inline="always", **JIT)
-def book_full_batch(params, layout, geo, codes, hyper, run, val, e, n, passed, s, w, c, clock,
-                    start):
+@njit(**JIT, **NO_REFCOUNT, **INTERNAL)
+def book_full_batch(params, layout, ctl, num, hist, alpha, e, n, passed, s, w, c):
     """Epoch updating's epoch e, second half, after the pass at the new weights, which gave
-    (s, w, c) and the next gradient: pend it, the history (the pass's numbers under
-    track="end", the last pass's, `passed`, otherwise), validation and the rules. Returns
-    close_epoch's (stop, clock)."""
-    ctl, num, hist, _, _, prev, best = run
+    (s, w, c) and the next gradient: pend it, and the history (the pass's numbers under
+    track="end", the last pass's, `passed`, otherwise). Returns whether the loss at the new
+    weights is finite (close_epoch's also_finite: a network that predicts NaN is not kept).
+    Validation and close_epoch follow in the caller: validate's loop must be a parallel
+    kernel's own, and an inlined helper that took the run's arrays counted references to
+    them every epoch (a tenth of an XOR epoch)."""
     col = e - 1
-    pend(params, layout, ctl, num, hyper[ALPHA], n, s, w, c)
+    pend(params, layout, ctl, num, alpha, n, s, w, c)
     if ctl[C_TRACK_END]:
         record_pass(ctl, num, hist, col, n, num[N_PEND_LOSS], num[N_PEND_PENALTY],
                     num[N_PEND_CORRECT])
     else:
         record_pass(ctl, num, hist, col, n, passed[0], passed[1], passed[2])
-    if val is not None:
-        validate(params, layout, geo, val, codes, ctl, hist, col)
-    # the loss at the new weights counts too: a network that predicts NaN is not kept.
     # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)
-    also_finite = np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
-    return close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start)
+    return np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
 
 
 @njit(**JIT)
@@ -483,7 +480,7 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
     left in grad (a first pass makes one when C_PENDING is 0), then passes at the new weights,
     which gives the loss after the epoch (track="end", for free) and the next gradient.
     work = (rows, grad, chunk_work, sums), tuples and blocks as run_minibatch's."""
-    hyper = optim[1]
+    opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run
     rows, grad, chunk_work, sums = work
     geo = geometry(layout)
@@ -503,7 +500,7 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
                                         rows, grad, chunk_work, sums, tuples, act1, delta1,
                                         dropout)
             pend(params, layout, ctl, num, hyper[ALPHA], n, s, w, c)
-        passed = update_from_pending(params, geo, grad, optim, ctl, num, hist, e)
+        passed = update_from_pending(params, geo, grad, opt, hyper, state, ctl, num, hist, e)
         set_drop_seed(layout, ctl[C_SEED], e + 1)  # this pass serves the next epoch's update
         if tuples is not None:
             s, w, c = short_gradient(params, layout, geo, act1, delta1, X, Y, weights, order, 0,
@@ -511,8 +508,12 @@ def run_full_batch(params, layout, X, Y, weights, codes, optim, run, work, val, 
         if blocks is not None:
             s, w, c = gradient_pass(params, layout, geo, X, Y, weights, order, 0, n, codes,
                                     rows, grad, chunk_work, sums, tuples, act1, delta1, dropout)
-        stop, clock = book_full_batch(params, layout, geo, codes, hyper, run, val, e, n, passed,
-                                      s, w, c, clock, start)
+        also_finite = book_full_batch(params, layout, ctl, num, hist, hyper[ALPHA], e, n, passed,
+                                      s, w, c)
+        if val is not None:
+            validate(params, layout, geo, val, codes, ctl, hist, e - 1)
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock,
+                                  start)
         if stop:
             break
 
@@ -538,15 +539,21 @@ def update_given(params, layout, optim, run, grad, e, first):
     ctl, num, hist, _, _, prev, _ = run
     if first:
         begin_slice(params, ctl, prev)
-    return update_from_pending(params, geometry(layout), grad, optim, ctl, num, hist, e)
+    opt, hyper, state = optim
+    return update_from_pending(params, geometry(layout), grad, opt, hyper, state, ctl, num, hist,
+                               e)
 
 
 @njit(**JIT)
 def book_given(params, layout, codes, hyper, run, val, e, n, passed, s, w, c, clock, start):
     """Epoch e's second half (book_full_batch), after the pass at the new weights gave
     (s, w, c) and the gradient. Returns (stop, clock)."""
-    return book_full_batch(params, layout, geometry(layout), codes, hyper, run, val, e, n, passed,
-                           s, w, c, clock, start)
+    ctl, num, hist, _, _, prev, best = run
+    also_finite = book_full_batch(params, layout, ctl, num, hist, hyper[ALPHA], e, n, passed, s,
+                                  w, c)
+    if val is not None:
+        validate(params, layout, geometry(layout), val, codes, ctl, hist, e - 1)
+    return close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, start)
 
 
 @njit(**JIT)
