@@ -283,6 +283,29 @@ def test_case_mode_two_and_four_unit_layers(sizes):
     np.testing.assert_allclose(net.params, expected[-1], **F64)
 
 
+@pytest.mark.parametrize("sizes", [(9, 12, 6), (6, 20, 5), (9, 32, 3), (3, 16, 8, 7)])
+def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes):
+    """Plain SGD's case updating with a first layer of more than eight units sums the next
+    tuple's net inputs of that layer as its new weights come out (sgd_outer given X): the
+    reference's numbers, with tuples of weight 0 (no update: the tuple after one is summed
+    afresh) in a row and last, fan-ins that are not multiples of four, output layers of 3 to
+    8 units and layers whose room in the unit buffers is padded (codes.UNIT_ALIGN)."""
+    net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
+    assert net.n_params <= K.SMALL_NETWORK and sizes[1] > 8
+    rng = np.random.RandomState(7)
+    X = rng.normal(size=(N, sizes[0]))
+    Y = naive.targets_for("logistic", "squared_error", N, sizes[-1], rng)
+    weights = np.ones(N)
+    weights[[3, 4, 10, N - 1]] = 0.0
+    spec, start = naive.Spec.of(net), net.params.copy()
+    fastbp.train(net, X, Y, mode="case", learning_rate=0.1, epochs=EPOCHS, shuffle=False,
+                 alpha=0.01, sample_weight=weights)
+    # a tuple of weight 0 changes nothing; one of weight 1 takes the reference's step
+    kept = [np.flatnonzero(weights)] * EPOCHS
+    expected = replay(start, spec, X, Y, kept, [0.1] * EPOCHS, 1, 0.01)
+    np.testing.assert_allclose(net.params, expected[-1], **F64)
+
+
 def test_case_mode_float32():
     net, X, Y = make("tanh-logistic-se", dtype=np.float32)
     spec, start = naive.Spec.of(net), net.params.astype(np.float64)

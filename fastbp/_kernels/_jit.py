@@ -21,6 +21,7 @@ import operator
 import os
 from types import FunctionType
 
+import numpy as np
 from numba import njit, types
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
@@ -121,8 +122,16 @@ _TYPE_CLASSES = {Codes: CodesType, Optimizer: OptimizerType, Shape: ShapeType}
 
 
 def compiled_in_type(value):
-    """The Numba type of a Codes, Optimizer or Shape (value._numba_type_ asks here, once)."""
-    return _TYPE_CLASSES[type(value)](value.type_name(), value.fields())
+    """The Numba type of a Codes, Optimizer or Shape (value._numba_type_ asks here, once per
+    value). Made once per distinct value: each train() call makes new values, and a new Numba
+    type cost tens of microseconds of a call that may last a millisecond."""
+    key = (type(value), value.type_name())
+    if key not in _TYPES:
+        _TYPES[key] = _TYPE_CLASSES[type(value)](value.type_name(), value.fields())
+    return _TYPES[key]
+
+
+_TYPES = {}
 
 
 @typeof_impl.register(CompiledIn)
@@ -246,12 +255,17 @@ def _(K, hidden, output, loss):
             K.activate(v, start, n, layout[l, K.ACT])
     else:  # only the two activations' own code is inlined
         hidden_units, output_units = K.UNITS[hidden], K.UNITS[output]
+        # An element-wise activation runs over the layer's padding too (geometry rounds each
+        # layer's room up to UNIT_ALIGN): its loop is then whole vectors, where a remainder of
+        # up to seven units went one at a time (a 6-unit output layer: all six).
+        up, whole = np.uint64(K.UNIT_ALIGN - 1), np.uint64(K.UNIT_ALIGN)
+        output_whole = output != K.SOFTMAX
 
         def impl(v, start, n, codes, layout, l):
             if l == layout.shape[0] - 1:
-                output_units(v, start, n)
+                output_units(v, start, (n + up) // whole * whole if output_whole else n)
             else:
-                hidden_units(v, start, n)
+                hidden_units(v, start, (n + up) // whole * whole)
     return impl
 
 
@@ -292,9 +306,10 @@ def _(K, hidden, output, loss):
             K.times_derivative(delta, act, start, n, layout[l, K.ACT])
     else:
         hidden_derivative = K.DERIVATIVES[hidden]
+        up, whole = np.uint64(K.UNIT_ALIGN - 1), np.uint64(K.UNIT_ALIGN)
 
-        def impl(delta, act, start, n, codes, layout, l):
-            hidden_derivative(delta, act, start, n)
+        def impl(delta, act, start, n, codes, layout, l):  # over the padding too (see above)
+            hidden_derivative(delta, act, start, (n + up) // whole * whole)
     return impl
 
 

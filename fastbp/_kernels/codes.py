@@ -55,8 +55,26 @@ N_HYPER = 15
 # start in act/delta.
 G_IN, G_OUT, G_W, G_B, G_A_IN, G_A_OUT = 0, 1, 2, 3, 4, 5
 
+# Each layer's units start in act/delta at a multiple of UNIT_ALIGN (and the case-updating
+# buffers at a 64-byte boundary, Network.training_kernel): a layer's vector loads and stores
+# then never straddle two cache lines. Packed, a 9-32-4 network's hidden units started 72
+# bytes in, and case updating ran at one of several speeds set by where malloc put the buffer.
+UNIT_ALIGN = 8
+
+
+def unit_offset(fan_in):
+    """Room a layer's inputs take in act/delta: fan_in rounded up to UNIT_ALIGN."""
+    return -(-fan_in // UNIT_ALIGN) * UNIT_ALIGN
+
+
+def units_length(sizes):
+    """Length of a unit buffer (act/delta) of a network of these layer sizes (geometry's
+    offsets: every layer padded to UNIT_ALIGN)."""
+    return sum(unit_offset(size) for size in sizes)
+
 # Small unsigned constants for offset arithmetic (an integer literal would make it float64).
 ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
+EIGHT = np.uint64(8)
 
 # Layers of at most NARROW units go column by column in case updating's steps (a dot product
 # per unit, one loop over its column of W for errors and update): swept row by row, each row

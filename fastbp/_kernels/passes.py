@@ -70,12 +70,15 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
-    for p in range(order.shape[0]):
+    n = order.shape[0]
+    primed = False  # the first layer's sums of X[t] are in act (see errors_and_update_inline)
+    for p in range(n):
         t = order[p]
         weight = weight_of(weights, t)
         for i in range(geo[0, G_IN]):
             act[i] = X[t, i]
-        forward_inline(params, layout, geo, act, codes)
+        forward_inline(params, layout, geo, act, codes, primed)
+        primed = False
         loss_sum += loss_of(act, out, n_out, Y, t, codes, layout)
         n_correct += correct_of(act, out, n_out, Y, t, codes, layout)
         if weight == 0.0:
@@ -83,8 +86,9 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         error_of(act, delta, out, n_out, Y, t, codes, layout)
-        errors_and_update_inline(params, layout, geo, state, act, delta,
-                                 params.dtype.type(alpha / weight), opt, hyper, general, codes)
+        primed = errors_and_update_inline(params, layout, geo, state, act, delta,
+                                          params.dtype.type(alpha / weight), opt, hyper, general,
+                                          codes, X, order[p + 1] if p + 1 < n else -1)
     return loss_sum, penalty_sum, n_correct
 
 
@@ -353,6 +357,9 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     units = n_units(geo)
+    packed_out = 0  # where block_forward's layout (unpadded, unlike geo's) puts the outputs
+    for l in range(layout.shape[0]):
+        packed_out += layout[l, FAN_IN]
     order = np.arange(n if blocks is not None else 0)
     for c in prange(n_chunks):
         lo, hi = n * c // n_chunks, n * (c + 1) // n_chunks
@@ -371,7 +378,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
                 block_forward(params, layout, X, order, p0, b, acts, None, codes)
                 for r in range(b):
                     for k in range(n_out):
-                        result[p0 + r, k] = acts[BLOCK * out + r * n_out + k]
+                        result[p0 + r, k] = acts[BLOCK * packed_out + r * n_out + k]
 
 
 predict = twin(predict_serial, "predict", parallel=True, **JIT)

@@ -22,7 +22,8 @@ from numba.extending import overload
 
 from . import _jit, fastmath, steps
 from ._jit import CodesType, ShapeType, _with_signature
-from .codes import ALPHA, LR, NARROW, STEP
+from ._setup import FASTMATH, NO_REFCOUNT, NOALIAS
+from .codes import ALPHA, LR, NARROW, STEP, unit_offset
 
 
 def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
@@ -52,7 +53,8 @@ def _shaped_or_generic(stub, source_of, generic_name):
         exec(f"def generic_{generic_name}({', '.join(names)}):\n"
              f"    return generic({', '.join(names[:-1])})\n", scope)
         return scope[f"generic_{generic_name}"]
-    overload(stub)(_with_signature(typer, stub))
+    overload(stub, jit_options=dict(fastmath=FASTMATH, error_model="numpy", **NOALIAS,
+                                    **NO_REFCOUNT))(_with_signature(typer, stub))
 
 
 def _forward_lines(layers, indent):
@@ -153,8 +155,9 @@ def shaped_pass(source_of, layers, codes):
             # unsigned, as geometry's offsets: see backprop's "Indexing"
             scope.update({f"IN_{l}": np.uint64(fan_in), f"OUT_{l}": np.uint64(fan_out),
                           f"W_{l}": np.uint64(w_off), f"B_{l}": np.uint64(b_off),
-                          f"A_IN_{l}": np.uint64(units), f"A_OUT_{l}": np.uint64(units + fan_in)})
-            units += fan_in
+                          f"A_IN_{l}": np.uint64(units),
+                          f"A_OUT_{l}": np.uint64(units + unit_offset(fan_in))})
+            units += unit_offset(fan_in)
             # the kind of layer is known: only its own sums and step are inlined
             kind = layer_kind(fan_out)
             scope.update({f"sums_{l}": SUMS[kind], f"step_{l}": _LAYER_STEPS[source_of][kind]})

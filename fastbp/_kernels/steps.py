@@ -16,7 +16,8 @@ from .optimizers import begin_update
 # -- one tuple ------------------------------------------------------------------------------
 @njit(**JIT)
 def geometry(layout):
-    """The uint64 offset table of a layout (see G_IN ... G_A_OUT)."""
+    """The uint64 offset table of a layout (see G_IN ... G_A_OUT; each layer's units start
+    at a multiple of UNIT_ALIGN, codes.unit_offset)."""
     n_layers = layout.shape[0]
     geo = np.empty((n_layers, 6), dtype=np.uint64)
     units = 0
@@ -26,16 +27,16 @@ def geometry(layout):
         geo[l, G_W] = layout[l, W_OFF]
         geo[l, G_B] = layout[l, B_OFF]
         geo[l, G_A_IN] = units
-        units += layout[l, FAN_IN]
+        units += (layout[l, FAN_IN] + UNIT_ALIGN - 1) // UNIT_ALIGN * UNIT_ALIGN
         geo[l, G_A_OUT] = units
     return geo
 
 
 @njit(**JIT)
 def n_units(geo):
-    """Length of act/delta: every unit of every layer, input included."""
+    """Length of act/delta: every unit of every layer, input included (codes.units_length)."""
     last = geo.shape[0] - 1
-    return geo[last, G_A_OUT] + geo[last, G_OUT]
+    return geo[last, G_A_OUT] + (geo[last, G_OUT] + UNIT_ALIGN - 1) // UNIT_ALIGN * UNIT_ALIGN
 
 
 _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -136,18 +137,21 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def forward(params, layout, geo, act, codes):
     """forward_inline as a call (see errors_and_update)."""
-    forward_inline(params, layout, geo, act, codes)
+    forward_inline(params, layout, geo, act, codes, False)
 
 
 @njit(inline="always", **JIT)
-def forward_inline(params, layout, geo, act, codes):
-    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij)."""
+def forward_inline(params, layout, geo, act, codes, primed):
+    """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij).
+    primed: the first layer's sums are in act already (see errors_and_update_inline)."""
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if fan_out == 1:  # one unit: a dot product over the contiguous column of W
+        if primed and l == 0:
+            pass
+        elif fan_out == 1:  # one unit: a dot product over the contiguous column of W
             unit_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
-        elif fan_out <= NARROW:  # a few units: a dot product each, over its column of W
+        elif fan_out <= EIGHT:  # a few units: a dot product each, over its column of W
             narrow_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
         else:
             for j in range(fan_out):
@@ -325,19 +329,36 @@ def is_correct(act, out, n_out, Y, t, code):
 
 
 @njit(inline="always", **JIT)
-def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, errors):
+def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, errors, X, t_next,
+              s_off):
     """update_outer for plain SGD (no momentum), inlined into its caller: a call with
     update_outer's arguments cost a tenth of a case update on XOR. W -= lr (a_i d_j + decay
     W), the biases (the row after W: input 1, no decay) -= lr d_j; with `errors`, as
     update_outer. Four rows per sweep over the columns, as forward's sums: each d_j is loaded
-    once for four rows, and the loop's set-up is paid once for four."""
+    once for four rows, and the loop's set-up is paid once for four.
+
+    X: None, or the training data when the layer is the first and the next tuple X[t_next]
+    is known: then its net inputs go into a[s_off:] as the new weights come out, in forward's
+    order (biases first, then rows four at a time, then the rest), so the next tuple's pass
+    need not read this layer's weights again (case_pass_small)."""
     dt = params.dtype.type
+    keep = dt(1) - lr * decay
+    bias = start + n_rows * n_cols
+    for j in range(n_cols):
+        b = params[bias + j] - lr * d[d_off + j]
+        params[bias + j] = b
+        if X is not None:
+            a[s_off + j] = b
     i = np.uint64(0)
     while i + FOUR <= n_rows:
-        a0, a1, a2, a3 = a[a_off + i], a[a_off + i + ONE], a[a_off + i + TWO], a[a_off + i + THREE]
+        a0, a1 = lr * a[a_off + i], lr * a[a_off + i + ONE]
+        a2, a3 = lr * a[a_off + i + TWO], lr * a[a_off + i + THREE]
         r0 = start + i * n_cols
         r1, r2, r3 = r0 + n_cols, r0 + TWO * n_cols, r0 + THREE * n_cols
         e0 = e1 = e2 = e3 = dt(0)
+        x0 = x1 = x2 = x3 = dt(0)
+        if X is not None:
+            x0, x1, x2, x3 = X[t_next, i], X[t_next, i + ONE], X[t_next, i + TWO], X[t_next, i + THREE]
         for j in range(n_cols):
             d_j = d[d_off + j]
             w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
@@ -346,30 +367,30 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
                 e1 += w1 * d_j
                 e2 += w2 * d_j
                 e3 += w3 * d_j
-            params[r0 + j] = w0 - lr * (a0 * d_j + decay * w0)
-            params[r1 + j] = w1 - lr * (a1 * d_j + decay * w1)
-            params[r2 + j] = w2 - lr * (a2 * d_j + decay * w2)
-            params[r3 + j] = w3 - lr * (a3 * d_j + decay * w3)
+            w0, w1, w2, w3 = w0 * keep - a0 * d_j, w1 * keep - a1 * d_j, w2 * keep - a2 * d_j, \
+                w3 * keep - a3 * d_j
+            params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j] = w0, w1, w2, w3
+            if X is not None:
+                a[s_off + j] += (x0 * w0 + x1 * w1) + (x2 * w2 + x3 * w3)
         if errors:
             d[a_off + i], d[a_off + i + ONE] = e0, e1
             d[a_off + i + TWO], d[a_off + i + THREE] = e2, e3
         i += FOUR
-    while i <= n_rows:  # the last n_rows % 4 rows, then the bias row
-        bias = i == n_rows
-        a_i = dt(1) if bias else a[a_off + i]
-        row_decay = dt(0) if bias else decay
+    while i < n_rows:  # the last n_rows % 4 rows
+        a_i = lr * a[a_off + i]
+        x_i = X[t_next, i] if X is not None else dt(0)
         row = start + i * n_cols
-        if errors and not bias:
-            error = dt(0)
-            for j in range(n_cols):
-                w = params[row + j]
+        error = dt(0)
+        for j in range(n_cols):
+            w = params[row + j]
+            if errors:
                 error += w * d[d_off + j]
-                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
+            w = w * keep - a_i * d[d_off + j]
+            params[row + j] = w
+            if X is not None:
+                a[s_off + j] += x_i * w
+        if errors:
             d[a_off + i] = error
-        else:
-            for j in range(n_cols):
-                w = params[row + j]
-                params[row + j] = w - lr * (a_i * d[d_off + j] + row_decay * w)
         i += ONE
 
 
@@ -425,7 +446,7 @@ def quad_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_ou
     d0, d1, d2, d3 = delta[a_out], delta[a_out + ONE], delta[a_out + TWO], delta[a_out + THREE]
     for i in range(fan_in):
         a_i = act[a_in + i]
-        k = w_off + i * FOUR
+        k = w_off + i * fan_out
         w0, w1, w2, w3 = params[k], params[k + ONE], params[k + TWO], params[k + THREE]
         if l > 0:
             delta[a_in + i] = (w0 * d0 + w1 * d1) + (w2 * d2 + w3 * d3)
@@ -442,7 +463,8 @@ def quad_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_ou
 @njit(inline="always", **JIT)
 def row_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """Wider layers: row by row (sgd_outer)."""
-    sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
+    sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0, None, 0,
+              ZERO)
 
 
 @njit(inline="always", **JIT)
@@ -464,21 +486,32 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
 
 @njit(inline="always", **JIT)
 def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes):
+                             codes, X, t_next):
     """Case updating, from the output layer down: the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
     Inlined into small networks' case passes; errors_and_update is its called twin.
 
     general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
-    compile time (Numba prunes `x is None` on an argument that is None), else True."""
+    compile time (Numba prunes `x is None` on an argument that is None), else True.
+
+    X: None, or the training data when the next tuple, X[t_next] (t_next >= 0), is known: if
+    the first layer is updated row by row (plain SGD, more than EIGHT units) the next tuple's
+    net inputs of that layer are summed as its new weights come out (sgd_outer), and the
+    result is True: forward_inline is then told the layer's sums are in place (`primed`)."""
     begin_update(hyper, opt)
     plain = opt == SGD and hyper[MOMENTUM] == 0.0
     lr = params.dtype.type(hyper[LR])
+    primed = False
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if general is None or plain:
+        if X is not None and l == 0 and t_next >= 0 and fan_out > EIGHT and \
+                (general is None or plain):
+            sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, False,
+                      X, t_next, a_out)
+            primed = True
+        elif general is None or plain:
             plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out,
                                decay, lr)
         elif fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
@@ -494,6 +527,7 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
                          opt, hyper, l > 0, True)
         if l > 0:
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
+    return primed
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
@@ -501,7 +535,7 @@ def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper,
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (inlined, it made case updating on `mid` 15% slower)."""
     errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes)
+                             codes, None, -1)
 
 
 @njit(**JIT, **INTERNAL)
