@@ -69,17 +69,24 @@ def single_threaded_blas():
 
 
 @contextmanager
-def compute_threads(n_jobs=None, parallel=True):
+def compute_threads(n_jobs=None, parallel=True, blas=False):
     """Run kernels with n_jobs Numba threads and single-threaded BLAS; both are restored
     afterwards, also on error. n_jobs as in joblib: None keeps the current count, a positive
     number is a count (at most Numba's NUMBA_NUM_THREADS), -1 is all of them, -2 all but
     one, and so on (at least one). Numba's count is per calling thread.
 
-    parallel=False: the kernels inside run no parallel region (a small problem), so there is
-    nothing to set: n_jobs is only checked, and the threading layer is not even started."""
+    parallel=False: the kernels inside run no parallel region (a small problem, or a short
+    run), so there are no Numba threads to set: n_jobs is only checked, and the threading
+    layer is not even started. blas=True then still pins BLAS to one thread, for a serial
+    kernel whose passes are matrix products: as in the parallel twin, so that both give the
+    same bits (a multi-threaded BLAS may split its sums by its thread count)."""
     n_jobs = check_n_jobs(n_jobs)
     if not parallel:
-        yield
+        if blas:
+            with single_threaded_blas():
+                yield
+        else:
+            yield
         return
     import numba
     before = numba.get_num_threads()

@@ -400,6 +400,7 @@ class Run:
         self.prev = np.empty(net.n_params if ctl[K.C_WEIGHT_CHANGE] else 0, dtype=dt)
         self.best = np.empty(net.n_params if rules.early_stopping else 0, dtype=dt)
         self.layout = trainer.training_layout()
+        self.blas = False  # the kernel's passes are matrix products (training_kernel says so)
         self._kernel, self.scratch, self.parallel = self._choose_kernel()
         self.val_arguments = self._validation_args()
         self._bound = None  # (history buffer, orders array) the kernel's arguments were made for
@@ -530,6 +531,6 @@ class Run:
         return end
 
     def threads(self, n_jobs):
-        """compute_threads for this run's kernel: Numba's threads and BLAS pinned to one only
-        where the kernel runs parallel regions."""
-        return compute_threads(n_jobs, parallel=self.parallel)
+        """compute_threads for this run's kernel: Numba's threads only where the kernel runs
+        parallel regions, BLAS pinned to one there and where its passes are matrix products."""
+        return compute_threads(n_jobs, parallel=self.parallel, blas=self.blas)

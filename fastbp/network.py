@@ -20,6 +20,7 @@ from ._model import (  # noqa: F401
     draw_seed,
     n_chunks_for,
     parallel_forward,
+    parallel_gradient,
 )
 from ._threads import compute_threads
 from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, check_float, is_dask_array
@@ -290,7 +291,6 @@ class Network(Model):
             return K.run_batch_norm, (np.empty(n_params, dt),), False
         units = K.units_length(self.sizes)
         eval_chunks = n_chunks_for(n) if track_end else 1
-        val_chunks = n_chunks_for(val.X.shape[0]) if val is not None else 1
         # track="end" evaluates after each epoch: unit buffers and sums per chunk (None: the
         # kernel compiles no evaluation)
         run.evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
@@ -310,7 +310,11 @@ class Network(Model):
         work = (np.empty((chunks, n_params), dt), np.empty(n_params, dt),
                 np.empty((chunks, 2 * K.BLOCK * units + largest), dt), np.empty((chunks, 3)))
         run.grad = work[1]
-        parallel = max(chunks, val_chunks, eval_chunks) > 1
+        pass_tuples = run.batch_size if trainer.mode == "minibatch" else n
+        run.blas = by_tuples(self.layout, pass_tuples) is None
+        parallel = parallel_gradient(pass_tuples, n, n_params, run.rules.epochs) or \
+            (track_end and parallel_forward(n, n_params)) or \
+            (val is not None and parallel_forward(val.X.shape[0], n_params))
         if trainer.mode == "minibatch":
             return (K.run_minibatch_parallel if parallel else K.run_minibatch), work, parallel
         return (K.run_full_batch_parallel if parallel else K.run_full_batch), work, parallel

@@ -98,15 +98,42 @@ def test_network_generator_continues(data):
         ("case", None, {}),  # sequential updates; the per-epoch evaluation pass is parallel
     ],
 )
-def test_thread_count_changes_no_bit(data, mode, batch_size, extra, dtype):
+def test_thread_count_changes_no_bit(data, mode, batch_size, extra, dtype, monkeypatch,
+                                    spy_kernels):
     assert n_chunks_for(N) > 1 and (batch_size is None or batch_size < N)
+    # runs this short take the serial run kernels (parallel_gradient): the threaded ones here
+    monkeypatch.setattr(fastbp._model, "PARALLEL_RUN_WORK", 1)
+    calls = spy_kernels("run_minibatch_parallel", "run_full_batch_parallel")
     runs = [fit(data, dtype, mode=mode, batch_size=batch_size, n_jobs=n_jobs, epochs=5, **extra)
             for n_jobs in (1, TWO, -1)]
+    assert (len(calls) > 0) == (mode == "epoch" or mode == "minibatch" and
+                                n_chunks_for(batch_size) > 1)
     (one, hist_one), *others = runs
     assert not np.array_equal(one.params, network(dtype).params)
     for net, hist in others:
         assert np.array_equal(one.params, net.params)
         assert hist.loss == hist_one.loss and hist.accuracy == hist_one.accuracy
+
+
+@pytest.mark.parametrize("mode, batch_size", [("minibatch", 250), ("epoch", None)])
+def test_gradient_passes_on_threads_only_for_long_runs(data, mode, batch_size, monkeypatch,
+                                                       spy_kernels):
+    """Minibatch and epoch updating run their passes' chunks in the serial run kernel, and in
+    its twin on threads only for a long pass or run (fastbp._model.parallel_gradient): the
+    same chunks, so the same weights and history either way."""
+    kernel = {"minibatch": "run_minibatch", "epoch": "run_full_batch"}[mode]
+    calls = spy_kernels(kernel, kernel + "_parallel")
+    fits = []
+    for work, used in ((fastbp._model.PARALLEL_RUN_WORK, kernel), (1, kernel + "_parallel")):
+        monkeypatch.setattr(fastbp._model, "PARALLEL_RUN_WORK", work)
+        net, hist = fit(data, mode=mode, batch_size=batch_size, epochs=4, n_jobs=TWO,
+                        learning_rate=0.5)
+        assert calls and set(calls) == {used}
+        calls.clear()
+        fits.append((net.params, hist.loss, hist.accuracy))
+    serial, threaded = fits
+    np.testing.assert_array_equal(serial[0], threaded[0])
+    assert serial[1:] == threaded[1:]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -133,7 +160,8 @@ def test_thread_count_restored(data, mode, batch_size):
     assert numba.get_num_threads() == MAX_THREADS
 
 
-def test_thread_count_restored_after_an_error(data):
+def test_thread_count_restored_after_an_error(data, monkeypatch):
+    monkeypatch.setattr(fastbp._model, "PARALLEL_RUN_WORK", 1)  # the threaded kernel
     numba.set_num_threads(MAX_THREADS)
     seen = []
 
@@ -173,10 +201,12 @@ def test_bad_n_jobs(n_jobs):
 
 
 @pytest.mark.parametrize("solver, batch_size", [("sgd", 1), ("adam", 32), ("sgd", 500), ("lbfgs", "auto")])
-def test_estimators_same_seed_same_bits_any_thread_count(data, solver, batch_size):
+def test_estimators_same_seed_same_bits_any_thread_count(data, solver, batch_size,
+                                                         monkeypatch):
     """The drop-ins: same data, random_state and thread count -> bit-identical coefs_, for
     case, minibatch and epoch updating and L-BFGS; and the thread count changes nothing."""
     import warnings
+    monkeypatch.setattr(fastbp._model, "PARALLEL_RUN_WORK", 1)  # threads, though the run is short
     X, Y = data
     y = Y.argmax(axis=1)
 
