@@ -21,6 +21,7 @@ from .steps import (
     forward_tuple,
     geometry,
     n_units,
+    sgd_first_layer,
     squared_weights,
     weight_of,
 )
@@ -71,7 +72,13 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     n = order.shape[0]
-    primed = False  # the first layer's sums of X[t] are in act (see errors_and_update_inline)
+    # Plain SGD on a first layer of more than EIGHT units (updated row by row): the layer's
+    # update sums the next tuple's net inputs too (sgd_first_layer), and the next forward
+    # pass starts from them (`primed`).
+    lr = params.dtype.type(hyper[LR])
+    fuse = geo[0, G_OUT] > EIGHT and (general is None or (opt == SGD and hyper[MOMENTUM] == 0.0))
+    w_off, d_off, s_off = geo[0, G_W], geo[0, G_A_OUT], geo[0, G_A_OUT]
+    primed = False
     for p in range(n):
         t = order[p]
         weight = weight_of(weights, t)
@@ -86,9 +93,13 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         error_of(act, delta, out, n_out, Y, t, codes, layout)
-        primed = errors_and_update_inline(params, layout, geo, state, act, delta,
-                                          params.dtype.type(alpha / weight), opt, hyper, general,
-                                          codes, X, order[p + 1] if p + 1 < n else -1)
+        decay = params.dtype.type(alpha / weight)
+        primed = fuse and p + 1 < n
+        errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper,
+                                 general, codes, 1 if primed else 0)
+        if primed:
+            sgd_first_layer(params, w_off, geo[0, G_IN], geo[0, G_OUT], act, delta, d_off, decay,
+                            lr, X, order[p + 1], s_off)
     return loss_sum, penalty_sum, n_correct
 
 

@@ -329,26 +329,15 @@ def is_correct(act, out, n_out, Y, t, code):
 
 
 @njit(inline="always", **JIT)
-def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, errors, X, t_next,
-              s_off):
+def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, errors):
     """update_outer for plain SGD (no momentum), inlined into its caller: a call with
     update_outer's arguments cost a tenth of a case update on XOR. W -= lr (a_i d_j + decay
-    W), the biases (the row after W: input 1, no decay) -= lr d_j; with `errors`, as
+    W), as W keep - (lr a_i) d_j with keep = 1 - lr decay (two operations a weight, not
+    three); the biases (the row after W: input 1, no decay) -= lr d_j; with `errors`, as
     update_outer. Four rows per sweep over the columns, as forward's sums: each d_j is loaded
-    once for four rows, and the loop's set-up is paid once for four.
-
-    X: None, or the training data when the layer is the first and the next tuple X[t_next]
-    is known: then its net inputs go into a[s_off:] as the new weights come out, in forward's
-    order (biases first, then rows four at a time, then the rest), so the next tuple's pass
-    need not read this layer's weights again (case_pass_small)."""
+    once for four rows, and the loop's set-up is paid once for four."""
     dt = params.dtype.type
     keep = dt(1) - lr * decay
-    bias = start + n_rows * n_cols
-    for j in range(n_cols):
-        b = params[bias + j] - lr * d[d_off + j]
-        params[bias + j] = b
-        if X is not None:
-            a[s_off + j] = b
     i = np.uint64(0)
     while i + FOUR <= n_rows:
         a0, a1 = lr * a[a_off + i], lr * a[a_off + i + ONE]
@@ -356,9 +345,6 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
         r0 = start + i * n_cols
         r1, r2, r3 = r0 + n_cols, r0 + TWO * n_cols, r0 + THREE * n_cols
         e0 = e1 = e2 = e3 = dt(0)
-        x0 = x1 = x2 = x3 = dt(0)
-        if X is not None:
-            x0, x1, x2, x3 = X[t_next, i], X[t_next, i + ONE], X[t_next, i + TWO], X[t_next, i + THREE]
         for j in range(n_cols):
             d_j = d[d_off + j]
             w0, w1, w2, w3 = params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j]
@@ -367,30 +353,74 @@ def sgd_outer(params, start, n_rows, n_cols, a, a_off, d, d_off, decay, lr, erro
                 e1 += w1 * d_j
                 e2 += w2 * d_j
                 e3 += w3 * d_j
-            w0, w1, w2, w3 = w0 * keep - a0 * d_j, w1 * keep - a1 * d_j, w2 * keep - a2 * d_j, \
-                w3 * keep - a3 * d_j
-            params[r0 + j], params[r1 + j], params[r2 + j], params[r3 + j] = w0, w1, w2, w3
-            if X is not None:
-                a[s_off + j] += (x0 * w0 + x1 * w1) + (x2 * w2 + x3 * w3)
+            params[r0 + j] = w0 * keep - a0 * d_j
+            params[r1 + j] = w1 * keep - a1 * d_j
+            params[r2 + j] = w2 * keep - a2 * d_j
+            params[r3 + j] = w3 * keep - a3 * d_j
         if errors:
             d[a_off + i], d[a_off + i + ONE] = e0, e1
             d[a_off + i + TWO], d[a_off + i + THREE] = e2, e3
         i += FOUR
-    while i < n_rows:  # the last n_rows % 4 rows
-        a_i = lr * a[a_off + i]
-        x_i = X[t_next, i] if X is not None else dt(0)
+    while i <= n_rows:  # the last n_rows % 4 rows, then the bias row
+        bias = i == n_rows
+        a_i = lr if bias else lr * a[a_off + i]
+        row_keep = dt(1) if bias else keep
         row = start + i * n_cols
-        error = dt(0)
-        for j in range(n_cols):
-            w = params[row + j]
-            if errors:
+        if errors and not bias:
+            error = dt(0)
+            for j in range(n_cols):
+                w = params[row + j]
                 error += w * d[d_off + j]
-            w = w * keep - a_i * d[d_off + j]
-            params[row + j] = w
-            if X is not None:
-                a[s_off + j] += x_i * w
-        if errors:
+                params[row + j] = w * row_keep - a_i * d[d_off + j]
             d[a_off + i] = error
+        else:
+            for j in range(n_cols):
+                params[row + j] = params[row + j] * row_keep - a_i * d[d_off + j]
+        i += ONE
+
+
+@njit(inline="always", **JIT)
+def sgd_first_layer(params, start, n_rows, n_cols, act, d, d_off, decay, lr, X, t_next, s_off):
+    """sgd_outer on the first layer (inputs act[0:n_rows], no errors to send back) that also
+    sums the next tuple's net inputs of the layer, X[t_next] times the new weights, into
+    act[s_off:], in forward's order (biases, then rows four at a time, then the rest): the
+    next tuple's forward pass need not read the layer's weights again (case_pass_small).
+    The same new weights as sgd_outer."""
+    dt = params.dtype.type
+    keep = dt(1) - lr * decay
+    bias = start + n_rows * n_cols
+    for j in range(n_cols):
+        b = params[bias + j] - lr * d[d_off + j]
+        params[bias + j] = b
+        act[s_off + j] = b
+    i = np.uint64(0)
+    while i + FOUR <= n_rows:
+        a0, a1 = lr * act[i], lr * act[i + ONE]
+        a2, a3 = lr * act[i + TWO], lr * act[i + THREE]
+        x0, x1 = X[t_next, i], X[t_next, i + ONE]
+        x2, x3 = X[t_next, i + TWO], X[t_next, i + THREE]
+        r0 = start + i * n_cols
+        r1, r2, r3 = r0 + n_cols, r0 + TWO * n_cols, r0 + THREE * n_cols
+        for j in range(n_cols):
+            d_j = d[d_off + j]
+            w0 = params[r0 + j] * keep - a0 * d_j
+            w1 = params[r1 + j] * keep - a1 * d_j
+            w2 = params[r2 + j] * keep - a2 * d_j
+            w3 = params[r3 + j] * keep - a3 * d_j
+            params[r0 + j] = w0
+            params[r1 + j] = w1
+            params[r2 + j] = w2
+            params[r3 + j] = w3
+            act[s_off + j] += (x0 * w0 + x1 * w1) + (x2 * w2 + x3 * w3)
+        i += FOUR
+    while i < n_rows:  # the last n_rows % 4 rows
+        a_i = lr * act[i]
+        x_i = X[t_next, i]
+        row = start + i * n_cols
+        for j in range(n_cols):
+            w = params[row + j] * keep - a_i * d[d_off + j]
+            params[row + j] = w
+            act[s_off + j] += x_i * w
         i += ONE
 
 
@@ -463,8 +493,7 @@ def quad_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_ou
 @njit(inline="always", **JIT)
 def row_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """Wider layers: row by row (sgd_outer)."""
-    sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0, None, 0,
-              ZERO)
+    sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, l > 0)
 
 
 @njit(inline="always", **JIT)
@@ -486,32 +515,22 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
 
 @njit(inline="always", **JIT)
 def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes, X, t_next):
-    """Case updating, from the output layer down: the errors of each layer's inputs,
+                             codes, lowest):
+    """Case updating, from the output layer down to layer `lowest` (0, or 1 when the caller
+    updates the first layer itself, see case_pass_small): the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
     Inlined into small networks' case passes; errors_and_update is its called twin.
 
     general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
-    compile time (Numba prunes `x is None` on an argument that is None), else True.
-
-    X: None, or the training data when the next tuple, X[t_next] (t_next >= 0), is known: if
-    the first layer is updated row by row (plain SGD, more than EIGHT units) the next tuple's
-    net inputs of that layer are summed as its new weights come out (sgd_outer), and the
-    result is True: forward_inline is then told the layer's sums are in place (`primed`)."""
+    compile time (Numba prunes `x is None` on an argument that is None), else True."""
     begin_update(hyper, opt)
     plain = opt == SGD and hyper[MOMENTUM] == 0.0
     lr = params.dtype.type(hyper[LR])
-    primed = False
-    for l in range(geo.shape[0] - 1, -1, -1):
+    for l in range(geo.shape[0] - 1, lowest - 1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if X is not None and l == 0 and t_next >= 0 and fan_out > EIGHT and \
-                (general is None or plain):
-            sgd_outer(params, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay, lr, False,
-                      X, t_next, a_out)
-            primed = True
-        elif general is None or plain:
+        if general is None or plain:
             plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out,
                                decay, lr)
         elif fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
@@ -527,7 +546,6 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
                          opt, hyper, l > 0, True)
         if l > 0:
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
-    return primed
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
@@ -535,7 +553,7 @@ def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper,
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (inlined, it made case updating on `mid` 15% slower)."""
     errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes, None, -1)
+                             codes, 0)
 
 
 @njit(**JIT, **INTERNAL)
