@@ -46,15 +46,20 @@ PARALLEL_FORWARD_WORK = 2 ** 27
 # 35 ms a fit against 25 on threads once cached, and its first run in a new environment
 # takes 11-11.5 s instead of 13-14 s. The chunks, and so the numbers, are the same either
 # way (BLAS is pinned to one thread in both, driver.Run.threads).
+# Data of at least PARALLEL_RUN_TUPLES tuples always run on threads: there the passes of
+# small networks are slow per multiply-add (`tiny`, 100,000 x 3-8-8-1: an epoch of epoch
+# updating 11 ms on one thread, 5.6 ms on two), and such data is rarely trained briefly.
 PARALLEL_RUN_WORK = 2 ** 31
+PARALLEL_RUN_TUPLES = 10_000
 
 
 def parallel_gradient(pass_tuples, n_tuples, n_params, epochs):
     """Whether a run's gradient passes of pass_tuples tuples (a batch, or all n_tuples) go on
-    threads: more than one chunk, and a long pass or a long run (PARALLEL_RUN_WORK)."""
+    threads: more than one chunk, and large data, a long pass or a long run."""
     work = n_tuples * n_params
     return n_chunks_for(pass_tuples) > 1 and (
-        work >= PARALLEL_FORWARD_WORK or work * epochs >= PARALLEL_RUN_WORK)
+        n_tuples >= PARALLEL_RUN_TUPLES or work >= PARALLEL_FORWARD_WORK
+        or work * epochs >= PARALLEL_RUN_WORK)
 
 
 def parallel_forward(n_tuples, n_params, steps=1):

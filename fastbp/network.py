@@ -293,10 +293,12 @@ class Network(Model):
         eval_chunks = n_chunks_for(n) if track_end else 1
         # track="end" evaluates after each epoch: unit buffers and sums per chunk (None: the
         # kernel compiles no evaluation)
-        run.evaluation = (np.empty((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
+        run.evaluation = (np.zeros((eval_chunks, units), dt), np.empty((eval_chunks, 3))) \
             if track_end else None
         if trainer.mode == "case":
-            work = (_aligned_empty(units, dt), _aligned_empty(units, dt))
+            # zeros: activations and derivatives run over each layer's padding too, where
+            # leftover bits could be denormal numbers, slow on every vector operation
+            work = (_aligned_copy(np.zeros(units, dt)), _aligned_copy(np.zeros(units, dt)))
             # the passes after each epoch run on threads only when they are large
             parallel = (track_end and parallel_forward(n, n_params)) or \
                 (val is not None and parallel_forward(val.X.shape[0], n_params))
@@ -308,7 +310,7 @@ class Network(Model):
             chunks = n_chunks_for(n)
         largest = max(a * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
         work = (np.empty((chunks, n_params), dt), np.empty(n_params, dt),
-                np.empty((chunks, 2 * K.BLOCK * units + largest), dt), np.empty((chunks, 3)))
+                np.zeros((chunks, 2 * K.BLOCK * units + largest), dt), np.empty((chunks, 3)))
         run.grad = work[1]
         pass_tuples = run.batch_size if trainer.mode == "minibatch" else n
         run.blas = by_tuples(self.layout, pass_tuples) is None
@@ -333,7 +335,7 @@ class Network(Model):
         chunks = n_chunks_for(val.X.shape[0])
         return (val.X, val.Y, np.ascontiguousarray(Y_score, dtype=np.float64),
                 np.ascontiguousarray(weights, dtype=np.float64), r2_denominator,
-                np.empty((chunks, K.units_length(self.sizes)), self.dtype),
+                np.zeros((chunks, K.units_length(self.sizes)), self.dtype),
                 np.empty((chunks + 1, K.V_SQUARED + n_out)))
 
     def training_arguments(self, run, optim, state):

@@ -123,7 +123,7 @@ def new_workspaces(params, layout, n_chunks):
     for l in range(layout.shape[0]):
         units += layout[l, FAN_OUT]
         largest = max(largest, layout[l, FAN_IN] * layout[l, FAN_OUT])
-    return np.empty((n_chunks, 2 * BLOCK * units + largest), dtype=params.dtype)
+    return np.zeros((n_chunks, 2 * BLOCK * units + largest), dtype=params.dtype)
 
 
 @njit(**JIT, **INTERNAL)

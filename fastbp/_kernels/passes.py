@@ -349,7 +349,7 @@ def evaluate_serial(params, layout, X, Y, weights, codes, n_chunks):
     one thread (`evaluate` is its parallel twin)."""
     geo = geometry(layout)
     return evaluate_pass(params, layout, geo, X, Y, weights, codes,
-                         np.empty((n_chunks, n_units(geo)), dtype=params.dtype),
+                         np.zeros((n_chunks, n_units(geo)), dtype=params.dtype),
                          np.empty((n_chunks, 3)))
 
 
@@ -375,7 +375,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
     for c in prange(n_chunks):
         lo, hi = n * c // n_chunks, n * (c + 1) // n_chunks
         if tuples is not None:
-            act = np.empty(units, dtype=params.dtype)
+            act = np.zeros(units, dtype=params.dtype)  # (its padding too: see geometry)
             for t in range(lo, hi):
                 for i in range(geo[0, G_IN]):
                     act[i] = X[t, i]

@@ -36,10 +36,12 @@ def tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo
     """tuples_gradient, or its shaped twin when `tuples` is a Shape (see the module)."""
 
 
-def _shaped_or_generic(stub, source_of, generic_name):
+def _shaped_or_generic(stub, source_of, generic_name, noalias):
     """Overload `stub`, whose last parameter is the Shape (or True): the shaped pass that
     source_of writes, or passes.<generic_name> called with the other arguments. No dropout
-    (a `dropout` argument must be None) and activations compiled in (not generic codes)."""
+    (a `dropout` argument must be None) and activations compiled in (not generic codes).
+    Compiled as the kernels are (an overload gets Numba's defaults otherwise: no fastmath),
+    with NOALIAS where the callers pass separate buffers (see _setup.NOALIAS)."""
     names = stub.__code__.co_varnames[:stub.__code__.co_argcount]
 
     def typer(*args):
@@ -53,8 +55,9 @@ def _shaped_or_generic(stub, source_of, generic_name):
         exec(f"def generic_{generic_name}({', '.join(names)}):\n"
              f"    return generic({', '.join(names[:-1])})\n", scope)
         return scope[f"generic_{generic_name}"]
-    overload(stub, jit_options=dict(fastmath=FASTMATH, error_model="numpy", **NOALIAS,
-                                    **NO_REFCOUNT))(_with_signature(typer, stub))
+    options = dict(fastmath=FASTMATH, error_model="numpy", **NO_REFCOUNT,
+                   **(NOALIAS if noalias else {}))
+    overload(stub, jit_options=options)(_with_signature(typer, stub))
 
 
 def _forward_lines(layers, indent):
@@ -183,5 +186,6 @@ GRADIENTS = (steps.unit_gradient, steps.narrow_gradient, steps.row_gradient)
 _LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS}
 
 
-_shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small")
-_shaped_or_generic(tuples_gradient_of, shaped_gradient_source, "tuples_gradient")
+_shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small", noalias=True)
+# (act1 and delta1, views of one workspace row: no NOALIAS)
+_shaped_or_generic(tuples_gradient_of, shaped_gradient_source, "tuples_gradient", noalias=False)
