@@ -298,7 +298,10 @@ class Network(Model):
         if trainer.mode == "case":
             # zeros: activations and derivatives run over each layer's padding too, where
             # leftover bits could be denormal numbers, slow on every vector operation
-            work = (_aligned_copy(np.zeros(units, dt)), _aligned_copy(np.zeros(units, dt)))
+            # act has room past the units for the output layer's weights turned (see
+            # K.turned_room and passes.case_pass_small)
+            work = (_aligned_copy(np.zeros(units + K.turned_room(self.sizes), dt)),
+                    _aligned_copy(np.zeros(units, dt)))
             # the passes after each epoch run on threads only when they are large
             parallel = (track_end and parallel_forward(n, n_params)) or \
                 (val is not None and parallel_forward(val.X.shape[0], n_params))
@@ -354,14 +357,14 @@ class Network(Model):
         if trainer.mode == "minibatch":
             return head + (run.batch_size, optim, state, run.scratch, val, run.evaluation,
                            dropout) + self._tuples(run.batch_size, dropout)
-        if trainer.mode == "case":  # small networks without dropout: case_pass_small
+        if trainer.mode == "case":  # without dropout: case_pass_small
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
-            small = self.n_params <= K.SMALL_NETWORK and dropout is None
+            small = None if dropout else True
             if small and general is None and self._shaped():
                 small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
-            return head + (optim, state, run.scratch, val, run.evaluation, general, dropout) + \
-                ((small, None) if small else (None, True))
+            return head + (optim, state, run.scratch, val, run.evaluation, general, dropout,
+                           small)
         return head + (optim, state, run.scratch, val, dropout) + self._tuples(run.n, dropout)
 
     def _tuples(self, n, dropout):

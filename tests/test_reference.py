@@ -248,13 +248,12 @@ def test_case_mode(config, shuffle, momentum, nesterov, alpha):
 
 
 @pytest.mark.parametrize("momentum, alpha", [(0.0, 0.0), (0.9, 0.0), (0.0, 0.05)])
-def test_case_mode_past_the_small_network_pass(momentum, alpha):
-    """Networks of more than K.SMALL_NETWORK weights take case_pass, not the inlined
-    case_pass_small the configurations above (all small) take: the same arithmetic. Fan-ins
-    that are not multiples of four: plain SGD's update takes four rows per sweep, then the
-    rest one at a time (with and without the errors sent back, with and without decay)."""
+def test_case_mode_wider_network(momentum, alpha):
+    """A network of thousands of weights: the same arithmetic. Fan-ins that are not
+    multiples of four: plain SGD's update takes four rows per sweep, then the rest one at a
+    time (with and without the errors sent back, with and without decay)."""
     net = fastbp.Network([5, 42, 39, 2], activation="tanh", random_state=0)
-    assert net.n_params > K.SMALL_NETWORK
+    assert net.n_params > 2000
     rng = np.random.RandomState(7)
     X = rng.normal(size=(N, 5))
     Y = naive.targets_for("logistic", "squared_error", N, 2, rng)
@@ -269,10 +268,8 @@ def test_case_mode_past_the_small_network_pass(momentum, alpha):
 @pytest.mark.parametrize("sizes", [(3, 9, 4, 2), (2, 4, 9, 1), (5, 2, 700, 1), (5, 42, 39, 4)])
 def test_case_mode_two_and_four_unit_layers(sizes):
     """Plain SGD updates a layer of two or four units in one sweep over W's rows (pair_update,
-    quad_update): as the first layer (no errors to send back) and a later one, in
-    case_pass_small and in case_pass (the last two networks, past K.SMALL_NETWORK)."""
+    quad_update): as the first layer (no errors to send back) and a later one."""
     net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
-    assert (net.n_params > K.SMALL_NETWORK) == (sizes[0] == 5)
     rng = np.random.RandomState(7)
     X = rng.normal(size=(N, sizes[0]))
     Y = naive.targets_for("logistic", "squared_error", N, sizes[-1], rng)
@@ -283,15 +280,18 @@ def test_case_mode_two_and_four_unit_layers(sizes):
     np.testing.assert_allclose(net.params, expected[-1], **F64)
 
 
-@pytest.mark.parametrize("sizes", [(9, 12, 6), (6, 20, 5), (9, 32, 3), (3, 16, 8, 7)])
-def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes):
+@pytest.mark.parametrize("alpha", [0.0, 0.01])
+@pytest.mark.parametrize("sizes", [(9, 12, 6), (6, 20, 5), (9, 32, 3), (3, 16, 8, 7), (4, 7, 19)])
+def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes, alpha):
     """Plain SGD's case updating with a first layer of more than eight units sums the next
-    tuple's net inputs of that layer as its new weights come out (sgd_outer given X): the
-    reference's numbers, with tuples of weight 0 (no update: the tuple after one is summed
-    afresh) in a row and last, fan-ins that are not multiples of four, output layers of 3 to
-    8 units and layers whose room in the unit buffers is padded (codes.UNIT_ALIGN)."""
+    tuple's net inputs of that layer as its new weights come out (sgd_first_layer), and
+    without L2 it works on the output layer's weights turned, a contiguous row per unit
+    (turned_sums, turned_update): the reference's numbers, with tuples of weight 0 (no
+    update: the tuple after one is summed afresh) in a row and last, fan-ins that are not
+    multiples of four, output layers of 3 to 19 units and layers whose room in the unit
+    buffers is padded (codes.UNIT_ALIGN)."""
     net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
-    assert net.n_params <= K.SMALL_NETWORK and sizes[1] > 8
+    assert K.turned_room(net.sizes) > 0
     rng = np.random.RandomState(7)
     X = rng.normal(size=(N, sizes[0]))
     Y = naive.targets_for("logistic", "squared_error", N, sizes[-1], rng)
@@ -299,10 +299,10 @@ def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes):
     weights[[3, 4, 10, N - 1]] = 0.0
     spec, start = naive.Spec.of(net), net.params.copy()
     fastbp.train(net, X, Y, mode="case", learning_rate=0.1, epochs=EPOCHS, shuffle=False,
-                 alpha=0.01, sample_weight=weights)
+                 alpha=alpha, sample_weight=weights)
     # a tuple of weight 0 changes nothing; one of weight 1 takes the reference's step
     kept = [np.flatnonzero(weights)] * EPOCHS
-    expected = replay(start, spec, X, Y, kept, [0.1] * EPOCHS, 1, 0.01)
+    expected = replay(start, spec, X, Y, kept, [0.1] * EPOCHS, 1, alpha)
     np.testing.assert_allclose(net.params, expected[-1], **F64)
 
 

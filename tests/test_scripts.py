@@ -44,17 +44,12 @@ def test_tiny_floor_hand_kernel_does_fastbps_arithmetic():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3)).astype(np.float32)
     Y = (X[:, :1] > 0).astype(np.float32)
-    order = rng.permutation(300).astype(np.int64)
+    order = np.arange(300, dtype=np.int64)  # train()'s order without shuffling
     net = fastbp.Network(floor.SIZES, dtype=np.float32, random_state=0)
     (W1, W2, w3), (b1, b2, b3) = [w.copy() for w in net.coefs], [b.copy() for b in net.intercepts]
     w3, start = w3[:, 0].copy(), net.params.copy()
     floor.hand(W1, b1, W2, b2, w3, b3, X, Y, order, np.float32(0.1), np.uint64(8))
-    hyper = np.zeros(K.N_HYPER)
-    hyper[K.LR] = 0.1
-    geo = K.geometry(net.layout)
-    act, delta = np.empty(K.n_units(geo), np.float32), np.empty(K.n_units(geo), np.float32)
-    K.case_pass(net.params, net.layout, geo, act, delta, X, Y, np.empty(0, np.float32), order,
-                net.codes, K.SGD, hyper, np.zeros((1, net.n_params), np.float32), None, None)
+    fastbp.train(net, X, Y, mode="case", learning_rate=0.1, epochs=1, shuffle=False)
     assert np.abs(net.params - start).max() > 1e-3  # both trained: the weights moved
     for got, want in zip((W1, W2, w3[:, None], b1, b2, b3), net.coefs + net.intercepts):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

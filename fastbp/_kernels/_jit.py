@@ -21,7 +21,6 @@ import operator
 import os
 from types import FunctionType
 
-import numpy as np
 from numba import njit, types
 from numba.extending import NativeValue, models, overload, register_model, typeof_impl, unbox
 
@@ -258,14 +257,13 @@ def _(K, hidden, output, loss):
         # An element-wise activation runs over the layer's padding too (geometry rounds each
         # layer's room up to UNIT_ALIGN): its loop is then whole vectors, where a remainder of
         # up to seven units went one at a time (a 6-unit output layer: all six).
-        up, whole = np.uint64(K.UNIT_ALIGN - 1), np.uint64(K.UNIT_ALIGN)
-        output_whole = output != K.SOFTMAX
+        output_whole, padded = output != K.SOFTMAX, K.padded
 
         def impl(v, start, n, codes, layout, l):
             if l == layout.shape[0] - 1:
-                output_units(v, start, (n + up) // whole * whole if output_whole else n)
+                output_units(v, start, padded(n) if output_whole else n)
             else:
-                hidden_units(v, start, (n + up) // whole * whole)
+                hidden_units(v, start, padded(n))
     return impl
 
 
@@ -305,11 +303,10 @@ def _(K, hidden, output, loss):
         def impl(delta, act, start, n, codes, layout, l):
             K.times_derivative(delta, act, start, n, layout[l, K.ACT])
     else:
-        hidden_derivative = K.DERIVATIVES[hidden]
-        up, whole = np.uint64(K.UNIT_ALIGN - 1), np.uint64(K.UNIT_ALIGN)
+        hidden_derivative, padded = K.DERIVATIVES[hidden], K.padded
 
         def impl(delta, act, start, n, codes, layout, l):  # over the padding too (see above)
-            hidden_derivative(delta, act, start, (n + up) // whole * whole)
+            hidden_derivative(delta, act, start, padded(n))
     return impl
 
 

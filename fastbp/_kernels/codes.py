@@ -72,6 +72,12 @@ def units_length(sizes):
     offsets: every layer padded to UNIT_ALIGN)."""
     return sum(unit_offset(size) for size in sizes)
 
+def turned_room(sizes):
+    """Room past the units in case updating's act for the output layer's weights turned, one
+    row of unit_offset(inputs) per output unit (see passes.case_pass_small): 0 for a network
+    without a hidden layer or of fewer than three outputs."""
+    return sizes[-1] * unit_offset(sizes[-2]) if len(sizes) > 2 and sizes[-1] >= 2 else 0
+
 # Small unsigned constants for offset arithmetic (an integer literal would make it float64).
 ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
 EIGHT = np.uint64(8)
@@ -92,10 +98,6 @@ STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 # block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
 # BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
 BLOCK = 128
-
-# Networks of at most this many weights and biases (and no dropout) update case by case with
-# case_pass_small, everything inlined; past it, inlining made case updating slower (mid: 15%).
-SMALL_NETWORK = 1024
 
 # Passes of at most SMALL_PASS tuples through networks whose layers are all at most
 # SMALL_LAYER wide go tuple by tuple instead (by_tuples): their matrix products are too small

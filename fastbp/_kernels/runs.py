@@ -346,13 +346,13 @@ def begin_slice(params, ctl, prev):
 
 @njit(**JIT)
 def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evaluation,
-                  general, dropout, small, large):
+             general, dropout, small):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
-    buffers; evaluation: None, or (acts, sums), the track="end" evaluation's. small, large:
-    one is set, the other None: the pass is case_pass_small
-    (small True), or its twin compiled for the network's shape (small a Shape, see shaped.py),
-    or case_pass (large True).
+    buffers (act with room for case_pass_small's turned weights, codes.turned_room);
+    evaluation: None, or (acts, sums), the track="end" evaluation's. dropout, small: one is
+    set, the other None: the pass is case_pass (dropout True), case_pass_small (small True)
+    or its twin compiled for the network's shape (small a Shape, see shaped.py).
 
     Numba prunes a branch guarded by `arg is None` when the argument is None (and only then:
     `True is None` is not pruned), so what is off costs no compile time: a kernel compiles
@@ -371,10 +371,10 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
         begin_epoch(ctl, num, hist, hyper, e)
         set_drop_seed(layout, ctl[C_SEED], e)
         epoch_order(ctl, order, orders, e)
-        if large is not None:
+        if dropout is not None:
             loss_sum, penalty_sum, n_correct = case_pass(
                 params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
-                state, general, dropout)
+                state)
         if small is not None:
             loss_sum, penalty_sum, n_correct = case_pass_of(
                 params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,

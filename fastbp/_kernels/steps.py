@@ -14,20 +14,28 @@ from .optimizers import begin_update
 
 
 # -- one tuple ------------------------------------------------------------------------------
+@njit(inline="always", **JIT)
+def padded(n):
+    """n units rounded up to UNIT_ALIGN (codes.unit_offset), as uint64 (see "Indexing" in
+    backprop.py: with UNIT_ALIGN, an int literal, the sum would be signed)."""
+    align = np.uint64(UNIT_ALIGN)
+    return (np.uint64(n) + align - ONE) // align * align
+
+
 @njit(**JIT)
 def geometry(layout):
     """The uint64 offset table of a layout (see G_IN ... G_A_OUT; each layer's units start
     at a multiple of UNIT_ALIGN, codes.unit_offset)."""
     n_layers = layout.shape[0]
     geo = np.empty((n_layers, 6), dtype=np.uint64)
-    units = 0
+    units = ZERO
     for l in range(n_layers):
         geo[l, G_IN] = layout[l, FAN_IN]
         geo[l, G_OUT] = layout[l, FAN_OUT]
         geo[l, G_W] = layout[l, W_OFF]
         geo[l, G_B] = layout[l, B_OFF]
         geo[l, G_A_IN] = units
-        units += (layout[l, FAN_IN] + UNIT_ALIGN - 1) // UNIT_ALIGN * UNIT_ALIGN
+        units += padded(layout[l, FAN_IN])
         geo[l, G_A_OUT] = units
     return geo
 
@@ -36,7 +44,7 @@ def geometry(layout):
 def n_units(geo):
     """Length of act/delta: every unit of every layer, input included (codes.units_length)."""
     last = geo.shape[0] - 1
-    return geo[last, G_A_OUT] + (geo[last, G_OUT] + UNIT_ALIGN - 1) // UNIT_ALIGN * UNIT_ALIGN
+    return geo[last, G_A_OUT] + padded(geo[last, G_OUT])
 
 
 _GOLDEN, _MIX1, _MIX2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -136,24 +144,28 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def forward(params, layout, geo, act, codes):
-    """forward_inline as a call (see errors_and_update)."""
-    forward_inline(params, layout, geo, act, codes, False)
+    """forward_inline as a call (prediction, evaluation, the gradient passes)."""
+    forward_inline(params, layout, geo, act, codes, False, False, ZERO, ZERO)
 
 
 @njit(inline="always", **JIT)
-def forward_inline(params, layout, geo, act, codes, primed):
+def forward_inline(params, layout, geo, act, codes, primed, turned, t_off, stride):
     """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij).
-    primed: the first layer's sums are in act already (see passes.case_pass_small).
+    primed: the first layer's sums are in act already; turned: the output layer's weights
+    are in act[t_off:], turned (see passes.case_pass_small).
 
     Layers of at most EIGHT units: a dot product per unit over its column of W, in four
     running sums (column_sum); through the rows instead, each sweep over a short row was a
     round trip through memory plus a scalar remainder (16-32-5 case updating: 305 -> 293 ns
     a tuple, 9-32-6 331 -> 307 here)."""
+    last = geo.shape[0] - 1
     for l in range(geo.shape[0]):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
         if primed and l == 0:
             pass
+        elif turned and l == last:
+            turned_sums(params, act, fan_in, fan_out, b_off, a_in, a_out, t_off, stride)
         elif fan_out == 1:  # one unit: a dot product over the contiguous column of W
             unit_sums(params, act, fan_in, fan_out, w_off, b_off, a_in, a_out)
         elif fan_out <= EIGHT:  # a few units: a dot product each, over its column of W
@@ -432,6 +444,54 @@ def sgd_first_layer(params, start, n_rows, n_cols, act, d, d_off, decay, lr, X, 
         i += ONE
 
 
+@njit(inline="always", **JIT)
+def turn_weights(params, w_off, fan_in, fan_out, t, t_off, stride, back):
+    """Copy the fan_in x fan_out block W at params[w_off:] into t[t_off:] as its transpose,
+    rows of `stride` (unit j's weights contiguous: turned_sums, turned_update), or back."""
+    for i in range(fan_in):
+        for j in range(fan_out):
+            if back:
+                params[w_off + i * fan_out + j] = t[t_off + j * stride + i]
+            else:
+                t[t_off + j * stride + i] = params[w_off + i * fan_out + j]
+
+
+@njit(inline="always", **JIT)
+def turned_sums(params, act, fan_in, fan_out, b_off, a_in, a_out, t_off, stride):
+    """A layer's net inputs from its weights turned (see turn_weights, in act past the units):
+    each unit's a dot product over contiguous memory, in whole vectors."""
+    for j in range(fan_out):
+        row = t_off + j * stride
+        s = params.dtype.type(0)
+        for i in range(fan_in):
+            s += act[a_in + i] * act[row + i]
+        act[a_out + j] = params[b_off + j] + s
+
+
+@njit(inline="always", **JIT)
+def turned_update(params, act, delta, fan_in, fan_out, b_off, a_in, a_out, t_off, stride, keep,
+                  lr):
+    """sgd_outer on a layer's weights turned (see turn_weights): per unit j, one sweep over
+    its contiguous row adds w_ij delta_j to the errors of the inputs (in sgd_outer's order,
+    j = 0 first) and moves w_ij to w_ij keep - (lr O_i) delta_j, in whole vectors; then the
+    biases."""
+    for j in range(fan_out):
+        d_j = delta[a_out + j]
+        row = t_off + j * stride
+        if j == 0:
+            for i in range(fan_in):
+                w = act[row + i]
+                delta[a_in + i] = w * d_j
+                act[row + i] = w * keep - (lr * act[a_in + i]) * d_j
+        else:
+            for i in range(fan_in):
+                w = act[row + i]
+                delta[a_in + i] += w * d_j
+                act[row + i] = w * keep - (lr * act[a_in + i]) * d_j
+    for j in range(fan_out):
+        params[b_off + j] -= lr * delta[a_out + j]
+
+
 # Plain SGD's step on layer l in case updating (see errors_and_update_inline), one function per
 # kind of layer, as for the sums (shaped.PLAIN_UPDATES; plain_layer_update picks at run time).
 
@@ -523,22 +583,27 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
 
 @njit(inline="always", **JIT)
 def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes, lowest):
-    """Case updating, from the output layer down to layer `lowest` (0, or 1 when the caller
-    updates the first layer itself, see case_pass_small): the errors of each layer's inputs,
+                             codes, lowest, turned, t_off, stride):
+    """Case updating, from the output layer (its weights turned in act[t_off:] if `turned`,
+    see case_pass_small) down to layer `lowest` (0, or 1 when the caller updates the first
+    layer itself): the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
-    Inlined into small networks' case passes; errors_and_update is its called twin.
+    Inlined into case_pass_small.
 
     general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
     compile time (Numba prunes `x is None` on an argument that is None), else True."""
     begin_update(hyper, opt)
     plain = opt == SGD and hyper[MOMENTUM] == 0.0
     lr = params.dtype.type(hyper[LR])
-    for l in range(geo.shape[0] - 1, lowest - 1, -1):
+    last = geo.shape[0] - 1
+    for l in range(last, lowest - 1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
         w_off, b_off, a_in, a_out = geo[l, G_W], geo[l, G_B], geo[l, G_A_IN], geo[l, G_A_OUT]
-        if general is None or plain:
+        if turned and l == last:  # (plain SGD, no decay)
+            turned_update(params, act, delta, fan_in, fan_out, b_off, a_in, a_out, t_off, stride,
+                          params.dtype.type(1), lr)
+        elif general is None or plain:
             plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out,
                                decay, lr)
         elif fan_out == 1:  # one row of fan_in weights, so the inner loop is the long one
@@ -554,14 +619,6 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
                          opt, hyper, l > 0, True)
         if l > 0:
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
-
-
-@njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
-def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes):
-    """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
-    pass out of line (inlined, it made case updating on `mid` 15% slower)."""
-    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes, 0)
 
 
 @njit(**JIT, **INTERNAL)
@@ -586,7 +643,7 @@ def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt
             update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
                          opt, hyper, l > 0, True)
         if l > 0:
-            if dropping(layout, l - 1):  # (a copy of errors_and_update plus this test)
+            if dropping(layout, l - 1):  # (a copy of errors_and_update_inline plus this test)
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
