@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp._kernels import backprop as K
 
 SCRIPTS = pathlib.Path(__file__).resolve().parent.parent / "scripts"
 

@@ -716,7 +716,7 @@ def layer_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a
 def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
     """The backward pass of one tuple whose output errors are in delta, from the output layer
     down: grad += O_i delta_j for every weight (delta_j for every bias), and each layer's input
-    errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update does, with the
+    errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update_inline does, with the
     increments summed into grad instead of applied (epoch and minibatch updating)."""
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
