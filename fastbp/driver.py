@@ -418,7 +418,7 @@ class Run:
         """The run kernel's arguments (they hold the history's buffer: made anew when it grows,
         or when momentum is switched on or off, which selects the compiled update code)."""
         trainer = self.trainer
-        optim = (K.Optimizer.of(trainer.optimizer), trainer.hyper, trainer.state)
+        optim = K.Pack((K.Optimizer.of(trainer.optimizer), trainer.hyper, trainer.state))
         orders = self.orders.array if self.orders is not None else np.empty((0, self.n), np.int64)
         run = (self.ctl, self.num, self.history._buffer, self.order, orders, self.prev, self.best)
         return self.net.training_arguments(self, optim, run)

@@ -29,7 +29,7 @@ from ._validation import as_matrix, as_sample_weight, check_bool, check_choice, 
 def narrow_layers(layout):
     """Whether every layer is at most SMALL_LAYER units wide: where a matrix product's call
     costs more than its arithmetic, so passes go a tuple at a time."""
-    return int(np.max(layout[:, [K.FAN_IN, K.FAN_OUT]])) <= K.SMALL_LAYER
+    return int(layout[:, K.FAN_IN:K.FAN_OUT + 1].max()) <= K.SMALL_LAYER  # (adjacent columns)
 
 
 def by_tuples(layout, n):

@@ -204,3 +204,27 @@ def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode):
             fastbp.train(net, X, Y, mode="case", epochs=1, momentum=momentum)
         small = [args[-1] for args in made]  # run_case's `small`: a Shape, or True
         assert isinstance(small[0], K.Shape) and small[1] is True
+
+
+def test_case_updating_on_turned_output_weights_with_activations_compiled_in(monkeypatch):
+    """A network too wide for the shaped passes, plain SGD without L2: case updating works
+    on the output layer's weights turned (passes.case_pass_small), and the compiled-in
+    activations run over each layer's padding (six outputs in a room of eight, next to the
+    turned rows): the generic kernels' numbers, with tuples of weight 0."""
+    X, Y = data(9, 6, "logistic", "squared_error", n=30)
+    weights = np.ones(30)
+    weights[[0, 7, 29]] = 0.0
+    runs = []
+    for generic in (True, False):
+        if not generic:
+            specialised(monkeypatch)
+        net = fastbp.Network([9, 12, 6], activation="tanh", random_state=0)
+        history = fastbp.train(net, X, Y, mode="case", epochs=4, learning_rate=0.2,
+                               sample_weight=weights, random_state=0)
+        runs.append((net.params.copy(), np.array(history.loss)))
+    assert K.turned_room(net.sizes) > 0 and not net._shaped()
+    assert K.Codes.of("tanh", "logistic", "squared_error").hidden is not None  # compiled in
+    start = fastbp.Network([9, 12, 6], activation="tanh", random_state=0).params
+    assert np.abs(runs[1][0] - start).max() > 1e-3  # trained
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(runs[1][1], runs[0][1], rtol=1e-12)

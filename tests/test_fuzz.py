@@ -350,8 +350,11 @@ def bad_Y(draw, net, n):
     kind = draw(st.sampled_from(kinds))
     if kind == "matrix":
         Y, names = draw(bad_matrix(n_out, n_rows=n, dtype=net.dtype, name="Y"))
-        if isinstance(Y, np.ndarray) and Y.ndim == 1 and n_out == 1 and Y.shape[0] == n:
-            Y = Y.reshape(-1, 1, 1)  # a 1-D Y is fine for one output: make it 3-D instead
+        if isinstance(Y, np.ndarray) and Y.ndim == 1 and Y.shape[0] == n and \
+                (n_out == 1 or net.output_activation == "softmax"):
+            # a 1-D Y is fine for one output, and for softmax when it holds class labels
+            # (e.g. [0., 0.]): make it 3-D instead
+            Y = Y.reshape(-1, 1, 1)
         return Y, names
     if kind == "rows":
         m = draw(st.integers(1, 21).filter(lambda m: m != n))

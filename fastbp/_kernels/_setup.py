@@ -3,14 +3,11 @@ fastbp's cache locator (_cache) and libtbb (_jit.preload_tbb). Every kernel modu
 this first."""
 from . import _cache
 from ._jit import preload_tbb
+from ._options import FASTMATH, NO_REFCOUNT, OVERLOAD  # noqa: F401  (see _options)
 
 _cache.install()  # fastbp's cache folder and stamp, before the first @njit
 preload_tbb()  # before any parallel kernel can start Numba's threading layer
 
-
-# fastmath without nnan/ninf, so NaN and inf checks keep working -- on values as loaded from
-# memory: under reassoc, isfinite(a + b) can fold to True (seen); reassoc lets reductions vectorise.
-FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 # Options of every kernel. error_model="numpy" drops Python's ZeroDivisionError checks from hot loops;
 # nogil lets several fits run at once in Python threads.
@@ -21,8 +18,9 @@ EXACT_JIT = dict(cache=True, fastmath={"nsz", "contract"}, error_model="numpy", 
 
 # The small helpers run per tuple and per layer (activations, errors, loss) carry
 # inline="always": Numba then compiles them into their callers, where a call with array
-# arguments cost tens of cycles (case updating on `tiny`: 0.39 -> 0.30 us per tuple). The
-# big loops (forward, update_outer) stay calls: inlining them made case updating slower.
+# arguments cost tens of cycles (case updating on `tiny`: 0.39 -> 0.30 us per tuple). So is
+# the forward pass into case updating's pass (case_pass_small); the optimizers' per-layer
+# update (update_outer) stays a call: inlined, it made case updating slower.
 
 # What only compiled code calls compiles without the wrappers that let Python call it (Numba
 # builds two per function by default, whose code for unboxing every array argument was LLVM's
@@ -40,8 +38,7 @@ INTERNAL = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
 # and a callee compiled first under it inherits the option and is refused too; but a callee
 # already compiled (or cached) with reference counts is reused as it is, so call nothing that
 # returns a new array (tests/test_kernels_module.py counts the allocations of every run
-# kernel). The run kernel that calls it holds every array it gets.
-NO_REFCOUNT = dict(_nrt=False)
+# kernel). The run kernel that calls it holds every array it gets. (NO_REFCOUNT: _options.py)
 
 
 def _noalias_option():

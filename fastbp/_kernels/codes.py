@@ -72,11 +72,13 @@ def units_length(sizes):
     offsets: every layer padded to UNIT_ALIGN)."""
     return sum(unit_offset(size) for size in sizes)
 
+
 def turned_room(sizes):
     """Room past the units in case updating's act for the output layer's weights turned, one
     row of unit_offset(inputs) per output unit (see passes.case_pass_small): 0 for a network
-    without a hidden layer or of fewer than three outputs."""
+    without a hidden layer or of one output."""
     return sizes[-1] * unit_offset(sizes[-2]) if len(sizes) > 2 and sizes[-1] >= 2 else 0
+
 
 # Small unsigned constants for offset arithmetic (an integer literal would make it float64).
 ZERO, ONE, TWO, THREE, FOUR = np.uint64(0), np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)
@@ -204,6 +206,16 @@ V_LOSS, V_WEIGHT, V_RIGHT, V_NONFINITE, V_SK_RIGHT, V_SK_WEIGHT, V_SQUARED = ran
 DROPOUT_KEY = np.uint64(0xD1B54A32D192ED03)
 
 
+class Pack(tuple):
+    """A kernel's tuple argument that holds a compiled-in value (an Optimizer) besides its
+    arrays, such as run kernels' `optim`. Numba's dispatcher cannot fingerprint such a tuple
+    in C, so it typed it in Python on every call (40-50 us of a call that may last a
+    millisecond); its type is made once per kind of contents instead
+    (fastbp._kernels._jit's typeof for Pack)."""
+
+    __slots__ = ()
+
+
 class CompiledIn:
     """A value a kernel compiles in (Codes, Optimizer, Shape): Numba sees its fields in the
     argument's type (fastbp._kernels._jit.CompiledInType), so a kernel is compiled for the
@@ -245,9 +257,12 @@ class Codes(CompiledIn):
         FASTBP_GENERIC_KERNELS=1 the activations are left out (None): the kernels then read
         them from the layout table at run time, one kernel for every activation (a sweep over
         activations, or a test suite, compiles once instead of once per activation)."""
-        if os.environ.get("FASTBP_GENERIC_KERNELS", "") not in ("", "0"):
-            return cls(None, None, LOSSES[loss])
-        return cls(ACTIVATIONS[hidden], ACTIVATIONS[output], LOSSES[loss])
+        generic = os.environ.get("FASTBP_GENERIC_KERNELS", "") not in ("", "0")
+        key = (cls, hidden, output, loss, generic)
+        if key not in _MADE:  # one value per key: its Numba type is made once (_numba_type_)
+            _MADE[key] = cls(None, None, LOSSES[loss]) if generic else \
+                cls(ACTIVATIONS[hidden], ACTIVATIONS[output], LOSSES[loss])
+        return _MADE[key]
 
     def __repr__(self):
         return f"Codes(hidden={self.hidden}, output={self.output}, loss={self.loss})"
@@ -269,10 +284,15 @@ class Optimizer(CompiledIn):
         plain int code instead: every optimizer's update compiled in, chosen at run time."""
         if os.environ.get("FASTBP_GENERIC_KERNELS", "") not in ("", "0"):
             return OPTIMIZERS[name]
-        return cls(OPTIMIZERS[name])
+        if (cls, name) not in _MADE:
+            _MADE[cls, name] = cls(OPTIMIZERS[name])
+        return _MADE[cls, name]
 
     def __repr__(self):
         return f"Optimizer({self.code})"
+
+
+_MADE = {}  # Codes.of's and Optimizer.of's values
 
 
 class Shape(CompiledIn):

@@ -250,7 +250,11 @@ def apply_mean_update(params, grad, state, geo, weight_sum, opt, hyper):
     scale = dt(1.0 / weight_sum)
     decay = dt(hyper[ALPHA] / weight_sum)
     begin_update(hyper, opt)
-    for l in range(geo.shape[0]):
-        w_off, b_off = geo[l, G_W], geo[l, G_B]
-        update_flat(params, state, w_off, b_off - w_off, grad, w_off, scale, decay, opt, hyper)
-        update_flat(params, state, b_off, geo[l, G_OUT], grad, b_off, scale, dt(0), opt, hyper)
+    # each layer's weights (with decay), then its biases (without), through one call site:
+    # update_flat is inlined into each
+    for k in range(2 * geo.shape[0]):
+        l = k // 2
+        start = geo[l, G_W] if k % 2 == 0 else geo[l, G_B]
+        n = geo[l, G_B] - geo[l, G_W] if k % 2 == 0 else geo[l, G_OUT]
+        update_flat(params, state, start, n, grad, start, scale, decay if k % 2 == 0 else dt(0),
+                    opt, hyper)

@@ -167,10 +167,13 @@ def rnn_apply(params, grad, state, rl, scale, decay, opt, hyper):
     begin_update(hyper, opt)
     wx, bh, wy, by = rl[R_WX], rl[R_BH], rl[R_WY], rl[R_BY]
     nh, no = rl[R_HID], rl[R_OUT]
-    update_flat(params, state, np.uint64(wx), np.uint64(bh - wx), grad, np.uint64(wx), dt(scale), dt(decay), opt, hyper)
-    update_flat(params, state, np.uint64(bh), np.uint64(nh), grad, np.uint64(bh), dt(scale), dt(0), opt, hyper)
-    update_flat(params, state, np.uint64(wy), np.uint64(by - wy), grad, np.uint64(wy), dt(scale), dt(decay), opt, hyper)
-    update_flat(params, state, np.uint64(by), np.uint64(no), grad, np.uint64(by), dt(scale), dt(0), opt, hyper)
+    # the four blocks (weights with decay, biases without) through one call site: update_flat
+    # is inlined into each
+    starts = (np.uint64(wx), np.uint64(bh), np.uint64(wy), np.uint64(by))
+    sizes = (np.uint64(bh - wx), np.uint64(nh), np.uint64(by - wy), np.uint64(no))
+    for k in range(4):
+        update_flat(params, state, starts[k], sizes[k], grad, starts[k], dt(scale),
+                    dt(decay) if k % 2 == 0 else dt(0), opt, hyper)
 
 
 @njit(**JIT, **INTERNAL)

@@ -400,7 +400,7 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
                   val, evaluation, dropout, tuples, blocks):
     """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums): a batch's
     gradient rows and workspaces; evaluation and dropout as in run_case. tuples, blocks: one
-    is set, the other None (as run_case's small and large): each batch's gradient tuple by
+    is set, the other None (as run_case's dropout and small): each batch's gradient tuple by
     tuple (tuples True or a Shape, see gradient_pass) or a block at a time (blocks True)."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run

@@ -22,7 +22,7 @@ from numba.extending import overload
 
 from . import _jit, fastmath, steps
 from ._jit import CodesType, ShapeType, _with_signature
-from ._setup import FASTMATH, NO_REFCOUNT, NOALIAS
+from ._setup import NOALIAS, OVERLOAD
 from .codes import ALPHA, LR, NARROW, STEP, unit_offset
 
 
@@ -55,8 +55,7 @@ def _shaped_or_generic(stub, source_of, generic_name, noalias):
         exec(f"def generic_{generic_name}({', '.join(names)}):\n"
              f"    return generic({', '.join(names[:-1])})\n", scope)
         return scope[f"generic_{generic_name}"]
-    options = dict(fastmath=FASTMATH, error_model="numpy", **NO_REFCOUNT,
-                   **(NOALIAS if noalias else {}))
+    options = dict(OVERLOAD, **(NOALIAS if noalias else {}))
     overload(stub, jit_options=options)(_with_signature(typer, stub))
 
 
