@@ -357,14 +357,14 @@ class Network(Model):
         if trainer.mode == "minibatch":
             return head + (run.batch_size, optim, state, run.scratch, val, run.evaluation,
                            dropout) + self._tuples(run.batch_size, dropout)
-        if trainer.mode == "case":  # without dropout: case_pass_small
+        if trainer.mode == "case":  # small networks without dropout: case_pass_small
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
-            small = None if dropout else True
+            small = self.n_params <= K.SMALL_NETWORK and dropout is None
             if small and general is None and self._shaped():
                 small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
-            return head + (optim, state, run.scratch, val, run.evaluation, general, dropout,
-                           small)
+            return head + (optim, state, run.scratch, val, run.evaluation, general, dropout) + \
+                ((small, None) if small else (None, True))
         return head + (optim, state, run.scratch, val, dropout) + self._tuples(run.n, dropout)
 
     def _tuples(self, n, dropout):

@@ -202,7 +202,7 @@ def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode):
                             lambda run: made.append(arguments(run)) or made[-1])
         for momentum in (0.0, 0.5):
             fastbp.train(net, X, Y, mode="case", epochs=1, momentum=momentum)
-        small = [args[-1] for args in made]  # run_case's `small`: a Shape, or True
+        small = [args[-2] for args in made]  # run_case's `small`: a Shape, or True
         assert isinstance(small[0], K.Shape) and small[1] is True
 
 

@@ -131,7 +131,8 @@ def test_noalias_kernels_tell_llvm_their_arrays_do_not_overlap():
     from fastbp._kernels import _setup, passes, steps
 
     assert _setup.NOALIAS == {"_noalias": True}
-    for kernel in (passes.case_pass, passes.case_pass_small, steps.forward):
+    for kernel in (passes.case_pass, passes.case_pass_small, steps.errors_and_update,
+                   steps.forward):
         assert kernel.targetoptions.get("_noalias") is True, kernel.__name__
         assert kernel.targetoptions.get("_nrt") is False, kernel.__name__
 

@@ -248,12 +248,14 @@ def test_case_mode(config, shuffle, momentum, nesterov, alpha):
 
 
 @pytest.mark.parametrize("momentum, alpha", [(0.0, 0.0), (0.9, 0.0), (0.0, 0.05)])
-def test_case_mode_wider_network(momentum, alpha):
-    """A network of thousands of weights: the same arithmetic. Fan-ins that are not
-    multiples of four: plain SGD's update takes four rows per sweep, then the rest one at a
-    time (with and without the errors sent back, with and without decay)."""
+def test_case_mode_past_the_small_network_pass(momentum, alpha):
+    """Networks of more than K.SMALL_NETWORK weights take case_pass, not the inlined
+    case_pass_small the configurations above (all small) take: the same arithmetic (plain
+    SGD without L2: on the output layer's weights turned). Fan-ins that are not multiples
+    of four: plain SGD's update takes four rows per sweep, then the rest one at a time (with
+    and without the errors sent back, with and without decay)."""
     net = fastbp.Network([5, 42, 39, 2], activation="tanh", random_state=0)
-    assert net.n_params > 2000
+    assert net.n_params > K.SMALL_NETWORK
     rng = np.random.RandomState(7)
     X = rng.normal(size=(N, 5))
     Y = naive.targets_for("logistic", "squared_error", N, 2, rng)
@@ -268,8 +270,10 @@ def test_case_mode_wider_network(momentum, alpha):
 @pytest.mark.parametrize("sizes", [(3, 9, 4, 2), (2, 4, 9, 1), (5, 2, 700, 1), (5, 42, 39, 4)])
 def test_case_mode_two_and_four_unit_layers(sizes):
     """Plain SGD updates a layer of two or four units in one sweep over W's rows (pair_update,
-    quad_update): as the first layer (no errors to send back) and a later one."""
+    quad_update): as the first layer (no errors to send back) and a later one, in
+    case_pass_small and in case_pass (the last two networks, past K.SMALL_NETWORK)."""
     net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
+    assert (net.n_params > K.SMALL_NETWORK) == (sizes[0] == 5)
     rng = np.random.RandomState(7)
     X = rng.normal(size=(N, sizes[0]))
     Y = naive.targets_for("logistic", "squared_error", N, sizes[-1], rng)
@@ -281,7 +285,8 @@ def test_case_mode_two_and_four_unit_layers(sizes):
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.01])
-@pytest.mark.parametrize("sizes", [(9, 12, 6), (6, 20, 5), (9, 32, 3), (3, 16, 8, 7), (4, 7, 19)])
+@pytest.mark.parametrize("sizes", [(9, 12, 6), (6, 20, 5), (9, 32, 3), (3, 16, 8, 7), (4, 7, 19),
+                                   (12, 40, 30, 7)])
 def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes, alpha):
     """Plain SGD's case updating with a first layer of more than eight units sums the next
     tuple's net inputs of that layer as its new weights come out (sgd_first_layer), and
@@ -289,7 +294,8 @@ def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes, alpha):
     (turned_sums, turned_update): the reference's numbers, with tuples of weight 0 (no
     update: the tuple after one is summed afresh) in a row and last, fan-ins that are not
     multiples of four, output layers of 3 to 19 units and layers whose room in the unit
-    buffers is padded (codes.UNIT_ALIGN)."""
+    buffers is padded (codes.UNIT_ALIGN); the last network, past K.SMALL_NETWORK, takes
+    case_pass (its output layer turned too, no first layer summed ahead)."""
     net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
     assert K.turned_room(net.sizes) > 0
     rng = np.random.RandomState(7)

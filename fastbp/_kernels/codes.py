@@ -95,6 +95,13 @@ NARROW = np.uint64(4)
 # row 1 its last gradient.
 STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 
+# Networks of at most this many weights and biases (and no dropout) update case by case with
+# case_pass_small, everything inlined; past it, case_pass calls the forward and backward
+# passes. Inlined, larger networks ran faster too (32-32-4: 250 against 337 ns a tuple,
+# 128-32-20 910-1010 against 1280, wide 1.62 against 1.85 s an epoch), but a digits-sized
+# network's case updating then compiled twice as long (`fastbp demo`: 23 -> 28 s).
+SMALL_NETWORK = 1024
+
 # The gradient and forward passes run BLOCK tuples at a time as matrix products (BLAS through
 # np.dot, single-threaded inside the parallel kernels): a weight loaded once serves the whole
 # block instead of one tuple. A block's unit values live in a flat buffer laid out like act,

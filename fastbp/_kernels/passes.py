@@ -13,6 +13,7 @@ from .optimizers import apply_mean_update
 from .shaped import tuples_gradient_of
 from .steps import (
     errors_and_gradient,
+    errors_and_update,
     errors_and_update_dropout,
     errors_and_update_inline,
     forward,
@@ -29,10 +30,34 @@ from .steps import (
 )
 
 
+@njit(inline="always", **JIT)
+def turned_output(params, geo, act, alpha, plain):
+    """(turned, t_off, stride): whether a case pass works on the output layer's weights
+    turned, one contiguous row per unit (rows of `stride`), in act from t_off on, past the
+    units (room the caller leaves, codes.turned_room): with plain SGD without L2, on an
+    output layer of two or more units over a hidden layer. The rows of a few units' W are too
+    short to sweep in whole vectors, its columns strided (9-32-6: 271 -> 194 ns a tuple,
+    16-32-5 270 -> 202, 14-32-3 245 -> 183). Back in params at the pass's end."""
+    last = geo.shape[0] - 1
+    stride, t_off = padded(geo[last, G_IN]), n_units(geo)
+    turned = plain and alpha == 0.0 and last > 0 and geo[last, G_OUT] >= TWO and \
+        act.shape[0] >= t_off + geo[last, G_OUT] * stride
+    return turned, t_off, stride
+
+
+@njit(inline="always", **JIT)
+def turn_output(params, geo, act, t_off, stride, back):
+    """The output layer's weights into act[t_off:], turned (turned_output), or back."""
+    last = geo.shape[0] - 1
+    turn_weights(params, geo[last, G_W], geo[last, G_IN], geo[last, G_OUT], act, t_off, stride,
+                 back)
+
+
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS)
-def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state):
-    """Case updating with dropout: for each tuple X[order[p]] in turn, forward (units dropped
-    as the tuple's hash says), errors back, update params (case_pass_small without dropout).
+def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper, state,
+              general, dropout):
+    """Case updating: for each tuple X[order[p]] in turn, forward, errors back, update params
+    (networks past SMALL_NETWORK, or with dropout; case_pass_small has the steps inlined).
 
     A tuple of weight w moves params by the gradient of w*E + alpha/2 ||W||^2 divided by w
     (scikit-learn with batch_size=1): the data term is unchanged, the L2 term is divided by
@@ -42,12 +67,19 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    plain = dropout is None and (general is None or (opt == SGD and hyper[MOMENTUM] == 0.0))
+    turned, t_off, stride = turned_output(params, geo, act, alpha, plain)
+    if turned:
+        turn_output(params, geo, act, t_off, stride, False)
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
         for i in range(geo[0, G_IN]):
             act[i] = X[t, i]
-        forward_dropout(params, layout, geo, act, t, codes)
+        if dropout is not None:
+            forward_dropout(params, layout, geo, act, t, codes)
+        else:
+            forward(params, layout, geo, act, codes, ONE if turned else ZERO, t_off, stride)
         loss_sum += loss_of(act, out, n_out, Y, t, codes, layout)
         n_correct += correct_of(act, out, n_out, Y, t, codes, layout)
         if weight == 0.0:
@@ -55,19 +87,25 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         error_of(act, delta, out, n_out, Y, t, codes, layout)
-        errors_and_update_dropout(params, layout, geo, state, act, delta,
-                                  params.dtype.type(alpha / weight), opt, hyper, t, codes)
+        if dropout is not None:
+            errors_and_update_dropout(params, layout, geo, state, act, delta,
+                                      params.dtype.type(alpha / weight), opt, hyper, t, codes)
+        else:
+            errors_and_update(params, layout, geo, state, act, delta,
+                              params.dtype.type(alpha / weight), opt, hyper, general, codes,
+                              turned, t_off, stride)
+    if turned:
+        turn_output(params, geo, act, t_off, stride, True)
     return loss_sum, penalty_sum, n_correct
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
                     state, general):
-    """Case updating without dropout (case_pass's steps), the forward and backward passes
-    inlined into the loop over the tuples. On small networks a case update is a chain of
-    short dependent steps, and the calls between them cost a fifth of it (XOR 2-2-1: 218 ->
-    167 ns per tuple here, 3-8-8-1 330 -> 275); on `mid` and `wide` it is as fast or faster
-    than the steps as calls (wide: 1.85 -> 1.62 s an epoch)."""
+    """case_pass for networks of at most SMALL_NETWORK parameters, without dropout: the same
+    steps with the forward and backward passes inlined into the loop over the tuples. On
+    small networks a case update is a chain of short dependent steps, and the calls between
+    them cost a fifth of it (XOR 2-2-1: 218 -> 167 ns per tuple here, 3-8-8-1 330 -> 275)."""
     alpha = hyper[ALPHA]
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
@@ -81,18 +119,9 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
     fuse = geo[0, G_OUT] > EIGHT and plain
     w_off, d_off = geo[0, G_W], geo[0, G_A_OUT]
     primed = False
-    # Plain SGD without L2 on an output layer of two or more units over a hidden layer: the
-    # pass works on the layer's weights turned, one contiguous row per unit, in act past the
-    # units (room the caller leaves, codes.turned_room), back in params at the end. The rows
-    # of a few units' W are too short to sweep in whole vectors, its columns strided
-    # (9-32-6: 271 -> 194 ns a tuple, 16-32-5 270 -> 202, 14-32-3 245 -> 183).
-    top_in, top_w = geo[last, G_IN], geo[last, G_W]
-    stride = padded(top_in)
-    t_off = n_units(geo)
-    turned = plain and alpha == 0.0 and last > 0 and n_out >= TWO and \
-        act.shape[0] >= t_off + n_out * stride
+    turned, t_off, stride = turned_output(params, geo, act, alpha, plain)
     if turned:
-        turn_weights(params, top_w, top_in, n_out, act, t_off, stride, False)
+        turn_output(params, geo, act, t_off, stride, False)
     for p in range(n):
         t = order[p]
         weight = weight_of(weights, t)
@@ -115,7 +144,7 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
             sgd_first_layer(params, w_off, geo[0, G_IN], geo[0, G_OUT], act, delta, d_off, decay,
                             lr, X, order[p + 1], d_off)
     if turned:
-        turn_weights(params, top_w, top_in, n_out, act, t_off, stride, True)
+        turn_output(params, geo, act, t_off, stride, True)
     return loss_sum, penalty_sum, n_correct
 
 
@@ -349,7 +378,7 @@ def evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums):
             weight = weight_of(weights, t)
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act, codes)
+            forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
             loss_c += weight * loss_of(act, out, n_out, Y, t, codes, layout)
             weight_c += weight
             correct_c += correct_of(act, out, n_out, Y, t, codes, layout)
@@ -395,7 +424,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
             for t in range(lo, hi):
                 for i in range(geo[0, G_IN]):
                     act[i] = X[t, i]
-                forward(params, layout, geo, act, codes)
+                forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
                 for k in range(n_out):
                     result[t, k] = act[out + k]
         if blocks is not None:

@@ -286,7 +286,7 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act, codes)
+            forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
             s[V_LOSS] += loss_of(act, out, n_out, Y, t, codes, layout)
             s[V_WEIGHT] += 1.0
             s[V_RIGHT] += correct_of(act, out, n_out, Y, t, codes, layout)
@@ -346,13 +346,14 @@ def begin_slice(params, ctl, prev):
 
 @njit(**JIT)
 def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evaluation,
-             general, dropout, small):
+             general, dropout, small, large):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
     buffers (act with room for case_pass_small's turned weights, codes.turned_room);
-    evaluation: None, or (acts, sums), the track="end" evaluation's. dropout, small: one is
-    set, the other None: the pass is case_pass (dropout True), case_pass_small (small True)
-    or its twin compiled for the network's shape (small a Shape, see shaped.py).
+    evaluation: None, or (acts, sums), the track="end" evaluation's. small, large: one is
+    set, the other None: the pass is case_pass_small (small True) or its twin compiled for
+    the network's shape (small a Shape, see shaped.py), or case_pass (large True: a network
+    past SMALL_NETWORK, or dropout).
 
     Numba prunes a branch guarded by `arg is None` when the argument is None (and only then:
     `True is None` is not pruned), so what is off costs no compile time: a kernel compiles
@@ -371,10 +372,10 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
         begin_epoch(ctl, num, hist, hyper, e)
         set_drop_seed(layout, ctl[C_SEED], e)
         epoch_order(ctl, order, orders, e)
-        if dropout is not None:
+        if large is not None:
             loss_sum, penalty_sum, n_correct = case_pass(
                 params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
-                state)
+                state, general, dropout)
         if small is not None:
             loss_sum, penalty_sum, n_correct = case_pass_of(
                 params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
@@ -400,7 +401,7 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
                   val, evaluation, dropout, tuples, blocks):
     """Minibatch updating, epoch after epoch. work = (rows, grad, chunk_work, sums): a batch's
     gradient rows and workspaces; evaluation and dropout as in run_case. tuples, blocks: one
-    is set, the other None (as run_case's dropout and small): each batch's gradient tuple by
+    is set, the other None (as run_case's small and large): each batch's gradient tuple by
     tuple (tuples True or a Shape, see gradient_pass) or a block at a time (blocks True)."""
     opt, hyper, state = optim
     ctl, num, hist, order, orders, prev, best = run

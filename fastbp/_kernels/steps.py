@@ -143,9 +143,11 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
-def forward(params, layout, geo, act, codes):
-    """forward_inline as a call (prediction, evaluation, the gradient passes)."""
-    forward_inline(params, layout, geo, act, codes, False, False, ZERO, ZERO)
+def forward(params, layout, geo, act, codes, turned, t_off, stride):
+    """forward_inline as a call (prediction, evaluation, the gradient passes: turned ZERO;
+    passes.case_pass). turned is a uint64 (0 or 1), not a bool: a literal False would be a
+    type of its own, and each caller's compile a signature of its own."""
+    forward_inline(params, layout, geo, act, codes, False, turned, t_off, stride)
 
 
 @njit(inline="always", **JIT)
@@ -589,7 +591,7 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
     layer itself): the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
-    Inlined into case_pass_small.
+    Inlined into case_pass_small; errors_and_update is its called twin.
 
     general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
     compile time (Numba prunes `x is None` on an argument that is None), else True."""
@@ -621,6 +623,16 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
 
+@njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
+def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes,
+                      turned, t_off, stride):
+    """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
+    pass out of line (case_pass; all inlined into case_pass_small, a digits-sized network's
+    case updating compiled twice as long: the demo's 23 -> 28 s)."""
+    errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
+                             codes, 0, turned, t_off, stride)
+
+
 @njit(**JIT, **INTERNAL)
 def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper, t,
                               codes):
@@ -643,7 +655,7 @@ def errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt
             update_outer(params, state, w_off, fan_in, fan_out, act, a_in, delta, a_out, decay,
                          opt, hyper, l > 0, True)
         if l > 0:
-            if dropping(layout, l - 1):  # (a copy of errors_and_update_inline plus this test)
+            if dropping(layout, l - 1):  # (a copy of errors_and_update plus this test)
                 undo_drop_out(layout, l - 1, t, act, delta, a_in, fan_in)
             derivative_hidden(delta, act, a_in, fan_in, codes, layout, l - 1)
 
@@ -716,7 +728,7 @@ def layer_gradient(params, grad, act, delta, l, fan_in, fan_out, w_off, b_off, a
 def errors_and_gradient(params, layout, geo, act, delta, grad, t, codes):
     """The backward pass of one tuple whose output errors are in delta, from the output layer
     down: grad += O_i delta_j for every weight (delta_j for every bias), and each layer's input
-    errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update_inline does, with the
+    errors delta_i = f'(I_i) sum_j w_ij delta_j. What errors_and_update does, with the
     increments summed into grad instead of applied (epoch and minibatch updating)."""
     for l in range(geo.shape[0] - 1, -1, -1):
         fan_in, fan_out = geo[l, G_IN], geo[l, G_OUT]
@@ -758,7 +770,7 @@ def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout):
     if dropout is not None:
         forward_dropout(params, layout, geo, act, t, codes)
     else:
-        forward(params, layout, geo, act, codes)
+        forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     return (loss_of(act, out, n_out, Y, t, codes, layout), correct_of(act, out, n_out, Y, t, codes, layout))
