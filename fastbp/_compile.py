@@ -4,7 +4,8 @@ Numba compiles a kernel the first time a call needs it and keeps the machine cod
 cache folder (fastbp._kernels._cache). This module runs each common configuration once, on a
 few tuples of synthetic data, through the public API, so that exactly the kernels a user's
 call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
-with its defaults in float32 and float64 (one and several chunks for the gradient passes),
+with its defaults in float32 and float64 (small and large networks for case updating, one
+and several chunks for the gradient passes),
 the demo's XOR network (whose narrow layers get passes compiled for its shape), and
 predict/evaluate (also of an X large enough for several threads). The configurations run in
 parallel processes, one per core; a second pass in this process loads every kernel back and
@@ -74,6 +75,7 @@ def configurations():
     for dtype in (np.float64, np.float32):
         name = np.dtype(dtype).name
         configs[f"train(mode='case') small network, {name}"] = (_train, ("case", dtype, SMALL, FEW))
+        configs[f"train(mode='case') large network, {name}"] = (_train, ("case", dtype, [16, 64, 1], MANY))
         configs[f"predict() and evaluate() of a large X, {name}"] = (_predict_large, (dtype,))
         for mode in ("epoch", "minibatch"):
             for n in (FEW, MANY):

@@ -299,7 +299,7 @@ class Network(Model):
             # zeros: activations and derivatives run over each layer's padding too, where
             # leftover bits could be denormal numbers, slow on every vector operation
             # act has room past the units for the output layer's weights turned (see
-            # K.turned_room and passes.case_pass_small)
+            # K.turned_room and passes.turned_output)
             work = (_aligned_copy(np.zeros(units + K.turned_room(self.sizes), dt)),
                     _aligned_copy(np.zeros(units, dt)))
             # the passes after each epoch run on threads only when they are large

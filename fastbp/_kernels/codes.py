@@ -75,7 +75,7 @@ def units_length(sizes):
 
 def turned_room(sizes):
     """Room past the units in case updating's act for the output layer's weights turned, one
-    row of unit_offset(inputs) per output unit (see passes.case_pass_small): 0 for a network
+    row of unit_offset(inputs) per output unit (see passes.turned_output): 0 for a network
     without a hidden layer or of one output."""
     return sizes[-1] * unit_offset(sizes[-2]) if len(sizes) > 2 and sizes[-1] >= 2 else 0
 
@@ -98,7 +98,7 @@ STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 # Networks of at most this many weights and biases (and no dropout) update case by case with
 # case_pass_small, everything inlined; past it, case_pass calls the forward and backward
 # passes. Inlined, larger networks ran faster too (32-32-4: 250 against 337 ns a tuple,
-# 128-32-20 910-1010 against 1280, wide 1.62 against 1.85 s an epoch), but a digits-sized
+# 128-32-20 910-1010 against 1280, both with the turned output layer), but a digits-sized
 # network's case updating then compiled twice as long (`fastbp demo`: 23 -> 28 s).
 SMALL_NETWORK = 1024
 

@@ -349,7 +349,7 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
              general, dropout, small, large):
     """Case updating, epoch after epoch (see "training runs"). optim = (opt, hyper, state);
     run = (ctl, num, hist, order, orders, prev, best); work = (act, delta), the pass's unit
-    buffers (act with room for case_pass_small's turned weights, codes.turned_room);
+    buffers (act with room for the turned output weights, passes.turned_output);
     evaluation: None, or (acts, sums), the track="end" evaluation's. small, large: one is
     set, the other None: the pass is case_pass_small (small True) or its twin compiled for
     the network's shape (small a Shape, see shaped.py), or case_pass (large True: a network

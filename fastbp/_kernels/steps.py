@@ -154,7 +154,7 @@ def forward(params, layout, geo, act, codes, turned, t_off, stride):
 def forward_inline(params, layout, geo, act, codes, primed, turned, t_off, stride):
     """Forward pass: act holds the input; fill every layer's O_j = f(theta_j + sum_i O_i w_ij).
     primed: the first layer's sums are in act already; turned: the output layer's weights
-    are in act[t_off:], turned (see passes.case_pass_small).
+    are in act[t_off:], turned (see passes.turned_output).
 
     Layers of at most EIGHT units: a dot product per unit over its column of W, in four
     running sums (column_sum); through the rows instead, each sweep over a short row was a
@@ -587,8 +587,8 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
 def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
                              codes, lowest, turned, t_off, stride):
     """Case updating, from the output layer (its weights turned in act[t_off:] if `turned`,
-    see case_pass_small) down to layer `lowest` (0, or 1 when the caller updates the first
-    layer itself): the errors of each layer's inputs,
+    see passes.turned_output) down to layer `lowest` (0, or 1 when case_pass_small updates
+    the first layer itself): the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
     Inlined into case_pass_small; errors_and_update is its called twin.

@@ -90,7 +90,7 @@ def build_parser():
         "compile", help="compile the kernels of the common configurations ahead of first use",
         description="Compile, ahead of first use, the kernels of the common configurations: "
                     "MLPClassifier (binary and multiclass) and MLPRegressor with scikit-learn's "
-                    "defaults; train() in case, epoch and minibatch "
+                    "defaults; train() in case (small and large networks), epoch and minibatch "
                     "updating with its defaults, in float32 and float64, on one chunk and on "
                     "several; the XOR network Network([2, 4, 1]) of the demo (plain SGD) "
                     "and of the README (with momentum); "
