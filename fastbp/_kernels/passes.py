@@ -17,7 +17,6 @@ from .steps import (
     errors_and_update_dropout,
     errors_and_update_inline,
     forward,
-    forward_dropout,
     forward_inline,
     forward_tuple,
     geometry,
@@ -25,13 +24,12 @@ from .steps import (
     padded,
     sgd_first_layer,
     squared_weights,
-    turn_weights,
     weight_of,
 )
 
 
 @njit(inline="always", **JIT)
-def turned_output(params, geo, act, alpha, plain):
+def turned_output(geo, act, alpha, plain):
     """(turned, t_off, stride): whether a case pass works on the output layer's weights
     turned, one contiguous row per unit (rows of `stride`), in act from t_off on, past the
     units (room the caller leaves, codes.turned_room): with plain SGD without L2, on an
@@ -47,10 +45,16 @@ def turned_output(params, geo, act, alpha, plain):
 
 @njit(inline="always", **JIT)
 def turn_output(params, geo, act, t_off, stride, back):
-    """The output layer's weights into act[t_off:], turned (turned_output), or back."""
+    """The output layer's weights W (fan_in x fan_out) into act[t_off:] as its transpose, rows
+    of `stride` (unit j's weights contiguous: turned_sums, turned_update), or back."""
     last = geo.shape[0] - 1
-    turn_weights(params, geo[last, G_W], geo[last, G_IN], geo[last, G_OUT], act, t_off, stride,
-                 back)
+    w_off, fan_in, fan_out = geo[last, G_W], geo[last, G_IN], geo[last, G_OUT]
+    for i in range(fan_in):
+        for j in range(fan_out):
+            if back:
+                params[w_off + i * fan_out + j] = act[t_off + j * stride + i]
+            else:
+                act[t_off + j * stride + i] = params[w_off + i * fan_out + j]
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS)
@@ -68,20 +72,16 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     plain = dropout is None and (general is None or (opt == SGD and hyper[MOMENTUM] == 0.0))
-    turned, t_off, stride = turned_output(params, geo, act, alpha, plain)
+    turned, t_off, stride = turned_output(geo, act, alpha, plain)
     if turned:
         turn_output(params, geo, act, t_off, stride, False)
     for p in range(order.shape[0]):
         t = order[p]
         weight = weight_of(weights, t)
-        for i in range(geo[0, G_IN]):
-            act[i] = X[t, i]
-        if dropout is not None:
-            forward_dropout(params, layout, geo, act, t, codes)
-        else:
-            forward(params, layout, geo, act, codes, ONE if turned else ZERO, t_off, stride)
-        loss_sum += loss_of(act, out, n_out, Y, t, codes, layout)
-        n_correct += correct_of(act, out, n_out, Y, t, codes, layout)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout,
+                                      ONE if turned else ZERO, t_off, stride)
+        loss_sum += loss
+        n_correct += correct
         if weight == 0.0:
             continue
         if alpha != 0.0:
@@ -119,7 +119,7 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
     fuse = geo[0, G_OUT] > EIGHT and plain
     w_off, d_off = geo[0, G_W], geo[0, G_A_OUT]
     primed = False
-    turned, t_off, stride = turned_output(params, geo, act, alpha, plain)
+    turned, t_off, stride = turned_output(geo, act, alpha, plain)
     if turned:
         turn_output(params, geo, act, t_off, stride, False)
     for p in range(n):
@@ -160,7 +160,8 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
     for p in range(lo, hi):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout)
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout, ZERO,
+                                      ZERO, ZERO)
         loss_c += weight * loss
         weight_c += weight
         correct_c += correct

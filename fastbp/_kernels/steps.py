@@ -447,20 +447,8 @@ def sgd_first_layer(params, start, n_rows, n_cols, act, d, d_off, decay, lr, X, 
 
 
 @njit(inline="always", **JIT)
-def turn_weights(params, w_off, fan_in, fan_out, t, t_off, stride, back):
-    """Copy the fan_in x fan_out block W at params[w_off:] into t[t_off:] as its transpose,
-    rows of `stride` (unit j's weights contiguous: turned_sums, turned_update), or back."""
-    for i in range(fan_in):
-        for j in range(fan_out):
-            if back:
-                params[w_off + i * fan_out + j] = t[t_off + j * stride + i]
-            else:
-                t[t_off + j * stride + i] = params[w_off + i * fan_out + j]
-
-
-@njit(inline="always", **JIT)
 def turned_sums(params, act, fan_in, fan_out, b_off, a_in, a_out, t_off, stride):
-    """A layer's net inputs from its weights turned (see turn_weights, in act past the units):
+    """A layer's net inputs from its weights turned (see passes.turn_output, in act past the units):
     each unit's a dot product over contiguous memory, in whole vectors."""
     for j in range(fan_out):
         row = t_off + j * stride
@@ -473,7 +461,7 @@ def turned_sums(params, act, fan_in, fan_out, b_off, a_in, a_out, t_off, stride)
 @njit(inline="always", **JIT)
 def turned_update(params, act, delta, fan_in, fan_out, b_off, a_in, a_out, t_off, stride, keep,
                   lr):
-    """sgd_outer on a layer's weights turned (see turn_weights): per unit j, one sweep over
+    """sgd_outer on a layer's weights turned (see passes.turn_output): per unit j, one sweep over
     its contiguous row adds w_ij delta_j to the errors of the inputs (in sgd_outer's order,
     j = 0 first) and moves w_ij to w_ij keep - (lr O_i) delta_j, in whole vectors; then the
     biases."""
@@ -762,15 +750,16 @@ def weight_of(weights, t):
 
 
 @njit(inline="always", **JIT)
-def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout):
+def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout, turned, t_off, stride):
     """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]. dropout: None
-    (no dropout: its code is pruned at compile time, see errors_and_update_inline) or True."""
+    (no dropout: its code is pruned at compile time, see errors_and_update_inline) or True;
+    turned, t_off, stride: as forward's (without dropout)."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
     if dropout is not None:
         forward_dropout(params, layout, geo, act, t, codes)
     else:
-        forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
+        forward(params, layout, geo, act, codes, turned, t_off, stride)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     return (loss_of(act, out, n_out, Y, t, codes, layout), correct_of(act, out, n_out, Y, t, codes, layout))
