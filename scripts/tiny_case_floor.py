@@ -11,7 +11,8 @@ process on the same data (alternating, fastest of --rounds):
 - fastbp's case updating (train(mode="case")), as scripts/compare_peers.py runs it;
 - FANN's FANN_TRAIN_INCREMENTAL, when libfann is installed (as compare_peers.py runs it);
 - `hand`: the same arithmetic written out by hand for exactly 3-8-8-1 float32, with every
-  trip count a constant except the activation loops (so that LLVM vectorises those):
+  trip count a constant except the activation loops (so that LLVM vectorises those), and
+  the next tuples' rows prefetched as fastbp does:
   the best code we know for this one shape, with none of the generality fastbp needs;
 - the latency of one logistic step (a chain of 1/(1+exp(-x)) each needing the one before)
   times the three layers every tuple must pass through one after the other: a strict
@@ -31,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import compare_peers  # noqa: E402  (the FANN and fastbp sessions, as that script runs them)
 
 from fastbp._kernels.backprop import FASTMATH, fast_exp  # noqa: E402
+from fastbp._kernels.fastmath import prefetch  # noqa: E402
 from fastbp.datasets import load_workload  # noqa: E402
 
 SIZES = (3, 8, 8, 1)
@@ -49,6 +51,9 @@ def hand(W1, b1, W2, b2, w3, b3, X, Y, order, lr, width):
     loss = 0.0
     for p in range(order.shape[0]):
         t = order[p]
+        if p + 8 < order.shape[0]:  # the rows of the tuple 8 on, as fastbp (steps.AHEAD)
+            prefetch(X, order[p + 8], 0)
+            prefetch(Y, order[p + 8], 0)
         x0, x1, x2 = X[t, 0], X[t, 1], X[t, 2]
         for j in range(8):
             h1[j] = b1[j] + x0 * W1[0, j] + x1 * W1[1, j] + x2 * W1[2, j]

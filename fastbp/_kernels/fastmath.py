@@ -112,6 +112,28 @@ def fast_tanh(x):
 
 # -- the clock ------------------------------------------------------------------------------------
 @intrinsic
+def prefetch(typingctx, array, row, col):
+    """Ask the cache for the line holding array[row, col] (llvm.prefetch: a hint, read,
+    high locality; no load, no fault, no bounds check: only the address is computed)."""
+    if not (isinstance(array, types.Array) and array.ndim == 2 and
+            isinstance(row, types.Integer) and isinstance(col, types.Integer)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        index = [context.cast(builder, args[k], signature.args[k], types.intp) for k in (1, 2)]
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, index,
+                                       wraparound=False, boundscheck=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(array, row, col), codegen
+
+
+@intrinsic
 def monotonic_ns(typingctx):
     """clock_gettime(CLOCK_MONOTONIC) in nanoseconds, read from compiled code (about 30 ns
     here, a vDSO call): the run kernels time their epochs and their slice budget with it."""

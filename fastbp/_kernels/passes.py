@@ -22,6 +22,7 @@ from .steps import (
     geometry,
     n_units,
     padded,
+    prefetch_tuple,
     sgd_first_layer,
     squared_weights,
     weight_of,
@@ -77,6 +78,7 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
         turn_output(params, geo, act, t_off, stride, False)
     for p in range(order.shape[0]):
         t = order[p]
+        prefetch_tuple(X, Y, order, p)
         weight = weight_of(weights, t)
         loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout,
                                       ONE if turned else ZERO, t_off, stride)
@@ -124,6 +126,7 @@ def case_pass_small(params, layout, geo, act, delta, X, Y, weights, order, codes
         turn_output(params, geo, act, t_off, stride, False)
     for p in range(n):
         t = order[p]
+        prefetch_tuple(X, Y, order, p)
         weight = weight_of(weights, t)
         for i in range(geo[0, G_IN]):
             act[i] = X[t, i]

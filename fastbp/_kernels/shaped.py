@@ -83,12 +83,13 @@ def _backward_lines(layers, step):
     return lines
 
 
-def _pass_source(layers, head, loop, after_forward, step, result):
-    """A shaped pass's source: `head` lines, the loop over the tuples (`loop`: its range), the
-    forward pass, `after_forward` lines (loss, count, output error), the backward pass (`step`
-    per layer, see _backward_lines), `return result`."""
-    lines = head + [f"    for p in {loop}:", "        t = order[p]",
-                    "        weight = weight_of(weights, t)"]
+def _pass_source(layers, head, loop, after_forward, step, result, ahead=""):
+    """A shaped pass's source: `head` lines, the loop over the tuples (`loop`: its range),
+    `ahead` (a line), the forward pass, `after_forward` lines (loss, count, output error), the
+    backward pass (`step` per layer, see _backward_lines), `return result`."""
+    lines = head + [f"    for p in {loop}:", "        t = order[p]"]
+    lines += [" " * 8 + ahead] if ahead else []
+    lines += ["        weight = weight_of(weights, t)"]
     lines += _forward_lines(layers, " " * 8) + [" " * 8 + line for line in after_forward]
     lines += _backward_lines(layers, step) + [f"    return {result}"]
     return "\n".join(lines) + "\n"
@@ -135,7 +136,8 @@ def shaped_case_source(layers):
         "decay = params.dtype.type(alpha / weight)"]
     return _pass_source(layers, head, "range(order.shape[0])", after_forward,
                         "step_{l}(params, act, delta, {l}, {layer}, decay, lr)",
-                        "loss_sum, penalty_sum, n_correct")
+                        "loss_sum, penalty_sum, n_correct",
+                        ahead="prefetch_tuple(X, Y, order, p)  # see steps.AHEAD")
 
 
 def shaped_pass(source_of, layers, codes):
@@ -151,7 +153,8 @@ def shaped_pass(source_of, layers, codes):
                      hidden_derivative=fastmath.DERIVATIVES[codes.hidden],
                      tuple_loss=steps.tuple_loss,
                      is_correct=steps.is_correct, error_of=_jit.error_of,
-                     weight_of=steps.weight_of, squared_weights=steps.squared_weights)
+                     weight_of=steps.weight_of, squared_weights=steps.squared_weights,
+                     prefetch_tuple=steps.prefetch_tuple)
         units = 0
         for l, (fan_in, fan_out, w_off, b_off) in enumerate(layers):
             # unsigned, as geometry's offsets: see backprop's "Indexing"

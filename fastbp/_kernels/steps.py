@@ -9,7 +9,7 @@ from numba import njit
 from ._jit import activate_layer, correct_of, derivative_hidden, loss_of, update_outer
 from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import times_derivative
+from .fastmath import prefetch, times_derivative
 from .optimizers import begin_update
 
 
@@ -741,6 +741,29 @@ def squared_weights(params, layout):
             layer += params[w_off + k] * params[w_off + k]
         total += np.float64(layer)
     return total
+
+
+# Tuples are visited in a shuffled order, so each one's rows of X and Y are a cache miss
+# (tiny's X alone is 1.2 MB) at the start of its forward pass, on case updating's critical
+# path: the rows of the tuple AHEAD places on are asked for in advance. tiny_case_floor's
+# hand-written 3-8-8-1 pass: 180 -> 165 ns a tuple, as fast as in the data's own order.
+AHEAD = 8
+
+
+@njit(inline="always", **JIT)
+def prefetch_tuple(X, Y, order, p):
+    """Prefetch (fastmath.prefetch) the rows of X and Y of tuple order[p + AHEAD], if any:
+    each row's first and last element (the whole row when it spans at most two cache lines;
+    a longer row's lines between are the hardware prefetcher's). No loop: a kernel's
+    passes are optimised again where they are linked into a run kernel, and a second
+    unrolling of a loop here had case updating on `tiny` spill to the stack."""
+    q = p + AHEAD
+    if q < order.shape[0]:
+        t = order[q]
+        prefetch(X, t, 0)
+        prefetch(X, t, X.shape[1] - 1)
+        prefetch(Y, t, 0)
+        prefetch(Y, t, Y.shape[1] - 1)
 
 
 @njit(inline="always", **JIT)
