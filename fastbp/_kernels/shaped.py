@@ -98,8 +98,8 @@ def _pass_source(layers, head, loop, after_forward, step, result, ahead=""):
 def shaped_gradient_source(layers):
     """The source of the shaped tuples_gradient for a layer table (its constants are named in
     it and defined by shaped_pass)."""
-    head = ["def shaped(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes, grad,",
-            "           dropout, tuples):",
+    head = ["def shaped_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,",
+            "                    codes, grad, dropout, tuples):",
             "    loss_c, weight_c, correct_c = 0.0, 0.0, 0"]
     after_forward = [
         "loss_c += weight * tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
@@ -119,8 +119,8 @@ def shaped_gradient_source(layers):
 def shaped_case_source(layers):
     """The source of the shaped case updating pass for a layer table (fan_in, fan_out, w_off,
     b_off per layer); its constants are named in it and defined by shaped_pass."""
-    head = ["def shaped(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,",
-            "           state, general, small):",
+    head = ["def shaped_case(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,",
+            "                hyper, state, general, small):",
             "    alpha = hyper[ALPHA]",
             "    lr = params.dtype.type(hyper[LR])",
             "    loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0"]
@@ -169,7 +169,7 @@ def shaped_pass(source_of, layers, codes):
         scope.update(OUT_LAST=scope[f"OUT_{len(layers) - 1}"],
                      A_OUT_LAST=scope[f"A_OUT_{len(layers) - 1}"])
         exec(compile(source_of(layers), f"<fastbp {source_of.__name__} {layers}>", "exec"), scope)
-        _SHAPED[key] = scope["shaped"]
+        _SHAPED[key] = scope[_SHAPED_NAMES[source_of]]
     return _SHAPED[key]
 
 
@@ -186,6 +186,8 @@ SUMS = (steps.unit_sums, steps.narrow_sums, steps.row_sums)
 PLAIN_UPDATES = (steps.unit_update, steps.narrow_update, steps.row_update)
 GRADIENTS = (steps.unit_gradient, steps.narrow_gradient, steps.row_gradient)
 _LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS}
+# the function each source defines (_linking.LATE_KERNELS links the case pass in late)
+_SHAPED_NAMES = {shaped_case_source: "shaped_case", shaped_gradient_source: "shaped_gradient"}
 
 
 _shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small", noalias=True)
