@@ -218,14 +218,16 @@ def block_sums(params, spec, X, Y, weights):
     return _sums(K.evaluate_serial(params, spec.layout, X, Y, weights, spec.kernel_codes(), 1))
 
 
-def predict_block(params, spec, n_outputs, path, X):
-    """One block's outputs, by the kernel of a local predict (path: Network._predict_path)."""
+def predict_block(params, spec, n_outputs, by_blocks, X):
+    """One block's outputs, by the kernel of a local predict (Network._predict_path: the
+    spec's tuples, and by_blocks)."""
     X = np.ascontiguousarray(X)
     if not np.isfinite(X).all():
         raise ValueError("X contains NaN or infinity")
     result = np.empty((X.shape[0], n_outputs), dtype=params.dtype)
     with single_threaded_blas():
-        K.predict_serial(params, spec.layout, X, result, 1, spec.kernel_codes(), *path)
+        K.predict_serial(params, spec.layout, X, result, 1, spec.kernel_codes(),
+                         spec.kernel_tuples(), by_blocks)
     return result
 
 
@@ -360,10 +362,10 @@ def predict(net, X):
     import dask.array as da
     from dask import delayed
     X = check_X(net, X)  # (values: each block's, as it is computed)
-    spec = BlockSpec(net, None)
+    tuples, by_blocks = net._predict_path()
+    spec = BlockSpec(net, tuples)  # (a Shape travels as "shape", made again on the worker)
     weights = delayed(net.params.copy(), pure=True)
-    path = net._predict_path()
-    blocks = [da.from_delayed(delayed(predict_block, pure=True)(weights, spec, net.n_outputs, path, x),
+    blocks = [da.from_delayed(delayed(predict_block, pure=True)(weights, spec, net.n_outputs, by_blocks, x),
                               shape=(rows, net.n_outputs), dtype=net.dtype)
               for x, rows in zip(_blocks(X), X.chunks[0])]
     return da.concatenate(blocks, axis=0)

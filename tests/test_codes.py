@@ -132,6 +132,35 @@ def test_shaped_pass_source_reads_as_the_steps():
         assert source.count("step_0(") == source.count("step_1(") == 1
         assert source.count("hidden_derivative(") == 1  # the hidden layer's only
         compile(source, "<shaped>", "exec")
+    source = K.shaped_forward_source(layers)  # predict's: the sums and activations alone
+    assert source.count("sums_0(") == source.count("sums_1(") == 1
+    assert "step_" not in source and "X[" not in source and "derivative" not in source
+    compile(source, "<shaped>", "exec")
+
+
+@pytest.mark.parametrize("sizes, activation, output", [
+    ([3, 8, 8, 1], "logistic", "logistic"), ([2, 3, 2], "tanh", "softmax")])
+def test_predict_compiled_for_the_shape(monkeypatch, sizes, activation, output):
+    """predict of a narrow network runs a forward pass compiled for its shape (shaped.py):
+    the outputs of the generic forward pass, on one thread and on several; a network with a
+    wider layer keeps the generic one."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, sizes[0]))
+    monkeypatch.setattr(fastbp._model, "PARALLEL_FORWARD_WORK", 1)  # 3,000 rows: threads
+    made = {}
+    for generic in (True, False):
+        if not generic:
+            specialised(monkeypatch)
+        net = fastbp.Network(sizes, activation=activation, output_activation=output,
+                             random_state=0)
+        made[generic] = (net.predict(X[:5]), net.predict(X, n_jobs=2), net._predict_path())
+    assert made[True][2] == (True, None) and isinstance(made[False][2][0], K.Shape)
+    shape = K.Shape(net.layout)._numba_type_
+    for kernel in (K.predict_serial, K.predict):  # each ran
+        assert any(shape in signature for signature in kernel.signatures)
+    for k in (0, 1):
+        np.testing.assert_allclose(made[False][k], made[True][k], rtol=1e-13, atol=1e-15)
+    assert fastbp.Network([3, 9, 1])._predict_path() == (True, None)
 
 
 def test_a_generated_pass_inlines_only_the_kinds_it_uses(monkeypatch):

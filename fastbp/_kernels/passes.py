@@ -10,7 +10,7 @@ from ._setup import EXACT_JIT, INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .blocks import block_forward, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 from .optimizers import apply_mean_update
-from .shaped import tuples_gradient_of
+from .shaped import forward_of, tuples_gradient_of
 from .steps import (
     errors_and_gradient,
     errors_and_update,
@@ -56,6 +56,12 @@ def turn_output(params, geo, act, t_off, stride, back):
                 params[w_off + i * fan_out + j] = act[t_off + j * stride + i]
             else:
                 act[t_off + j * stride + i] = params[w_off + i * fan_out + j]
+
+
+@njit(inline="always", **JIT)
+def forward_plain(params, layout, geo, act, codes):
+    """forward without the turned output layer: forward_of's generic path (see shaped.py)."""
+    forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS)
@@ -408,8 +414,9 @@ evaluate = twin(evaluate_serial, "evaluate", parallel=True, **JIT)
 @njit(**JIT)
 def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
     """result[t] = output activations of the network for X[t]; one thread (`predict` is its
-    parallel twin). tuples, blocks: one is True, the other None (Network._predict_path): a
-    tuple at a time (forward, as case updating runs it) or BLOCK tuples at a time as matrix
+    parallel twin). tuples, blocks: one is set, the other None (Network._predict_path): a
+    tuple at a time (tuples True: forward, as case updating runs it; a Shape: the forward
+    pass compiled for the network's shape, shaped.py) or BLOCK tuples at a time as matrix
     products (block_forward, as minibatch and epoch updating run it), so that predicting
     after training compiles little more than the training did."""
     n = X.shape[0]
@@ -428,7 +435,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
             for t in range(lo, hi):
                 for i in range(geo[0, G_IN]):
                     act[i] = X[t, i]
-                forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
+                forward_of(params, layout, geo, act, codes, tuples)
                 for k in range(n_out):
                     result[t, k] = act[out + k]
         if blocks is not None:

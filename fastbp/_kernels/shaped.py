@@ -7,6 +7,9 @@ offsets compiled in as constants, so each layer is straight-line code.
   case_pass_small;
 - `tuples_gradient_of` (what gradient_pass calls for a short pass, tuple by tuple): with
   `tuples` a Shape the shaped gradient pass, with `tuples` True the generic tuples_gradient.
+- `forward_of` (what predict calls tuple by tuple): with `tuples` a Shape the shaped forward
+  pass, with `tuples` True the generic forward (passes.forward_plain). A first XOR program's
+  predict compiled the generic forward, every kind of layer, in 0.9 s.
 
 The shaped passes' source is generated from the layer table: one block of calls per layer, of
 the same inlined steps the generic passes run, each layer's own (its kind of sums and update
@@ -34,6 +37,11 @@ def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, o
 def tuples_gradient_of(params, layout, geo, act, delta, X, Y, weights, order, lo, hi, codes,
                        grad, dropout, tuples):
     """tuples_gradient, or its shaped twin when `tuples` is a Shape (see the module)."""
+
+
+def forward_of(params, layout, geo, act, codes, tuples):
+    """forward (act holds the input; its turned output layer off), or its shaped twin when
+    `tuples` is a Shape: what predict runs a tuple at a time (see the module)."""
 
 
 def _shaped_or_generic(stub, source_of, generic_name, noalias):
@@ -116,6 +124,13 @@ def shaped_gradient_source(layers):
                         "loss_c, weight_c, correct_c")
 
 
+def shaped_forward_source(layers):
+    """The source of the shaped forward pass (act holds the input) for a layer table."""
+    lines = ["def shaped_forward(params, layout, geo, act, codes, tuples):"]
+    lines += _forward_lines(layers, " " * 4)[2:]  # (without the copy of X[t])
+    return "\n".join(lines) + "\n"
+
+
 def shaped_case_source(layers):
     """The source of the shaped case updating pass for a layer table (fan_in, fan_out, w_off,
     b_off per layer); its constants are named in it and defined by shaped_pass."""
@@ -185,11 +200,14 @@ def layer_kind(fan_out):
 SUMS = (steps.unit_sums, steps.narrow_sums, steps.row_sums)
 PLAIN_UPDATES = (steps.unit_update, steps.narrow_update, steps.row_update)
 GRADIENTS = (steps.unit_gradient, steps.narrow_gradient, steps.row_gradient)
-_LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS}
+_LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS,
+                shaped_forward_source: PLAIN_UPDATES}  # (the forward pass has no step)
 # the function each source defines (_linking.LATE_KERNELS links the case pass in late)
-_SHAPED_NAMES = {shaped_case_source: "shaped_case", shaped_gradient_source: "shaped_gradient"}
+_SHAPED_NAMES = {shaped_case_source: "shaped_case", shaped_gradient_source: "shaped_gradient",
+                 shaped_forward_source: "shaped_forward"}
 
 
 _shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small", noalias=True)
 # (act1 and delta1, views of one workspace row: no NOALIAS)
 _shaped_or_generic(tuples_gradient_of, shaped_gradient_source, "tuples_gradient", noalias=False)
+_shaped_or_generic(forward_of, shaped_forward_source, "forward_plain", noalias=True)
