@@ -361,7 +361,7 @@ class Network(Model):
             general = None if trainer.optimizer == "sgd" and trainer.hyper[K.MOMENTUM] == 0.0 \
                 else True
             small = self.n_params <= K.SMALL_NETWORK and dropout is None
-            if small and general is None and self._shaped():
+            if small and general is None and trainer.hyper[K.ALPHA] == 0.0 and self._shaped():
                 small = K.Shape(self.layout)  # a pass compiled for this shape (shaped.py)
             return head + (optim, state, run.scratch, val, run.evaluation, general, dropout) + \
                 ((small, None) if small else (None, True))

@@ -99,8 +99,8 @@ def test_training_with_the_optimizer_compiled_in(monkeypatch, mode, optimizer):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
     """Case updating of a narrow network runs a pass compiled for its shape (shaped.py): the
-    numbers of the generic pass, with sample weights (some 0) and an L2 term; a network with a
-    wider layer, or momentum, keeps the generic pass."""
+    numbers of the generic pass, with sample weights (some 0); a network with a wider layer,
+    an L2 term or momentum keeps the generic pass."""
     X, Y = data(3, 1, "logistic", "squared_error", n=30)
     weights = np.random.default_rng(1).random(30)
     weights[::7] = 0.0
@@ -109,7 +109,7 @@ def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
         if not generic:
             specialised(monkeypatch)
         net = fastbp.Network([3, 8, 8, 1], dtype=dtype, random_state=0)
-        history = fastbp.train(net, X, Y, mode="case", epochs=4, learning_rate=0.3, alpha=1e-3,
+        history = fastbp.train(net, X, Y, mode="case", epochs=4, learning_rate=0.3,
                                sample_weight=weights, random_state=0)
         runs.append((net.params.copy(), np.array(history.loss), history.accuracy))
     assert net._shaped() and not fastbp.Network([3, 9, 1])._shaped()
@@ -121,6 +121,14 @@ def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
     assert runs[1][2] == runs[0][2]
     assert not np.allclose(runs[0][0], fastbp.Network([3, 8, 8, 1], dtype=dtype,
                                                       random_state=0).params)  # it trained
+    made = []  # an L2 term: the generic pass (the shaped one has none)
+    arguments = fastbp.driver.Run._arguments
+    monkeypatch.setattr(fastbp.driver.Run, "_arguments",
+                        lambda run: made.append(arguments(run)) or made[-1])
+    for alpha in (0.0, 1e-3):
+        fastbp.train(net, X[:8], Y[:8], mode="case", epochs=1, alpha=alpha)
+    small = [args[-2] for args in made]  # run_case's `small`: a Shape, or True
+    assert isinstance(small[0], K.Shape) and small[1] is True
 
 
 def test_shaped_pass_source_reads_as_the_steps():

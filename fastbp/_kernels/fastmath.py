@@ -10,7 +10,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._setup import EXACT_JIT, JIT
+from ._setup import EXACT_JIT, INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
 
@@ -32,7 +32,7 @@ def pow2(typingctx, n):
     return n(n), codegen
 
 
-@njit(**EXACT_JIT)
+@njit(**EXACT_JIT, **INTERNAL)
 def fast_exp(x):
     """exp(x) in x's precision, to about 1 eps (Cephes' exp: x = n ln2 + r, exp(r) by a
     Pade approximant, times 2**n made from the exponent bits); results below the smallest
@@ -58,7 +58,7 @@ def fast_exp(x):
     return y if x == x else x  # NaN stays NaN
 
 
-@njit(**EXACT_JIT)
+@njit(**EXACT_JIT, **INTERNAL)
 def fast_logistic(x):
     """1 / (1 + exp(-x)) in x's precision, to about 2 eps: fast_exp's steps for exp(-x) =
     2**n (q + p) / (q - p), folded into ONE division, (q - p) / ((q - p) + 2**n (q + p)).
@@ -85,7 +85,7 @@ def fast_logistic(x):
     return y if x == x else x  # NaN stays NaN
 
 
-@njit(**EXACT_JIT)
+@njit(**EXACT_JIT, **INTERNAL)
 def fast_tanh(x):
     """tanh(x) in x's precision, to about 1 eps, vectorisable (libm's tanh took 13 ns an
     element in a loop, this one 0.4 (float32) to 0.7 ns): Cephes' polynomial (float32) or

@@ -427,7 +427,6 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
     packed_out = 0  # where block_forward's layout (unpadded, unlike geo's) puts the outputs
     for l in range(layout.shape[0]):
         packed_out += layout[l, FAN_IN]
-    order = np.arange(n if blocks is not None else 0)
     for c in prange(n_chunks):
         lo, hi = n * c // n_chunks, n * (c + 1) // n_chunks
         if tuples is not None:
@@ -438,11 +437,12 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
                 forward_of(params, layout, geo, act, codes, tuples)
                 for k in range(n_out):
                     result[t, k] = act[out + k]
-        if blocks is not None:
+        if blocks is not None:  # (np.arange here: pruned, not compiled, on the tuples path)
+            order = np.arange(lo, hi)  # the chunk's tuples: X[order[p0 - lo + r]] = X[p0 + r]
             acts = np.empty(BLOCK * units, dtype=params.dtype)
             for p0 in range(lo, hi, BLOCK):
                 b = min(BLOCK, hi - p0)
-                block_forward(params, layout, X, order, p0, b, acts, None, codes)
+                block_forward(params, layout, X, order, p0 - lo, b, acts, None, codes)
                 for r in range(b):
                     for k in range(n_out):
                         result[p0 + r, k] = acts[BLOCK * packed_out + r * n_out + k]

@@ -22,7 +22,7 @@ def padded(n):
     return (np.uint64(n) + align - ONE) // align * align
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def geometry(layout):
     """The uint64 offset table of a layout (see G_IN ... G_A_OUT; each layer's units start
     at a multiple of UNIT_ALIGN, codes.unit_offset)."""
@@ -40,7 +40,7 @@ def geometry(layout):
     return geo
 
 
-@njit(**JIT)
+@njit(**JIT, **INTERNAL)
 def n_units(geo):
     """Length of act/delta: every unit of every layer, input included (codes.units_length)."""
     last = geo.shape[0] - 1
