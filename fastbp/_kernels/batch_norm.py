@@ -34,7 +34,7 @@ def bn_forward(params, layout, bn, stats, X, order, p0, b, A, ZH, inv, training,
         fan_in, fan_out, code = layout[l, FAN_IN], layout[l, FAN_OUT], layout[l, ACT]
         out_start = units + fan_in
         Z = bn_matrix(A, out_start, fan_out, b)
-        net_inputs(params, layout, l, bn_matrix(A, units, fan_in, b), Z)
+        net_inputs(params, layout, l, A, b * units, b * out_start, b)  # into Z
         if bn[l, BN_ON]:
             zh = bn_matrix(ZH, out_start, fan_out, b)
             g0, b0, s0 = bn[l, BN_GAMMA], bn[l, BN_BETA], bn[l, BN_STAT]
