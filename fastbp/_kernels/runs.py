@@ -152,13 +152,15 @@ def scan_weights(params, prev, record):
 
 
 @njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
-def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
+def end_epoch(ctl, num, hist, e, n, finite, change):
     """Book epoch e, whose history column the run kernel has filled (learning rate, loss,
     accuracy, validation, seconds), and apply the rules: divergence, then the stop rules in
     train()'s order of precedence, then scikit-learn's schedules that follow the loss.
-    Returns True when the run stops here; ctl[C_STATUS] says why. `finite`: the epoch did not
-    diverge (its weights, and under train()'s rule its loss, all finite; see close_epoch);
-    `change`: the largest weight change.
+    Returns (whether the run stops here, whether this epoch's weights become the best kept,
+    whether the best kept come back), the weights' part left to close_epoch, so that this
+    function knows no weights and compiles once for every dtype; ctl[C_STATUS] says why it
+    stops. `finite`: the epoch did not diverge (its weights, and under train()'s rule its
+    loss, all finite; see close_epoch); `change`: the largest weight change.
 
     A diverged epoch is not booked (C_EPOCH stays e - 1 and C_DIVERGED_AT says e; Python
     goes back to the last finite epoch), except under scikit-learn's early stopping with a
@@ -173,7 +175,8 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
         score = hist[H_VAL_SCORE, col]
         if not (es == RULE_SKLEARN and (num[N_BEST_VAL] > -np.inf or score > num[N_BEST_VAL])):
             ctl[C_STATUS] = STOP_DIVERGED
-            return True
+            return True, False, False
+    save = restore = False
     ctl[C_EPOCH] = e
     ctl[C_SAMPLES] += n
     if ctl[C_WEIGHT_CHANGE]:
@@ -203,11 +206,11 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
             ctl[C_STALL] += 1
         if val_loss < num[N_BEST_VAL]:
             num[N_BEST_VAL] = val_loss
-            copy_into(best, params)
+            save = True
             ctl[C_BEST_EPOCH] = e
         if ctl[C_STALL] > patience:
             stop = STOP_EARLY_STOPPING
-            copy_into(params, best)  # the best epoch's weights come back
+            restore = True  # the best epoch's weights come back
             ctl[C_PENDING] = 0
     elif es == RULE_SKLEARN:  # the validation score has not improved by tol
         score = hist[H_VAL_SCORE, col]
@@ -217,7 +220,7 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
             ctl[C_NO_IMPROVEMENT] = 0
         if score > num[N_BEST_VAL]:
             num[N_BEST_VAL] = score
-            copy_into(best, params)
+            save = True
             ctl[C_BEST_EPOCH] = e
     if tol_rule == RULE_SKLEARN:  # scikit-learn's iteration_ends, then trigger_stopping
         schedule = ctl[C_SCHEDULE]
@@ -238,7 +241,7 @@ def end_epoch(params, ctl, num, hist, best, e, n, finite, change):
     if diverged:
         stop = STOP_DIVERGED
     ctl[C_STATUS] = stop
-    return stop != RUNNING
+    return stop != RUNNING, save, restore
 
 
 @njit(inline="always", **JIT)
@@ -315,12 +318,17 @@ def close_epoch(params, ctl, num, hist, prev, best, e, n, also_finite, clock, st
     """The end of every run kernel's epoch e: the weights checked for finiteness (and the
     weight-change history fed), the rules (end_epoch), the epoch's seconds and the slice's
     time budget (epochs under CLOCK_GROUP_BELOW_NS are timed CLOCK_GROUP at a time).
-    also_finite: what else must be finite for the epoch to count. Returns (whether the slice
-    stops here, the clock at the last reading)."""
+    also_finite: ONE, or ZERO when something else the epoch needs is not finite (a uint64: a
+    literal True would be a signature of its own). Returns (whether the slice stops here, the
+    clock at the last reading)."""
     finite, change = scan_weights(params, prev, ctl[C_WEIGHT_CHANGE] != 0)
     if ctl[C_LOSS_DIVERGES]:  # train()'s rule: the epoch's loss must be finite too
-        finite = finite and also_finite and np.isfinite(hist[H_LOSS, e - 1])
-    stop = end_epoch(params, ctl, num, hist, best, e, n, finite, change)
+        finite = finite and also_finite != ZERO and np.isfinite(hist[H_LOSS, e - 1])
+    stop, save, restore = end_epoch(ctl, num, hist, e, n, finite, change)
+    if save:  # (before restore: an epoch may be kept and stop the run at once)
+        copy_into(best, params)
+    if restore:
+        copy_into(params, best)
     since = ctl[C_CLOCK_FROM]
     if not (stop or e - since >= ctl[C_CLOCK_GROUP] or e >= ctl[C_END]):
         return False, clock  # a short epoch: timed with the next ones (see CLOCK_GROUP)
@@ -388,7 +396,7 @@ def run_case(params, layout, X, Y, weights, codes, optim, run, work, val, evalua
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
             validate(params, layout, geo, val, codes, ctl, hist, col)
-        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, ONE, clock, start)
         if stop:
             break
 
@@ -434,7 +442,7 @@ def run_minibatch(params, layout, X, Y, weights, codes, batch_size, optim, run, 
             record_pass(ctl, num, hist, col, n, loss_sum, penalty_sum, n_correct)
         if val is not None:
             validate(params, layout, geo, val, codes, ctl, hist, col)
-        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, ONE, clock, start)
         if stop:
             break
 
@@ -459,7 +467,8 @@ def book_full_batch(params, layout, ctl, num, hist, alpha, e, n, passed, s, w, c
     """Epoch updating's epoch e, second half, after the pass at the new weights, which gave
     (s, w, c) and the next gradient: pend it, and the history (the pass's numbers under
     track="end", the last pass's, `passed`, otherwise). Returns whether the loss at the new
-    weights is finite (close_epoch's also_finite: a network that predicts NaN is not kept).
+    weights is finite, ONE or ZERO (close_epoch's also_finite: a network that predicts NaN is
+    not kept).
     Validation and close_epoch follow in the caller: validate's loop must be a parallel
     kernel's own, and an inlined helper that took the run's arrays counted references to
     them every epoch (a tenth of an XOR epoch)."""
@@ -471,7 +480,7 @@ def book_full_batch(params, layout, ctl, num, hist, alpha, e, n, passed, s, w, c
     else:
         record_pass(ctl, num, hist, col, n, passed[0], passed[1], passed[2])
     # (Each term on its own: under fastmath, isfinite(a + b) may fold to True.)
-    return np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY])
+    return ONE if np.isfinite(num[N_PEND_LOSS]) and np.isfinite(num[N_PEND_PENALTY]) else ZERO
 
 
 @njit(**JIT)
@@ -603,7 +612,7 @@ def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, ru
             hist[H_VAL_LOSS, col] = s / w
             if ctl[C_CLASSIFIER]:
                 hist[H_VAL_ACCURACY, col] = c / nv
-        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, ONE, clock, start)
         if stop:
             break
 
@@ -646,6 +655,6 @@ def run_batch_norm(params, layout, X, Y, weights, loss_code, batch_size, norm, o
             hist[H_VAL_LOSS, col] = s / w
             if ctl[C_CLASSIFIER]:
                 hist[H_VAL_ACCURACY, col] = c / Xv.shape[0]
-        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, True, clock, start)
+        stop, clock = close_epoch(params, ctl, num, hist, prev, best, e, n, ONE, clock, start)
         if stop:
             break
