@@ -1,7 +1,7 @@
 """How many threads fastbp's kernels compute with: Numba's, and BLAS pinned to one.
 
-The parallel kernels split the tuples over Numba's threads and call BLAS (through np.dot)
-from each of them. A multi-threaded BLAS inside those threads oversubscribes the cores:
+The parallel kernels split the tuples over Numba's threads and call BLAS (blocks.gemm; np.dot
+in batch normalisation) from each of them. A multi-threaded BLAS inside those threads oversubscribes the cores:
 measured on 2 cores, epoch updating on `mid` took 10 s instead of 0.056 s per epoch.
 So while a kernel runs, BLAS runs single-threaded; the user's setting comes back after.
 """
@@ -44,7 +44,7 @@ def threading_layer():
 def _blas_pools():
     """threadpoolctl's handle on the loaded BLAS libraries, found once (finding them costs ms)."""
     if _blas["controller"] is None:
-        import scipy.linalg.cython_blas  # noqa: F401  the BLAS Numba's np.dot calls into
+        import scipy.linalg.cython_blas  # noqa: F401  the BLAS blocks.gemm and np.dot call into
         from threadpoolctl import ThreadpoolController
         _blas["controller"] = ThreadpoolController().select(user_api="blas")
     return _blas["controller"]

@@ -57,7 +57,7 @@ def test_kernel_modules_hold_only_cached_compiled_functions():
 
 def test_an_edited_helper_recompiles_its_callers(tmp_path):
     """In a copy of the package, predict's kernel (passes.py) compiled and cached, then the
-    logistic function it reaches through forward() edited in another file (fastmath.py): a
+    logistic function it reaches through its forward pass edited in another file (fastmath.py): a
     new process runs the edited helper, not the cached code."""
     shutil.copytree(PACKAGE, tmp_path / "fastbp", ignore=shutil.ignore_patterns("__pycache__"))
     program = textwrap.dedent("""

@@ -122,3 +122,29 @@ def test_compile_runs_configurations_in_worker_processes():
     seconds = _compile.compile_all(jobs=1, report=lines.append,
                                    names=["train(mode='case') small network, float64"])
     assert len(lines) == 1 and "small network" in lines[0] and seconds > 0
+
+
+def test_passes_are_linked_into_the_run_kernels_as_compiled(tmp_path):
+    """A run kernel links its pass in late, as the pass's own library compiled it, after the
+    run kernel's own code is optimised (fastbp/_kernels/_linking.py), and the epoch
+    bookkeeping early, to be inlined; the judgement reads the linked code, so a pass loaded
+    from the cache counts as one, and so does a library that links one in (the generic
+    stand-in of a shaped pass). FASTBP_LINK_EARLY=1 leaves Numba's own way."""
+    program = (
+        "import json, numba.core.codegen as cg, fastbp\n"
+        "from fastbp import _kernels as K\n"
+        "from fastbp._kernels import _linking\n"
+        "X, y = fastbp.datasets.xor()\n"
+        "fastbp.train(fastbp.Network([2, 9, 1]), X, y, mode='case', epochs=2)\n"
+        "run = next(iter(K.run_case.overloads.values())).library\n"
+        "own = next(iter(K.case_pass_small.overloads.values())).library\n"
+        "print(json.dumps(dict(patched=getattr(cg.CPUCodeLibrary.finalize, '_fastbp', False), "
+        "late=sorted(l.name for l in run._linking_libraries if _linking._is_late(l)), "
+        "early=sorted(l.name for l in run._linking_libraries if not _linking._is_late(l)), "
+        "own=_linking._is_late(own))))\n")
+    for early in ("", "1"):
+        out = json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{early}"),
+                                    FASTBP_LINK_EARLY=early, FASTBP_GENERIC_KERNELS="1"))
+        assert out["patched"] == (not early)
+        assert out["late"] == ["generic_case_pass_small"] and out["own"]
+        assert {"begin_epoch", "close_epoch", "record_pass"} <= set(out["early"])

@@ -16,13 +16,16 @@ from .steps import drop_out, dropping, undo_drop_out, weight_of
 # -- matrix products --------------------------------------------------------------------------
 @intrinsic
 def gemm(typingctx, A, a_off, trans_a, B, b_off, trans_b, C, c_off, m, n, k):
-    """C[c_off:] = op(A[a_off:]) op(B[b_off:]) for row-major matrices in flat buffers of one
-    dtype: op(A) m x k, op(B) k x n, C m x n; trans_a, trans_b: 0, or 1 for the transpose of
-    the matrix stored there (stored k x m, n x k). BLAS's gemm, through the entry point
-    np.dot calls (Numba's numba_xxgemm), with the arguments np.dot would give it (the same
-    bits), but none of np.dot's code for other layouts and shapes, its views or its checks:
-    blocks of tuples compiled 1 s faster on the digits drop-in program."""
-    ok = all(isinstance(t, types.Array) and t.ndim == 1 and t.dtype in (types.float32, types.float64)
+    """C[c_off:] = op(A[a_off:]) op(B[b_off:]) for row-major matrices in flat, contiguous
+    buffers of one dtype: op(A) m x k, op(B) k x n, C m x n; trans_a, trans_b: 0, or 1 for the
+    transpose of the matrix stored there (stored k x m, n x k). BLAS's gemm, through the entry
+    point np.dot calls for two matrices (Numba's numba_xxgemm), with the arguments np.dot gave
+    it, but none of np.dot's code for other layouts and shapes, its views or its checks:
+    blocks of tuples compiled 1 s faster on the digits drop-in program. Where m or n is 1 (a
+    block of one tuple, a layer of one unit) np.dot called gemv or a dot product instead, so
+    such results can differ from before in the last bits."""
+    ok = all(isinstance(t, types.Array) and t.ndim == 1 and t.layout == "C" and
+             t.dtype in (types.float32, types.float64)
              for t in (A, B, C)) and A.dtype == B.dtype == C.dtype and \
         all(isinstance(t, types.Integer) for t in (a_off, trans_a, b_off, trans_b, c_off, m, n, k))
     if not ok:

@@ -102,8 +102,8 @@ STATE_ROWS = {SGD: 1, ADAM: 2, RPROP: 2, QUICKPROP: 2}
 # network's case updating then compiled twice as long (`fastbp demo`: 23 -> 28 s).
 SMALL_NETWORK = 1024
 
-# The gradient and forward passes run BLOCK tuples at a time as matrix products (BLAS through
-# np.dot, single-threaded inside the parallel kernels): a weight loaded once serves the whole
+# The gradient and forward passes run BLOCK tuples at a time as matrix products (BLAS's gemm,
+# blocks.gemm, single-threaded inside the parallel kernels): a weight loaded once serves the whole
 # block instead of one tuple. A block's unit values live in a flat buffer laid out like act,
 # BLOCK times wider: layer l's units form a b x size matrix starting at BLOCK * (its act offset).
 BLOCK = 128

@@ -26,7 +26,7 @@ from numba.extending import overload
 from . import _jit, fastmath, steps
 from ._jit import CodesType, ShapeType, _with_signature
 from ._setup import NOALIAS, OVERLOAD
-from .codes import ALPHA, LR, NARROW, STEP, unit_offset
+from .codes import LR, NARROW, STEP, unit_offset
 
 
 def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
@@ -135,9 +135,8 @@ def shaped_case_source(layers):
     """The source of the shaped case updating pass for a layer table (fan_in, fan_out, w_off,
     b_off per layer); its constants are named in it and defined by shaped_pass. Plain SGD
     without an L2 term (Network's training_arguments sends alpha > 0 to the generic pass):
-    no penalty, and each step's decay a constant 0 (its update folds to W - lr a d), which
-    left out squared_weights and the decay's arithmetic (the first XOR program: 0.2 s less
-    to compile)."""
+    no penalty and each step's decay a constant 0, which left squared_weights and the
+    per-tuple penalty out (the first XOR program: 0.2 s less to compile)."""
     head = ["def shaped_case(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,",
             "                hyper, state, general, small):",
             "    lr = params.dtype.type(hyper[LR])",
@@ -163,14 +162,13 @@ def shaped_pass(source_of, layers, codes):
     if key not in _SHAPED:
         # __name__: the module Numba names the code's environment after (without one, a
         # cached kernel could not rebuild it, should the code ever need Python objects)
-        scope = dict(__name__=__name__, ALPHA=ALPHA, LR=LR, STEP=STEP, OUTPUT=codes.output,
+        scope = dict(__name__=__name__, LR=LR, STEP=STEP, OUTPUT=codes.output,
                      LOSS=codes.loss, hidden_units=fastmath.UNITS[codes.hidden],
                      output_units=fastmath.UNITS[codes.output],
                      hidden_derivative=fastmath.DERIVATIVES[codes.hidden],
                      tuple_loss=steps.tuple_loss,
                      is_correct=steps.is_correct, error_of=_jit.error_of,
-                     weight_of=steps.weight_of, squared_weights=steps.squared_weights,
-                     prefetch_tuple=steps.prefetch_tuple)
+                     weight_of=steps.weight_of, prefetch_tuple=steps.prefetch_tuple)
         units = 0
         for l, (fan_in, fan_out, w_off, b_off) in enumerate(layers):
             # unsigned, as geometry's offsets: see backprop's "Indexing"

@@ -754,9 +754,8 @@ AHEAD = 8
 def prefetch_tuple(X, Y, order, p):
     """Prefetch (fastmath.prefetch) the rows of X and Y of tuple order[p + AHEAD], if any:
     each row's first and last element (the whole row when it spans at most two cache lines;
-    a longer row's lines between are the hardware prefetcher's). No loop: a kernel's
-    passes are optimised again where they are linked into a run kernel, and a second
-    unrolling of a loop here had case updating on `tiny` spill to the stack."""
+    a longer row's lines between are the hardware prefetcher's). No loop over the lines: a
+    few instructions, whatever the row."""
     q = p + AHEAD
     if q < order.shape[0]:
         t = order[q]
