@@ -377,9 +377,10 @@ class Network(Model):
         return (K.Shape(self.layout) if dropout is None and self._shaped() else True), None
 
     def _shaped(self):
-        """Whether case updating (and short gradient passes) run passes compiled for this
-        network's shape (fastbp._kernels.shaped): narrow layers (see SHAPED_LAYER) and
-        activations compiled in (not FASTBP_GENERIC_KERNELS)."""
+        """Whether case updating (plain SGD without L2), short gradient passes and predict a
+        tuple at a time run passes compiled for this network's shape (fastbp._kernels.shaped):
+        narrow layers (see SHAPED_LAYER) and activations compiled in (not
+        FASTBP_GENERIC_KERNELS)."""
         return (len(self.sizes) - 1 <= K.SHAPED_LAYERS and max(self.sizes) <= K.SHAPED_LAYER
                 and self.codes.hidden is not None)
 
