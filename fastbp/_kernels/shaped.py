@@ -67,10 +67,11 @@ def _shaped_or_generic(stub, source_of, generic_name, noalias):
     overload(stub, jit_options=options)(_with_signature(typer, stub))
 
 
-def _forward_lines(layers, indent):
-    """The shaped passes' forward pass of X[t] (the layers' sums and activations)."""
+def _forward_lines(layers, indent, load=True):
+    """The shaped passes' forward pass of X[t] (the layers' sums and activations); without
+    `load`, of the input act holds already."""
     last = len(layers) - 1
-    lines = [f"{indent}for i in range(IN_0):", f"{indent}    act[i] = X[t, i]"]
+    lines = [f"{indent}for i in range(IN_0):", f"{indent}    act[i] = X[t, i]"] if load else []
     for l in range(last + 1):
         units = "output_units" if l == last else "hidden_units"
         lines += [f"{indent}sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l})",
@@ -127,7 +128,7 @@ def shaped_gradient_source(layers):
 def shaped_forward_source(layers):
     """The source of the shaped forward pass (act holds the input) for a layer table."""
     lines = ["def shaped_forward(params, layout, geo, act, codes, tuples):"]
-    lines += _forward_lines(layers, " " * 4)[2:]  # (without the copy of X[t])
+    lines += _forward_lines(layers, " " * 4, load=False)
     return "\n".join(lines) + "\n"
 
 
@@ -179,11 +180,14 @@ def shaped_pass(source_of, layers, codes):
             units += unit_offset(fan_in)
             # the kind of layer is known: only its own sums and step are inlined
             kind = layer_kind(fan_out)
-            scope.update({f"sums_{l}": SUMS[kind], f"step_{l}": _LAYER_STEPS[source_of][kind]})
+            scope[f"sums_{l}"] = SUMS[kind]
+            if source_of in _LAYER_STEPS:  # (the forward pass has no step)
+                scope[f"step_{l}"] = _LAYER_STEPS[source_of][kind]
         scope.update(OUT_LAST=scope[f"OUT_{len(layers) - 1}"],
                      A_OUT_LAST=scope[f"A_OUT_{len(layers) - 1}"])
         exec(compile(source_of(layers), f"<fastbp {source_of.__name__} {layers}>", "exec"), scope)
-        _SHAPED[key] = scope[_SHAPED_NAMES[source_of]]
+        # the function a source defines is named after it: shaped_case for shaped_case_source
+        _SHAPED[key] = scope[source_of.__name__.removesuffix("_source")]
     return _SHAPED[key]
 
 
@@ -199,11 +203,7 @@ def layer_kind(fan_out):
 SUMS = (steps.unit_sums, steps.narrow_sums, steps.row_sums)
 PLAIN_UPDATES = (steps.unit_update, steps.narrow_update, steps.row_update)
 GRADIENTS = (steps.unit_gradient, steps.narrow_gradient, steps.row_gradient)
-_LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS,
-                shaped_forward_source: PLAIN_UPDATES}  # (the forward pass has no step)
-# the function each source defines (_linking.LATE_KERNELS links the case pass in late)
-_SHAPED_NAMES = {shaped_case_source: "shaped_case", shaped_gradient_source: "shaped_gradient",
-                 shaped_forward_source: "shaped_forward"}
+_LAYER_STEPS = {shaped_case_source: PLAIN_UPDATES, shaped_gradient_source: GRADIENTS}
 
 
 _shaped_or_generic(case_pass_of, shaped_case_source, "case_pass_small", noalias=True)
