@@ -8,7 +8,7 @@ from ._jit import update_flat
 from ._setup import INTERNAL, JIT
 from .blocks import gather_rows, net_inputs
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import activate, times_derivative
+from .fastmath import activate, smaller, times_derivative
 from .optimizers import apply_mean_update
 from .steps import geometry, is_correct, n_units, output_error, squared_weights, tuple_loss, weight_of
 
@@ -141,13 +141,13 @@ def bn_batches(params, layout, bn, stats, X, Y, weights, order, batch_size, loss
     """Minibatch (one batch: epoch) updating of a network with batch normalisation; gamma and
     beta (params[bn_off:]) move like biases (no L2)."""
     n = order.shape[0]
-    A, ZH, D, inv = bn_workspace(params, layout, min(batch_size, n))
+    A, ZH, D, inv = bn_workspace(params, layout, smaller(batch_size, n))
     geo = geometry(layout)
     alpha = hyper[ALPHA]
     dt = params.dtype.type
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+        stop = smaller(start + batch_size, n)
         b = stop - start
         grad[:] = 0
         loss_b, weight_b, correct_b = bn_gradient(params, layout, bn, stats, X, Y, weights, order,
@@ -181,13 +181,13 @@ def bn_evaluate(params, layout, bn, stats, X, Y, weights, loss_code, eps, result
     """Inference mode (running statistics), BLOCK tuples at a time: outputs into result (if it
     has rows) and (sum w E, sum w, n_correct) when Y has rows."""
     n = X.shape[0]
-    A, ZH, D, inv = bn_workspace(params, layout, min(BLOCK, n))
+    A, ZH, D, inv = bn_workspace(params, layout, smaller(BLOCK, n))
     order = np.arange(n)
     last = layout.shape[0] - 1
     n_out, code = layout[last, FAN_OUT], layout[last, ACT]
     loss_sum, weight_sum, n_correct = 0.0, 0.0, 0
     for p0 in range(0, n, BLOCK):
-        b = min(BLOCK, n - p0)
+        b = smaller(BLOCK, n - p0)
         out_units = bn_forward(params, layout, bn, stats, X, order, p0, b, A, ZH, inv, False,
                                False, 0.0, eps)
         for r in range(b):

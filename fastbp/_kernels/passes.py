@@ -9,6 +9,7 @@ from ._jit import correct_of, error_of, loss_of, twin
 from ._setup import EXACT_JIT, INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .blocks import block_forward, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
+from .fastmath import smaller
 from .optimizers import apply_mean_update
 from .shaped import forward_of, tuples_gradient_of
 from .steps import (
@@ -205,7 +206,7 @@ def chunk_gradient(params, layout, X, Y, weights, order, lo, hi, codes, row, wor
     loss_c, weight_c, correct_c = 0.0, 0.0, 0
     for p0 in range(lo, hi, BLOCK):
         loss_b, weight_b, correct_b = block_gradient(params, layout, X, Y, weights, order, p0,
-                                                     min(BLOCK, hi - p0), codes, act, delta,
+                                                     smaller(BLOCK, hi - p0), codes, act, delta,
                                                      scratch, row, dropout)
         loss_c += loss_b
         weight_c += weight_b
@@ -340,7 +341,7 @@ def minibatch_pass(params, layout, geo, X, Y, weights, order, batch_size, codes,
     n = order.shape[0]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+        stop = smaller(start + batch_size, n)
         loss_b, weight_b, correct_b = gradient_pass(params, layout, geo, X, Y, weights, order,
                                                     start, stop, codes, rows, grad, work, sums,
                                                     tuples, act1, delta1, dropout)
@@ -360,7 +361,7 @@ def short_minibatch_pass(params, layout, geo, act, delta, X, Y, weights, order, 
     n = order.shape[0]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+        stop = smaller(start + batch_size, n)
         loss_b, weight_b, correct_b = short_gradient(params, layout, geo, act, delta, X, Y,
                                                      weights, order, start, stop, codes, grad,
                                                      dropout, tuples)
@@ -441,7 +442,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
             order = np.arange(lo, hi)  # the chunk's tuples: X[order[p0 - lo + r]] = X[p0 + r]
             acts = np.empty(BLOCK * units, dtype=params.dtype)
             for p0 in range(lo, hi, BLOCK):
-                b = min(BLOCK, hi - p0)
+                b = smaller(BLOCK, hi - p0)
                 block_forward(params, layout, X, order, p0 - lo, b, acts, None, codes)
                 for r in range(b):
                     for k in range(n_out):

@@ -7,7 +7,7 @@ from numba import njit, prange
 from ._jit import twin, update_flat
 from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import activate, times_derivative
+from .fastmath import activate, smaller, times_derivative
 from .optimizers import begin_update
 from .passes import add_chunks
 from .steps import is_correct, output_error, tuple_loss, weight_of
@@ -243,7 +243,7 @@ def rnn_batches(params, rl, X2, Y2, weights, order, batch_size, T, per_step, bpt
     alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0.0
     for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
+        stop = smaller(start + batch_size, n)
         loss_b, weight_b, correct_b = rnn_gradient(params, rl, X2, Y2, weights, order, start, stop,
                                                    T, per_step, bptt, loss_code, rows, grad)
         n_correct += correct_b
