@@ -78,6 +78,22 @@ def twin(kernel, name, calls=None, **options):
     return njit(**options)(copy)
 
 
+def min_max_typing(typingctx, a, b, compare):
+    """An intrinsic's (signature, codegen) for Python's max (compare: operator.gt) or min
+    (operator.lt) of two numbers, the code Numba's own builtin runs (do_minmax); see
+    fastmath.larger and smaller. None for other types."""
+    if not all(isinstance(t, (types.Number, types.Boolean)) for t in (a, b)):
+        return None
+    result = typingctx.unify_types(a, b)
+    if result is None:
+        return None
+
+    def codegen(context, builder, signature, args):
+        from numba.cpython.builtins import do_minmax
+        return do_minmax(context, builder, list(signature.args), list(args), compare)
+    return result(a, b), codegen
+
+
 # -- codes compiled in -------------------------------------------------------------------------
 # A kernel used to read a layer's activation and the loss from integer codes at run time, so it
 # compiled every activation and loss at every place it applies one (9 activations x every

@@ -11,6 +11,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from ._jit import min_max_typing
 from ._setup import EXACT_JIT, INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
@@ -20,24 +21,16 @@ from .codes import *  # noqa: F401,F403  (compiled in as constants)
 # and a cached program then imports Numba's numpy implementations to load them). These
 # intrinsics compile to the same instructions inside their caller.
 
-def _min_max(name, compare):
-    def typer(typingctx, a, b):
-        if not all(isinstance(t, (types.Number, types.Boolean)) for t in (a, b)):
-            return None
-        result = typingctx.unify_types(a, b)
-        if result is None:
-            return None
-
-        def codegen(context, builder, signature, args):
-            from numba.cpython.builtins import do_minmax  # what Numba's min and max run
-            return do_minmax(context, builder, list(signature.args), list(args), compare)
-        return result(a, b), codegen
-    typer.__name__ = typer.__qualname__ = name
-    return intrinsic(typer)
+@intrinsic
+def larger(typingctx, a, b):
+    """max(a, b) as Python's: a unless b > a."""
+    return min_max_typing(typingctx, a, b, operator.gt)
 
 
-larger = _min_max("larger", operator.gt)  # max(a, b) as Python's: a unless b > a
-smaller = _min_max("smaller", operator.lt)  # min(a, b) as Python's: a unless b < a
+@intrinsic
+def smaller(typingctx, a, b):
+    """min(a, b) as Python's: a unless b < a."""
+    return min_max_typing(typingctx, a, b, operator.lt)
 
 
 @intrinsic
