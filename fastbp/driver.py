@@ -419,7 +419,9 @@ class Run:
         or when momentum is switched on or off, which selects the compiled update code)."""
         trainer = self.trainer
         optim = K.Pack((K.Optimizer.of(trainer.optimizer), trainer.hyper, trainer.state))
-        orders = self.orders.array if self.orders is not None else np.empty((0, self.n), np.int64)
+        # None without orders drawn in Python: the kernel then compiles no copy of them (and
+        # with them, no generator of its own)
+        orders = self.orders.array if self.orders is not None else None
         run = (self.ctl, self.num, self.history._buffer, self.order, orders, self.prev, self.best)
         return self.net.training_arguments(self, optim, run)
 

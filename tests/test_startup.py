@@ -148,3 +148,43 @@ def test_passes_are_linked_into_the_run_kernels_as_compiled(tmp_path):
         assert out["patched"] == (not early)
         assert out["late"] == ["generic_case_pass_small"] and out["own"]
         assert {"begin_epoch", "close_epoch", "record_pass"} <= set(out["early"])
+
+
+def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
+    """Numba inlines a helper by translating it again at every call site and copying its IR
+    block by block; fastbp keeps each helper's translation (fastbp/_kernels/_inlining.py) and
+    copies an IR's blocks with one memo. Each of fastbp's helpers is then translated once per
+    process, the kept IR is never altered by the inlining that uses it, and the kernels
+    compute the same bits as with Numba's own way (FASTBP_INLINE_UNCACHED=1)."""
+    program = (
+        "import collections, json, fastbp\n"
+        "from fastbp._kernels import _inlining\n"
+        "from numba.core.inline_closurecall import InlineWorker\n"
+        "translate = InlineWorker.run_untyped_passes\n"
+        "made, seen = {}, collections.Counter()\n"
+        "def text(ir):\n"
+        "    return [str(s) for _, b in sorted(ir.blocks.items()) for s in b.body]\n"
+        "def counted(self, func, enable_ssa=False):\n"
+        "    ir = translate(self, func, enable_ssa)\n"
+        "    if func.__module__.startswith('fastbp.') and not enable_ssa:\n"
+        "        seen[func.__qualname__] += 1\n"
+        "        made[id(ir)] = (ir, text(ir))\n"
+        "    return ir\n"
+        "InlineWorker.run_untyped_passes = counted\n"
+        "X, y = fastbp.datasets.xor()\n"
+        "out = {}\n"
+        "for mode in ('case', 'epoch'):\n"
+        "    net = fastbp.Network([2, 4, 1], random_state=0)\n"
+        "    fastbp.train(net, X, y, mode=mode, epochs=50)\n"
+        "    out[mode] = net.predict(X).tolist()\n"
+        "print(json.dumps(dict(out=out, seen=seen, kept=len(_inlining._KEPT),\n"
+        "    unchanged=all(text(ir) == before for ir, before in made.values()))))\n")
+    runs = {flag: json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{flag}"),
+                                        FASTBP_INLINE_UNCACHED=flag))
+            for flag in ("", "1")}
+    kept, numba_way = runs[""], runs["1"]
+    assert kept["kept"] > 10 and numba_way["kept"] == 0
+    assert max(kept["seen"].values()) == 1  # once each
+    assert max(numba_way["seen"].values()) > 1  # (what it saves: translations per call site)
+    assert kept["unchanged"]
+    assert kept["out"] == numba_way["out"]

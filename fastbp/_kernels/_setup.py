@@ -1,12 +1,13 @@
 """The options every kernel compiles with, and what must happen before the first @njit:
 fastbp's cache locator (_cache) and libtbb (_jit.preload_tbb). Every kernel module imports
 this first."""
-from . import _cache, _linking
+from . import _cache, _inlining, _linking
 from ._jit import preload_tbb
 from ._options import FASTMATH, NO_REFCOUNT, OVERLOAD  # noqa: F401  (see _options)
 
 _cache.install()  # fastbp's cache folder and stamp, before the first @njit
 _linking.install()  # callees linked as compiled, not optimised again in each caller
+_inlining.install()  # each inlined helper translated once, not at every call site
 preload_tbb()  # before any parallel kernel can start Numba's threading layer
 
 

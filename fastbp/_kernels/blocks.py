@@ -72,7 +72,7 @@ def gemm(typingctx, A, a_off, trans_a, B, b_off, trans_b, C, c_off, m, n, k):
 # -- blocks of tuples -----------------------------------------------------------------------
 
 
-@njit(**JIT, **INTERNAL)
+@njit(inline="always", **JIT)
 def unit_matrix(buf, units_start, size, b):
     """The b x size matrix of buf holding, for b tuples, the units that start at units_start in act."""
     start = BLOCK * units_start

@@ -64,14 +64,18 @@ def set_drop_seed(layout, seed, e):
 @njit(**JIT, **NO_REFCOUNT, **INTERNAL)
 def epoch_order(ctl, order, orders, e):
     """Put the tuple order of epoch e (see C_ORDER) in `order`, the run's own buffer (copied
-    element by element: a view of `orders` would cost a reference count per epoch)."""
+    element by element: a view of `orders` would cost a reference count per epoch). orders:
+    the orders drawn in Python (ORDER_GIVEN: the drop-ins' scikit-learn shuffles), or None,
+    so that a kernel compiles either the copy or the generator (hashed_order), not both."""
     kind = ctl[C_ORDER]
-    if kind == ORDER_GIVEN:
-        row = e - ctl[C_ORDERS_FIRST]
-        for p in range(order.shape[0]):
-            order[p] = orders[row, p]
-    elif kind == ORDER_HASHED:
-        hashed_order(order, ctl[C_SEED], e)
+    if orders is not None:
+        if kind == ORDER_GIVEN:
+            row = e - ctl[C_ORDERS_FIRST]
+            for p in range(order.shape[0]):
+                order[p] = orders[row, p]
+    if orders is None:
+        if kind == ORDER_HASHED:
+            hashed_order(order, ctl[C_SEED], e)
 
 
 @njit(**PLAIN_JIT, **NO_REFCOUNT, **INTERNAL)
