@@ -419,9 +419,10 @@ class Run:
         or when momentum is switched on or off, which selects the compiled update code)."""
         trainer = self.trainer
         optim = K.Pack((K.Optimizer.of(trainer.optimizer), trainer.hyper, trainer.state))
-        # None without orders drawn in Python: the kernel then compiles no copy of them (and
-        # with them, no generator of its own)
-        orders = self.orders.array if self.orders is not None else None
+        # (given, hashing) as runs.epoch_order takes them: None where unused, so that the
+        # kernel compiles the copy of orders drawn in Python or its own generator, not both
+        hashing = True if self.ctl[K.C_ORDER] == K.ORDER_HASHED else None
+        orders = (self.orders.array, None) if self.orders is not None else (None, hashing)
         run = (self.ctl, self.num, self.history._buffer, self.order, orders, self.prev, self.best)
         return self.net.training_arguments(self, optim, run)
 

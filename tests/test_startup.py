@@ -124,6 +124,25 @@ def test_compile_runs_configurations_in_worker_processes():
     assert len(lines) == 1 and "small network" in lines[0] and seconds > 0
 
 
+def test_a_run_compiles_the_tuple_orders_it_uses(tmp_path):
+    """A drop-in's run copies scikit-learn's shuffles, drawn in Python: its kernel compiles no
+    generator of its own (hashed_order); train()'s run draws its orders with that generator.
+    (A new cache: a kernel loaded from the cache compiles none of its callees.)"""
+    counts = json.loads(run_python(
+        "import json, warnings, numpy as np, fastbp\n"
+        "from fastbp import _kernels as K\n"
+        "warnings.simplefilter('ignore')\n"
+        "X, y = fastbp.datasets.xor()\n"
+        "fastbp.MLPClassifier(hidden_layer_sizes=(3,), max_iter=2, batch_size=2,\n"
+        "                     random_state=0).fit(X, y)\n"
+        "counts = [len(K.epoch_order.signatures), len(K.hashed_order.signatures)]\n"
+        "fastbp.train(fastbp.Network([2, 3, 1], random_state=0), X, y, epochs=2)\n"
+        "counts += [len(K.epoch_order.signatures), len(K.hashed_order.signatures)]\n"
+        "print(json.dumps(counts))",
+        FASTBP_CACHE_DIR=str(tmp_path)))
+    assert counts == [1, 0, 2, 1]
+
+
 def test_passes_are_linked_into_the_run_kernels_as_compiled(tmp_path):
     """A run kernel links its pass in late, as the pass's own library compiled it, after the
     run kernel's own code is optimised (fastbp/_kernels/_linking.py), and the epoch
