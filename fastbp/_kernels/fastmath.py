@@ -15,21 +15,22 @@ from ._jit import min_max_typing
 from ._setup import EXACT_JIT, INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
-# -- min, max and eps without a function of their own -----------------------------------------------
+# -- min and max of integers, and eps, without a function of their own ---------------------------
 # Builtin min and max are an @overload in Numba: each signature they are used with compiles a
-# function of its own (ten on the digits drop-in program, 0.2 s), and np.finfo four (0.2 s,
-# and a cached program then imports Numba's numpy implementations to load them). These
-# intrinsics compile to the same instructions inside their caller.
+# function of its own, and np.finfo four (0.2 s on the digits drop-in program, and a cached
+# program then imported Numba's numpy implementations to load them). These intrinsics
+# compile into their caller: for integers (offsets, batch and block sizes) the same
+# instructions; floats keep the builtins (see _jit.min_max_typing).
 
 @intrinsic
 def larger(typingctx, a, b):
-    """max(a, b) as Python's: a unless b > a."""
+    """max(a, b) of two integers, as Python's: a unless b > a."""
     return min_max_typing(typingctx, a, b, operator.gt)
 
 
 @intrinsic
 def smaller(typingctx, a, b):
-    """min(a, b) as Python's: a unless b < a."""
+    """min(a, b) of two integers, as Python's: a unless b < a."""
     return min_max_typing(typingctx, a, b, operator.lt)
 
 
@@ -74,7 +75,7 @@ def fast_exp(x):
     single = dt(1e-300) == dt(0)  # float32: fixed when compiled
     lo = dt(-87.33654475) if single else dt(-708.39641853226408)  # log of the smallest normal
     hi = dt(88.72283905) if single else dt(709.78271289338397)    # log of the largest number
-    xc = smaller(larger(x, lo), hi)
+    xc = min(max(x, lo), hi)
     n = np.floor(xc * dt(1.4426950408889634) + dt(0.5))  # round(x / ln2)
     r = (xc - n * dt(0.693145751953125)) - n * dt(1.4286068203094173e-06)  # ln2 in two parts
     rr = r * r
@@ -100,7 +101,7 @@ def fast_logistic(x):
     lo = dt(-87.33654475) if single else dt(-708.39641853226408)  # as in fast_exp
     hi = dt(88.72283905) if single else dt(709.78271289338397)
     m = -x
-    xc = smaller(larger(m, lo), hi)
+    xc = min(max(m, lo), hi)
     n = np.floor(xc * dt(1.4426950408889634) + dt(0.5))  # round(-x / ln2)
     r = (xc - n * dt(0.693145751953125)) - n * dt(1.4286068203094173e-06)
     rr = r * r
@@ -216,7 +217,7 @@ def tanh_units(v, start, n):
 def relu_units(v, start, n):
     zero = v.dtype.type(0)
     for j in range(n):
-        v[start + j] = larger(v[start + j], zero)
+        v[start + j] = max(v[start + j], zero)
 
 
 @njit(inline="always", **JIT)
@@ -253,7 +254,7 @@ def softplus_units(v, start, n):
 def softmax_units(v, start, n):
     top = v[start]
     for j in range(n):
-        top = larger(top, v[start + j])
+        top = max(top, v[start + j])
     total = v.dtype.type(0)
     for j in range(n):
         v[start + j] = fast_exp(v[start + j] - top)

@@ -8,7 +8,6 @@ from numba import njit
 from ._jit import update_flat
 from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import larger, smaller
 
 
 @njit(inline="always", **JIT)
@@ -127,10 +126,10 @@ def rprop_step(w, step, last, g, increase, decrease, delta_min, delta_max, min_s
     while the gradient keeps its sign and shrinks by `decrease` when it flips; then the
     gradient counts as 0 (no move now, no flip next time). w moves by the step against the
     gradient's sign. Returns (w, step, gradient to remember)."""
-    step = larger(step, min_step)  # as FANN: a step of 0 would stop training
+    step = max(step, min_step)  # as FANN: a step of 0 would stop training
     if last * g < zero:
-        return w, larger(step * decrease, delta_min), zero
-    step = smaller(step * increase, delta_max)
+        return w, max(step * decrease, delta_min), zero
+    step = min(step * increase, delta_max)
     if g > zero:
         return w - step, step, g
     if g < zero:

@@ -10,7 +10,7 @@ from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .batch_norm import bn_batches, bn_evaluate
 from .blocks import split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import larger, monotonic_ns
+from .fastmath import monotonic_ns
 from .optimizers import apply_mean_update
 from .passes import (
     case_pass,
@@ -149,7 +149,7 @@ def scan_weights(params, prev, record):
         for k in range(params.shape[0]):
             w = params[k]
             finite = finite and np.isfinite(w)
-            change = larger(change, np.float64(abs(w - prev[k])))
+            change = max(change, np.float64(abs(w - prev[k])))
             prev[k] = w
     else:
         for k in range(params.shape[0]):

@@ -9,7 +9,7 @@ from numba import njit
 from ._jit import activate_layer, correct_of, derivative_hidden, loss_of, update_outer
 from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import epsilon, larger, prefetch, smaller, times_derivative
+from .fastmath import epsilon, prefetch, times_derivative
 from .optimizers import begin_update
 
 
@@ -289,7 +289,7 @@ def tuple_loss(act, out, n_out, Y, t, loss_code, code):
     elif loss_code == LOG_LOSS:
         eps = epsilon(act)
         for k in range(n_out):
-            o = smaller(larger(np.float64(act[out + k]), eps), 1.0 - eps)
+            o = min(max(np.float64(act[out + k]), eps), 1.0 - eps)
             y = np.float64(Y[t, k])
             loss -= xlogy(y, o)
             if code != SOFTMAX:
