@@ -421,8 +421,8 @@ class Run:
         optim = K.Pack((K.Optimizer.of(trainer.optimizer), trainer.hyper, trainer.state))
         # (given, hashing) as runs.epoch_order takes them: None where unused, so that the
         # kernel compiles the copy of orders drawn in Python or its own generator, not both
-        hashing = True if self.ctl[K.C_ORDER] == K.ORDER_HASHED else None
-        orders = (self.orders.array, None) if self.orders is not None else (None, hashing)
+        # (the generator with or without shuffling: one kernel serves both)
+        orders = (self.orders.array, None) if self.orders is not None else (None, True)
         run = (self.ctl, self.num, self.history._buffer, self.order, orders, self.prev, self.best)
         return self.net.training_arguments(self, optim, run)
 

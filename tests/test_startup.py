@@ -1,14 +1,17 @@
 """First contact: what `import fastbp` loads, what a call compiles, where the machine code goes.
 
-New processes, since the point is what a fresh interpreter does. They share this machine's
-cache folder with the rest of the suite, so little here compiles: only the test that needs
-an empty cache (an XOR fit in epoch mode, about 4 s) has one of its own.
+New processes, since the point is what a fresh interpreter does. Most share this machine's
+cache folder with the rest of the suite, so little of theirs compiles; the tests about what
+a first run compiles, or what a process that only loads kernels can do, have caches of
+their own.
 """
 import json
 import os
 import pathlib
 import subprocess
 import sys
+
+import numpy as np
 
 import fastbp
 from fastbp import _compile, cli
@@ -173,10 +176,11 @@ def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
     """Numba inlines a helper by translating it again at every call site and copying its IR
     block by block; fastbp keeps each helper's translation (fastbp/_kernels/_inlining.py) and
     copies an IR's blocks with one memo. Each of fastbp's helpers is then translated once per
-    process, the kept IR is never altered by the inlining that uses it, and the kernels
-    compute the same bits as with Numba's own way (FASTBP_INLINE_UNCACHED=1)."""
+    process, the kept IR is never altered by the inlining that uses it, and the kernels,
+    serial and parallel, compute the same bits as with Numba's own way
+    (FASTBP_INLINE_UNCACHED=1)."""
     program = (
-        "import collections, json, fastbp\n"
+        "import collections, json, numpy as np, fastbp\n"
         "from fastbp._kernels import _inlining\n"
         "from numba.core.inline_closurecall import InlineWorker\n"
         "translate = InlineWorker.run_untyped_passes\n"
@@ -196,6 +200,12 @@ def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
         "    net = fastbp.Network([2, 4, 1], random_state=0)\n"
         "    fastbp.train(net, X, y, mode=mode, epochs=50)\n"
         "    out[mode] = net.predict(X).tolist()\n"
+        "# a parallel run kernel (10,000 tuples: chunks on threads), whose parfors inline too\n"
+        "rng = np.random.default_rng(0)\n"
+        "Xp = rng.normal(size=(10_000, 3)); Yp = (Xp.sum(axis=1, keepdims=True) > 0) * 1.0\n"
+        "net = fastbp.Network([3, 5, 1], random_state=0)\n"
+        "fastbp.train(net, Xp, Yp, mode='minibatch', batch_size=2_000, epochs=2, n_jobs=2)\n"
+        "out['parallel'] = net.params.tolist()\n"
         "print(json.dumps(dict(out=out, seen=seen, kept=len(_inlining._KEPT),\n"
         "    unchanged=all(text(ir) == before for ir, before in made.values()))))\n")
     runs = {flag: json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{flag}"),
@@ -207,3 +217,36 @@ def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
     assert max(numba_way["seen"].values()) > 1  # (what it saves: translations per call site)
     assert kept["unchanged"]
     assert kept["out"] == numba_way["out"]
+
+
+def test_a_process_that_only_loads_kernels_runs_them(tmp_path):
+    """Kernels load from the cache without Numba's registry refresh (fastbp/_kernels/
+    _cache.py): a process that compiles nothing runs a parallel run kernel, a batch-normalised
+    network's and a recurrent one's, taken from a cache another process filled: processes
+    that load agree bit for bit, and with the compiling one to rounding."""
+    program = (
+        "import json, numpy as np, fastbp\n"
+        "from numba.core import event\n"
+        "compiled = []\n"
+        "class Count(event.Listener):\n"
+        "    def on_start(self, ev): compiled.append(1)\n"
+        "    def on_end(self, ev): pass\n"
+        "event.register('numba:compile', Count())\n"
+        "rng = np.random.default_rng(0)\n"
+        "X = rng.normal(size=(10_000, 3)); Y = (X.sum(axis=1, keepdims=True) > 0) * 1.0\n"
+        "net = fastbp.Network([3, 5, 1], random_state=0)\n"
+        "fastbp.train(net, X, Y, mode='minibatch', batch_size=2_000, epochs=2, n_jobs=2)\n"
+        "bn = fastbp.Network([3, 6, 1], batch_norm=True, random_state=0)\n"
+        "fastbp.train(bn, X[:200], Y[:200], mode='minibatch', batch_size=50, epochs=2)\n"
+        "S = rng.normal(size=(40, 5, 3))\n"
+        "rnn = fastbp.RNN([3, 4, 1], random_state=0)\n"
+        "fastbp.train(rnn, S, S.sum(axis=(1, 2))[:, None] / 10, epochs=2)\n"
+        "print(json.dumps(dict(compiled=len(compiled), out=[net.params.tolist(),\n"
+        "    bn.predict(X[:5]).tolist(), rnn.predict(S[:5]).tolist()])))\n")
+    first, second, third = (json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path)))
+                            for _ in range(3))
+    assert first["compiled"] > 0 and second["compiled"] == third["compiled"] == 0
+    assert third["out"] == second["out"]  # loading processes: the same bits every time
+    # the compiling process may round apart (the README's bit-for-bit note)
+    for loaded, compiled in zip(second["out"], first["out"]):
+        np.testing.assert_allclose(loaded, compiled, rtol=1e-12, atol=1e-14)

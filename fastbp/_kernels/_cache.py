@@ -143,9 +143,14 @@ def _load_without_refresh(cache_class):
     Python builtins, linear algebra, random generators, typed containers...), which a
     program that only loads machine code never uses. That refresh was 0.2 s of the 0.55 s
     the cached XOR program spent in Python. Loading needs one thing of it, the runtime
-    (NRT) whose symbols the code links against: that is initialised here. A compile still
-    refreshes the context as always (Numba's compiler does so itself), and kernels found
-    elsewhere than fastbp's folder load as Numba loads them."""
+    (NRT) whose symbols the code links against: that is initialised here. The rest it links
+    against Numba registers when it is imported (its C helpers, libm) or when a kernel loads
+    (a parallel kernel starts its threading layer). A kernel using hash(), a typed dict, set
+    or str would also need symbols the refresh registers: fastbp's use none
+    (tests/test_startup.py runs parallel, batch-normalised and recurrent kernels in a process
+    that only loads them). A compile still refreshes the context as always (Numba's compiler
+    does so itself), and kernels found elsewhere than fastbp's folder load as Numba loads
+    them."""
     if getattr(cache_class, "_fastbp_no_refresh", False):
         return
     try:

@@ -10,13 +10,14 @@ copied the function's whole scope again). On the `fastbp demo` program the inlin
 
 `install()` keeps the translated IR of each of fastbp's inlined helpers, keyed by the
 function and what the translation depends on (the caller's parallel options and declared
-locals), and hands it to Numba's inlining as Numba would have made it; Numba copies the IR
-it is given before it changes anything (InlineWorker.inline_ir), so the kept IR is never
-altered. And inline_ir's copies take one memo per IR. The inlining then took 1.2 s on the
-demo, which compiled 2 s faster in all (scripts/compile_times.py cli-demo); the machine
-code is the same (tests/test_startup.py compares the results). Other packages' functions
-are left to Numba. Where this Numba's InlineWorker differs from the one this was written
-for, nothing changes; FASTBP_INLINE_UNCACHED=1 turns both off (for comparisons).
+locals), and hands Numba's inlining a copy with an identity of its own, as a translation
+would; Numba copies the IR it is given before it changes anything (InlineWorker.inline_ir),
+so the kept IR is never altered. And inline_ir's copies take one memo per IR (this serves
+every inlining, other packages' too). The inlining then took 1.2 s on the demo, which
+compiled 2 s faster in all (scripts/compile_times.py cli-demo), with the same results
+(tests/test_startup.py compares them, serial and parallel kernels). Where this Numba's
+InlineWorker differs from the one this was written for, nothing changes;
+FASTBP_INLINE_UNCACHED=1 turns both off (for comparisons).
 """
 import copy
 import os
@@ -31,15 +32,17 @@ class _SharedMemoCopy:
     inline once), and Numba copies the IR twice per call site. Standing in for the copy
     module there, this copies the blocks of one IR with one memo, keyed by the scope they
     share: the scope, and whatever else the blocks share, is copied once, as a deepcopy of
-    the whole function would. The memos are dropped when inline_ir returns."""
+    the whole function would. Each inline_ir call has memos of its own (a stack: inlining
+    an overload can compile, and so inline, other functions before it returns), dropped
+    when it returns."""
 
     def __init__(self):
-        self.memos = {}
+        self.stack = []
 
     def deepcopy(self, x, memo=None):
         scope = getattr(x, "scope", None)
-        if memo is None and scope is not None and type(x).__name__ == "Block":
-            memo = self.memos.setdefault(id(scope), {})
+        if memo is None and self.stack and scope is not None and type(x).__name__ == "Block":
+            memo = self.stack[-1].setdefault(id(scope), {})
         return copy.deepcopy(x, memo)
 
     def __getattr__(self, name):
@@ -89,6 +92,7 @@ _INSTALLED = []
 def _install_now():
     try:
         from numba.core import inline_closurecall
+        from numba.core.bytecode import FunctionIdentity
         from numba.core.inline_closurecall import InlineWorker
     except ImportError:  # pragma: no cover - a Numba whose internals moved
         return
@@ -103,11 +107,16 @@ def _install_now():
         key = _key(self, function)
         if key is None:
             return translate_each_time(self, caller_ir, block, i, function, arg_typs=arg_typs)
-        callee_ir = _KEPT.get(key)
-        if callee_ir is None:
-            callee_ir = _KEPT[key] = self.run_untyped_passes(function)
+        kept = _KEPT.get(key)
+        if kept is None:
+            kept = _KEPT[key] = self.run_untyped_passes(function)
         else:  # what translating would also have done: it sets the caller's flags so
             self.flags.enable_ssa = False
+        # an identity of its own per call site, as a new translation had: inline_ir names the
+        # inlined variables after it, and two call sites in one caller sharing a name would
+        # look like versions of one variable to the SSA and parfor passes
+        callee_ir = copy.copy(kept)
+        callee_ir.func_id = FunctionIdentity.from_function(function)
         return self.inline_ir(caller_ir, block, i, callee_ir, function.__code__.co_freevars,
                               arg_typs=arg_typs)
 
@@ -118,10 +127,11 @@ def _install_now():
         inline_ir = InlineWorker.inline_ir
 
         def inline_ir_shared(self, *args, **kwargs):
+            copier.stack.append({})
             try:
                 return inline_ir(self, *args, **kwargs)
             finally:
-                copier.memos.clear()
+                copier.stack.pop()
 
         InlineWorker.inline_ir = inline_ir_shared
     InlineWorker._fastbp_kept = True

@@ -66,8 +66,8 @@ def epoch_order(ctl, order, given, hashing, e):
     """Put the tuple order of epoch e (see C_ORDER) in `order`, the run's own buffer (copied
     element by element: a view of `given` would cost a reference count per epoch). given:
     the orders drawn in Python (ORDER_GIVEN: the drop-ins' scikit-learn shuffles) or None;
-    hashing: None unless the order is hashed_order's. Numba prunes a branch on an argument
-    that is None (and only then), so a kernel compiles the copy, the generator or neither,
+    hashing: None where orders are given (train() passes True). Numba prunes a branch on an
+    argument that is None (and only then), so a kernel compiles the copy or the generator,
     as its run needs (the generator: 0.2 s of the digits drop-in program's compile)."""
     kind = ctl[C_ORDER]
     if given is not None:
