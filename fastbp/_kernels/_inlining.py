@@ -76,17 +76,12 @@ def install():
 
     class FirstCompile(event.Listener):
         def on_start(self, ev):
-            if not _INSTALLED:
-                _INSTALLED.append(True)
-                _install_now()
+            _install_now()  # (once: it finds InlineWorker patched after that)
 
         def on_end(self, ev):
             pass
 
     event.register("numba:compile", FirstCompile())
-
-
-_INSTALLED = []
 
 
 def _install_now():
