@@ -281,7 +281,9 @@ def _with_signature(typer, stub):
     scope = {"typer": typer}
     exec(f"def overload_of_{stub.__name__}({', '.join(names)}):\n"
          f"    return typer({', '.join(names)})\n", scope)
-    return scope[f"overload_of_{stub.__name__}"]
+    overload_of = scope[f"overload_of_{stub.__name__}"]
+    overload_of._fastbp_inlined = True  # where inline="always": typed, never compiled alone
+    return overload_of                  # (_inlining._type_inlined_overloads_only)
 
 
 @_codes_overload(activate_layer)
