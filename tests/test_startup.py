@@ -11,7 +11,7 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
+import pytest
 
 import fastbp
 from fastbp import _compile, cli
@@ -206,7 +206,13 @@ def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
         "net = fastbp.Network([3, 5, 1], random_state=0)\n"
         "fastbp.train(net, Xp, Yp, mode='minibatch', batch_size=2_000, epochs=2, n_jobs=2)\n"
         "out['parallel'] = net.params.tolist()\n"
-        "print(json.dumps(dict(out=out, seen=seen, kept=len(_inlining._KEPT),\n"
+        "# the implementations of fastbp's inline='always' overloads, and how often each was\n"
+        "# compiled on its own\n"
+        "from numba.core.typing.templates import _OverloadFunctionTemplate as T\n"
+        "alone = [len(d.overloads) for t in T.__subclasses__()\n"
+        "         if getattr(t._overload_func, '_fastbp_inlined', False)\n"
+        "         and t._inline.is_always_inline for d, _ in t._impl_cache.values() if d]\n"
+        "print(json.dumps(dict(out=out, seen=seen, kept=len(_inlining._KEPT), alone=alone,\n"
         "    unchanged=all(text(ir) == before for ir, before in made.values()))))\n")
     runs = {flag: json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{flag}"),
                                         FASTBP_INLINE_UNCACHED=flag))
@@ -217,13 +223,65 @@ def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
     assert max(numba_way["seen"].values()) > 1  # (what it saves: translations per call site)
     assert kept["unchanged"]
     assert kept["out"] == numba_way["out"]
+    # inline="always" overloads are typed and inlined, never compiled alone, where Numba's
+    # way compiled each implementation to machine code as well
+    assert len(kept["alone"]) >= 5 and set(kept["alone"]) == {0}
+    assert len(numba_way["alone"]) == len(kept["alone"]) and min(numba_way["alone"]) >= 1
+
+
+def test_a_callee_is_emitted_only_when_python_calls_it(tmp_path):
+    """A kernel compiled while another compiles runs inside its caller's machine code: its
+    own is emitted only if Python calls it, and the cache keeps it as LLVM bitcode until
+    then, as machine code after (fastbp/_kernels/_linking.py). squared_weights is both: a
+    callee of the drop-ins' run kernels (the L2 term of the loss), and called from Python.
+    FASTBP_EMIT_ALL=1 emits every kernel at once, as Numba does."""
+    program = (
+        "import json, sys, numpy as np, fastbp\n"
+        "from fastbp import _kernels as K\n"
+        "from numba.core import codegen\n"
+        "kinds = []\n"
+        "load = codegen.JITCodeLibrary._unserialize\n"
+        "def recorded(cls, cg, state):\n"
+        "    if state[0] == 'squared_weights':\n"
+        "        kinds.append(state[1])\n"
+        "    return load.__func__(cls, cg, state)\n"
+        "codegen.JITCodeLibrary._unserialize = classmethod(recorded)\n"
+        "net = fastbp.Network([3, 5, 2], random_state=0)\n"
+        "out = {}\n"
+        "if sys.argv[1] == 'fit':\n"
+        "    X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)\n"
+        "    est = fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)\n"
+        "    out['loss'] = est.fit(X, y).loss_curve_\n"
+        "else:\n"
+        "    out['value'] = K.squared_weights(net.params, net.layout)\n"
+        "    out['numpy'] = float(sum((W ** 2).sum() for W in net.coefs))\n"
+        "cres = next(iter(K.squared_weights.overloads.values()))\n"
+        "out.update(loaded=kinds, waits=getattr(cres.library, '_fastbp_unemitted', False))\n"
+        "print(json.dumps(out))\n")
+
+    def run(step, cache, **env):
+        out = subprocess.run([sys.executable, "-c", program, step], capture_output=True,
+                             text=True, check=True,
+                             env=dict(os.environ, FASTBP_CACHE_DIR=str(tmp_path / cache), **env))
+        return json.loads(out.stdout)
+
+    fit = run("fit", "c")
+    assert fit["waits"] and fit["loaded"] == []  # compiled as a callee: not emitted
+    called = run("call", "c")  # loaded as bitcode, emitted when Python called it
+    assert called["loaded"] == ["bitcode"] and not called["waits"]
+    assert called["value"] == pytest.approx(called["numpy"], rel=1e-12)
+    again = run("call", "c")  # saved again as machine code
+    assert again["loaded"] == ["object"] and again["value"] == called["value"]
+    numba_way = run("fit", "e", FASTBP_EMIT_ALL="1")
+    assert not numba_way["waits"] and numba_way["loss"] == fit["loss"]
 
 
 def test_a_process_that_only_loads_kernels_runs_them(tmp_path):
     """Kernels load from the cache without Numba's registry refresh (fastbp/_kernels/
     _cache.py): a process that compiles nothing runs a parallel run kernel, a batch-normalised
-    network's and a recurrent one's, taken from a cache another process filled: processes
-    that load agree bit for bit, and with the compiling one to rounding."""
+    network's, a recurrent one's and float32 epoch updating, taken from a cache another
+    process filled, and agrees bit for bit with the process that compiled them (which runs
+    the callers' code, as the loading ones do: fastbp/_kernels/_linking.py)."""
     program = (
         "import json, numpy as np, fastbp\n"
         "from numba.core import event\n"
@@ -241,12 +299,12 @@ def test_a_process_that_only_loads_kernels_runs_them(tmp_path):
         "S = rng.normal(size=(40, 5, 3))\n"
         "rnn = fastbp.RNN([3, 4, 1], random_state=0)\n"
         "fastbp.train(rnn, S, S.sum(axis=(1, 2))[:, None] / 10, epochs=2)\n"
+        "n32 = fastbp.Network([3, 8, 1], dtype=np.float32, random_state=0)\n"
+        "fastbp.train(n32, X[:500].astype(np.float32), Y[:500].astype(np.float32),\n"
+        "             mode='epoch', epochs=5)\n"
         "print(json.dumps(dict(compiled=len(compiled), out=[net.params.tolist(),\n"
-        "    bn.predict(X[:5]).tolist(), rnn.predict(S[:5]).tolist()])))\n")
+        "    bn.predict(X[:5]).tolist(), rnn.predict(S[:5]).tolist(), n32.params.tolist()])))\n")
     first, second, third = (json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path)))
                             for _ in range(3))
     assert first["compiled"] > 0 and second["compiled"] == third["compiled"] == 0
-    assert third["out"] == second["out"]  # loading processes: the same bits every time
-    # the compiling process may round apart (the README's bit-for-bit note)
-    for loaded, compiled in zip(second["out"], first["out"]):
-        np.testing.assert_allclose(loaded, compiled, rtol=1e-12, atol=1e-14)
+    assert third["out"] == second["out"] == first["out"]  # the same bits every time

@@ -7,6 +7,7 @@ from ._options import FASTMATH, NO_REFCOUNT, OVERLOAD  # noqa: F401  (see _optio
 
 _cache.install()  # fastbp's cache folder and stamp, before the first @njit
 _linking.install()  # callees linked as compiled, not optimised again in each caller
+_linking.install_deferred_emission()  # a callee's own machine code only if Python calls it
 _inlining.install()  # each inlined helper translated once, not at every call site
 preload_tbb()  # before any parallel kernel can start Numba's threading layer
 
