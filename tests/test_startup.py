@@ -248,11 +248,11 @@ def test_a_callee_is_emitted_only_when_python_calls_it(tmp_path):
         "codegen.JITCodeLibrary._unserialize = classmethod(recorded)\n"
         "net = fastbp.Network([3, 5, 2], random_state=0)\n"
         "out = {}\n"
-        "if sys.argv[1] == 'fit':\n"
+        "if sys.argv[1].startswith('fit'):\n"
         "    X = np.random.default_rng(0).normal(size=(60, 3)); y = (X[:, 0] > 0).astype(int)\n"
         "    est = fastbp.MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0)\n"
         "    out['loss'] = est.fit(X, y).loss_curve_\n"
-        "else:\n"
+        "if sys.argv[1] != 'fit':\n"
         "    out['value'] = K.squared_weights(net.params, net.layout)\n"
         "    out['numpy'] = float(sum((W ** 2).sum() for W in net.coefs))\n"
         "cres = next(iter(K.squared_weights.overloads.values()))\n"
@@ -272,6 +272,10 @@ def test_a_callee_is_emitted_only_when_python_calls_it(tmp_path):
     assert called["value"] == pytest.approx(called["numpy"], rel=1e-12)
     again = run("call", "c")  # saved again as machine code
     assert again["loaded"] == ["object"] and again["value"] == called["value"]
+    both = run("fit+call", "d")  # compiled as a callee, then called in the same process
+    assert not both["waits"] and both["loaded"] == [] and both["value"] == called["value"]
+    assert both["loss"] == fit["loss"]
+    assert run("call", "d")["loaded"] == ["object"]
     numba_way = run("fit", "e", FASTBP_EMIT_ALL="1")
     assert not numba_way["waits"] and numba_way["loss"] == fit["loss"]
 

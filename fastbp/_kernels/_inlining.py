@@ -17,7 +17,8 @@ every inlining, other packages' too). The inlining then took 1.2 s on the demo, 
 compiled 2 s faster in all (scripts/compile_times.py cli-demo), with the same results
 (tests/test_startup.py compares them, serial and parallel kernels). Where this Numba's
 InlineWorker differs from the one this was written for, nothing changes;
-FASTBP_INLINE_UNCACHED=1 turns both off (for comparisons).
+FASTBP_INLINE_UNCACHED=1 turns both off (for comparisons), and with them the typing of
+inline="always" overloads without compiling them alone (_type_inlined_overloads_only).
 """
 import copy
 import os
@@ -141,7 +142,9 @@ def _type_inlined_overloads_only():
     get_call_template), for a function no one will call. For fastbp's overloads (their
     typing functions carry `_fastbp_inlined`) the implementation's dispatcher is made unable
     to compile: its call template then only folds the argument types, which is all generic()
-    reads of it. On the digits drop-in program those compiles were 0.7 s of 8."""
+    reads of it. On the digits drop-in program those compiles were 0.7 s of 8. (Numba's
+    compile there also served an implementation calling numba.literally(), which would
+    retry the typing with literal arguments: fastbp's call none.)"""
     try:
         from numba.core.typing.templates import _OverloadFunctionTemplate as template
     except ImportError:  # pragma: no cover - a Numba whose internals moved

@@ -282,8 +282,9 @@ def _with_signature(typer, stub):
     exec(f"def overload_of_{stub.__name__}({', '.join(names)}):\n"
          f"    return typer({', '.join(names)})\n", scope)
     overload_of = scope[f"overload_of_{stub.__name__}"]
-    overload_of._fastbp_inlined = True  # where inline="always": typed, never compiled alone
-    return overload_of                  # (_inlining._type_inlined_overloads_only)
+    # fastbp's: of these, the inline="always" ones are typed, never compiled alone
+    overload_of._fastbp_inlined = True  # (_inlining._type_inlined_overloads_only)
+    return overload_of
 
 
 @_codes_overload(activate_layer)

@@ -148,6 +148,7 @@ class _Depth(threading.local):
 
 
 _depth = _Depth()
+_WAITING_ENVIRONMENTS = set()  # names of environments defined by libraries not emitted
 
 
 def _deferred_now():
@@ -158,12 +159,19 @@ def _deferred_now():
     return loading == "bitcode" or (loading is None and _depth.n > 1)
 
 
+def _own_functions(library):
+    """Names of the functions a library's final module defines itself (external linkage:
+    what it links in from other libraries is linkonce_odr)."""
+    from llvmlite import binding as ll
+    return [fn.name for fn in library._final_module.functions
+            if not fn.is_declaration and fn.linkage == ll.Linkage.external]
+
+
 def _is_fastbp(library):
-    """Whether the library's own module defines one of fastbp's functions (memoised)."""
+    """Whether the library defines one of fastbp's functions itself (memoised)."""
     mine = getattr(library, "_fastbp_mine", None)
     if mine is None:
-        mine = any(fn.name.startswith(_PREFIX) and not fn.is_declaration
-                   for fn in library._final_module.functions)
+        mine = any(name.startswith(_PREFIX) for name in _own_functions(library))
         library._fastbp_mine = mine
     return mine
 
@@ -172,9 +180,8 @@ def _is_math_helper(library):
     """Whether the library is one of fastmath's helpers (fast_exp, fast_logistic, ...):
     parity(8) case updating ran 5% slower with fast_logistic linked as the optimiser left
     it, not as emitting it left it."""
-    return all(fn.name.startswith(_MATH_PREFIX)
-               for fn in library._final_module.functions
-               if fn.name.startswith(_PREFIX) and not fn.is_declaration)
+    return all(name.startswith(_MATH_PREFIX)
+               for name in _own_functions(library) if name.startswith(_PREFIX))
 
 
 _MATH_PREFIX = _PREFIX + "8fastmath"
@@ -184,19 +191,21 @@ class _Unemitted:
     """A callee's entry point until Python calls it: emits the library's machine code and
     makes the real entry point (Numba's get_executable) on first use."""
 
-    __slots__ = ("context", "library", "fndesc", "env", "function", "__weakref__")
+    __slots__ = ("context", "library", "fndesc", "env", "function", "listed", "__weakref__")
 
     def __init__(self, context, library, fndesc, env):
         self.context, self.library, self.fndesc, self.env = context, library, fndesc, env
         self.function = None
+        self.listed = False  # in its dispatcher's table (_called_from_python)
 
     def emit(self):
-        if self.function is None:
-            from numba.core.compiler_lock import global_compiler_lock
-            with global_compiler_lock:
+        from numba.core.compiler_lock import global_compiler_lock
+        with global_compiler_lock:
+            if self.function is None:
                 _emit(self.library)
                 self.function = _numba_get_executable(self.context, self.library,
                                                       self.fndesc, self.env)
+                _set_linked_environments(self.library)
         return self.function
 
     def __call__(self, *args, **kwargs):
@@ -264,6 +273,8 @@ def install_deferred_emission():
             return finalize_final_module(self)
         self._finalize_dynamic_globals()
         self._verify_declare_only_symbols()
+        _WAITING_ENVIRONMENTS.update(gv.name for gv in self._final_module.global_variables
+                                     if gv.name.startswith("_ZN08NumbaEnv"))
         self._fastbp_unemitted = True
         self._finalized = True
 
@@ -280,8 +291,10 @@ def install_deferred_emission():
             _depth.loading = None
 
     def set_env(self, env_name, env):
-        if self._engine.get_global_value_address(env_name):  # (not in a library that waits:
-            set_environment(self, env_name, env)              # set when it is emitted)
+        if env_name in _WAITING_ENVIRONMENTS and not self._engine.get_global_value_address(
+                env_name):
+            return  # in a library that waits: set when it is emitted
+        set_environment(self, env_name, env)
 
     def get_executable(self, library, fndesc, env):
         library._ensure_finalized()
@@ -344,15 +357,25 @@ def _reduce_strength(library):
 
 def _called_from_python(dispatcher, stand_in):
     """Emit a deferred callee that Python now calls, list its entry point in the dispatch
-    table and save it to the cache again, as machine code."""
-    function = stand_in.emit()
-    _set_linked_environments(stand_in.library)
-    for args, cres in list(dispatcher.overloads.items()):
-        if cres.entry_point is stand_in:
-            dispatcher._insert([a._code for a in args], function, cres.objectmode)
-            cache = getattr(dispatcher, "_cache", None)
-            if cache is not None:
-                cache.save_overload(args, cres)
+    table (once: two threads may call it first) and save it to the cache again, as machine
+    code. (A process that later compiles a new caller of it then loads that machine code,
+    and runs it where it calls the callee: the one case left where a compiling process
+    runs other code than the processes that load its kernels.)"""
+    from numba.core.compiler_lock import global_compiler_lock
+    with global_compiler_lock:
+        function = stand_in.emit()
+        if stand_in.listed:
+            return function
+        stand_in.listed = True
+        for args, cres in list(dispatcher.overloads.items()):
+            if cres.entry_point is stand_in:
+                dispatcher._insert([a._code for a in args], function, cres.objectmode)
+                cache = getattr(dispatcher, "_cache", None)
+                if cache is not None:
+                    try:
+                        cache.save_overload(args, cres)
+                    except (RuntimeError, ValueError):  # pragma: no cover - a Numba whose
+                        pass  # object-cache hooks moved: it stays cached as bitcode
     return function
 
 
