@@ -140,7 +140,8 @@ def install():
 # callers for it, so they keep that: the late passes get the pass that mattered, loop
 # strength reduction (_reduce_strength), and fastmath's small helpers (fast_exp,
 # fast_logistic, fast_tanh: cheap to emit, inlined into every tuple's code) are emitted as
-# before. FASTBP_EMIT_ALL=1 turns this off (for comparisons).
+# before. FASTBP_EMIT_ALL=1 turns this off (for comparisons; the cache does not tell the two
+# apart: clear it when switching).
 
 class _Depth(threading.local):
     n = 0  # Dispatcher.compile calls under way in this thread
