@@ -160,29 +160,29 @@ def _deferred_now():
     return loading == "bitcode" or (loading is None and _depth.n > 1)
 
 
-def _own_functions(library):
-    """Names of the functions a library's final module defines itself (external linkage:
-    what it links in from other libraries is linkonce_odr)."""
-    from llvmlite import binding as ll
-    return [fn.name for fn in library._final_module.functions
-            if not fn.is_declaration and fn.linkage == ll.Linkage.external]
+def _own_fastbp_functions(library):
+    """Names of fastbp's functions that a library's final module defines itself (external
+    linkage: what it links in from other libraries is linkonce_odr). Memoised."""
+    mine = getattr(library, "_fastbp_mine", None)
+    if mine is None:
+        from llvmlite import binding as ll
+        mine = library._fastbp_mine = [
+            fn.name for fn in library._final_module.functions
+            if fn.name.startswith(_PREFIX) and not fn.is_declaration
+            and fn.linkage == ll.Linkage.external]
+    return mine
 
 
 def _is_fastbp(library):
-    """Whether the library defines one of fastbp's functions itself (memoised)."""
-    mine = getattr(library, "_fastbp_mine", None)
-    if mine is None:
-        mine = any(name.startswith(_PREFIX) for name in _own_functions(library))
-        library._fastbp_mine = mine
-    return mine
+    """Whether the library defines one of fastbp's functions itself."""
+    return bool(_own_fastbp_functions(library))
 
 
 def _is_math_helper(library):
     """Whether the library is one of fastmath's helpers (fast_exp, fast_logistic, ...):
     parity(8) case updating ran 5% slower with fast_logistic linked as the optimiser left
     it, not as emitting it left it."""
-    return all(name.startswith(_MATH_PREFIX)
-               for name in _own_functions(library) if name.startswith(_PREFIX))
+    return all(name.startswith(_MATH_PREFIX) for name in _own_fastbp_functions(library))
 
 
 _MATH_PREFIX = _PREFIX + "8fastmath"
