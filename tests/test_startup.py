@@ -20,9 +20,9 @@ from fastbp._kernels import _cache
 PACKAGE = pathlib.Path(fastbp.__file__).resolve().parent
 
 
-def run_python(code, **env):
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=dict(os.environ, **env))
+def run_python(code, *args, **env):
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                         check=True, env=dict(os.environ, **env))
     return out.stdout
 
 
@@ -260,10 +260,7 @@ def test_a_callee_is_emitted_only_when_python_calls_it(tmp_path):
         "print(json.dumps(out))\n")
 
     def run(step, cache, **env):
-        out = subprocess.run([sys.executable, "-c", program, step], capture_output=True,
-                             text=True, check=True,
-                             env=dict(os.environ, FASTBP_CACHE_DIR=str(tmp_path / cache), **env))
-        return json.loads(out.stdout)
+        return json.loads(run_python(program, step, FASTBP_CACHE_DIR=str(tmp_path / cache), **env))
 
     fit = run("fit", "c")
     assert fit["waits"] and fit["loaded"] == []  # compiled as a callee: not emitted
