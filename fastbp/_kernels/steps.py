@@ -484,22 +484,27 @@ def turned_update(params, act, delta, fan_in, fan_out, b_off, a_in, a_out, t_off
 
 # Plain SGD's step on layer l in case updating (see errors_and_update_inline), one function per
 # kind of layer, as for the sums (shaped.PLAIN_UPDATES; plain_layer_update picks at run time).
+# Each weight moves as sgd_outer moves it, to w keep - (lr O_i) delta_j with keep = 1 - lr decay,
+# w keep computed before delta_j is known: w - lr (O_i delta_j + decay w) had one operation
+# more after delta_j, on the path case updating's next tuple waits on.
 
 @njit(inline="always", **JIT)
 def unit_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """One unit, one row: errors and update in one loop over it."""
+    keep = params.dtype.type(1) - lr * decay
     d = delta[a_out]
     for i in range(fan_in):
         w = params[w_off + i]
         if l > 0:
             delta[a_in + i] = w * d
-        params[w_off + i] = w - lr * (act[a_in + i] * d + decay * w)
+        params[w_off + i] = w * keep - (lr * act[a_in + i]) * d
     params[b_off] -= lr * d
 
 
 @njit(inline="always", **JIT)
 def narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """A few units: errors and update in one loop over each column of W."""
+    keep = params.dtype.type(1) - lr * decay
     for j in range(fan_out):
         d = delta[a_out + j]
         for i in range(fan_in):
@@ -507,7 +512,7 @@ def narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_
             w = params[k]
             if l > 0:
                 delta[a_in + i] = w * d if j == 0 else delta[a_in + i] + w * d
-            params[k] = w - lr * (act[a_in + i] * d + decay * w)
+            params[k] = w * keep - (lr * act[a_in + i]) * d
         params[b_off + j] -= lr * d
 
 
@@ -515,15 +520,16 @@ def narrow_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_
 def pair_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """Two units: W's rows are pairs; one sweep over them, each row's error and update
     together, the two deltas held in registers."""
+    keep = params.dtype.type(1) - lr * decay
     d0, d1 = delta[a_out], delta[a_out + ONE]
     for i in range(fan_in):
-        a_i = act[a_in + i]
+        a_i = lr * act[a_in + i]
         k = w_off + i * TWO
         w0, w1 = params[k], params[k + ONE]
         if l > 0:
             delta[a_in + i] = w0 * d0 + w1 * d1
-        params[k] = w0 - lr * (a_i * d0 + decay * w0)
-        params[k + ONE] = w1 - lr * (a_i * d1 + decay * w1)
+        params[k] = w0 * keep - a_i * d0
+        params[k + ONE] = w1 * keep - a_i * d1
     params[b_off] -= lr * d0
     params[b_off + ONE] -= lr * d1
 
@@ -531,17 +537,18 @@ def pair_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_ou
 @njit(inline="always", **JIT)
 def quad_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_in, a_out, decay, lr):
     """Four units: pair_update's sweep over rows of four."""
+    keep = params.dtype.type(1) - lr * decay
     d0, d1, d2, d3 = delta[a_out], delta[a_out + ONE], delta[a_out + TWO], delta[a_out + THREE]
     for i in range(fan_in):
-        a_i = act[a_in + i]
+        a_i = lr * act[a_in + i]
         k = w_off + i * fan_out
         w0, w1, w2, w3 = params[k], params[k + ONE], params[k + TWO], params[k + THREE]
         if l > 0:
             delta[a_in + i] = (w0 * d0 + w1 * d1) + (w2 * d2 + w3 * d3)
-        params[k] = w0 - lr * (a_i * d0 + decay * w0)
-        params[k + ONE] = w1 - lr * (a_i * d1 + decay * w1)
-        params[k + TWO] = w2 - lr * (a_i * d2 + decay * w2)
-        params[k + THREE] = w3 - lr * (a_i * d3 + decay * w3)
+        params[k] = w0 * keep - a_i * d0
+        params[k + ONE] = w1 * keep - a_i * d1
+        params[k + TWO] = w2 * keep - a_i * d2
+        params[k + THREE] = w3 * keep - a_i * d3
     params[b_off] -= lr * d0
     params[b_off + ONE] -= lr * d1
     params[b_off + TWO] -= lr * d2
