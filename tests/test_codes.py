@@ -134,12 +134,15 @@ def test_case_updating_compiled_for_the_shape(monkeypatch, dtype):
 def test_shaped_pass_source_reads_as_the_steps():
     """The generated source: one block of steps per layer, constants named, nothing else."""
     layers = ((2, 3, 0, 6), (3, 1, 9, 12))
-    for source_of in (K.shaped_case_source, K.shaped_gradient_source):
+    # the gradient pass: tuples two at a time (their units at 0 and SECOND), then one
+    for source_of, tuples in ((K.shaped_case_source, 1), (K.shaped_gradient_source, 3)):
         source = source_of(layers)
-        assert source.count("sums_0(") == source.count("sums_1(") == 1  # each layer's own
-        assert source.count("step_0(") == source.count("step_1(") == 1
-        assert source.count("hidden_derivative(") == 1  # the hidden layer's only
+        assert source.count("sums_0(") == source.count("sums_1(") == tuples  # each layer's own
+        assert source.count("step_0(") == source.count("step_1(") == tuples
+        assert source.count("hidden_derivative(") == tuples  # the hidden layer's only
         compile(source, "<shaped>", "exec")
+    source = K.shaped_gradient_source(layers)
+    assert source.count("SECOND + A_IN_1") == 3  # the second tuple's sums, step and derivative
     source = K.shaped_forward_source(layers)  # predict's: the sums and activations alone
     assert source.count("sums_0(") == source.count("sums_1(") == 1
     assert "step_" not in source and "X[" not in source and "derivative" not in source
@@ -211,13 +214,14 @@ def test_drop_in_on_a_shaped_network_matches_scikit_learn(monkeypatch):
     np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("mode", ["case", "epoch"])
-def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode):
+@pytest.mark.parametrize("mode, n", [("case", 12), ("epoch", 12), ("epoch", 13)])
+def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode, n):
     """A 2-3-2 softmax network (layers of 2 and 3 units: the column-by-column steps), log
     loss, sample weights with a 0: the shaped case pass and gradient pass give the generic
-    passes' numbers; with momentum case updating keeps the generic pass."""
-    X, Y = data(2, 2, "softmax", "log_loss", n=12)
-    weights = np.linspace(0.0, 2.0, 12)
+    passes' numbers (the gradient pass goes two tuples at a time: 13 leaves one alone); with
+    momentum case updating keeps the generic pass."""
+    X, Y = data(2, 2, "softmax", "log_loss", n=n)
+    weights = np.linspace(0.0, 2.0, n)
     runs = []
     for generic in (True, False):
         if not generic:

@@ -106,23 +106,67 @@ def _pass_source(layers, head, loop, after_forward, step, result, ahead=""):
 
 def shaped_gradient_source(layers):
     """The source of the shaped tuples_gradient for a layer table (its constants are named in
-    it and defined by shaped_pass)."""
+    it and defined by shaped_pass). Tuples go two at a time: both forward passes, layer by
+    layer, then the first one's loss and backward pass, then the second one's, the second
+    tuple's units at SECOND in act and delta (the passes' buffers are a block's workspace,
+    room for BLOCK tuples). A tuple's forward pass is a chain of dependent steps (each layer's
+    sums wait for the layer below, its activation for its sums); two independent chains side
+    by side keep the processor busy while each waits (XOR's epoch updating: 270-290 -> 190 ns
+    an epoch, scripts/loop_cost.py). The gradient is added up in the order of one tuple at a
+    time, the same bits as a pass tuple by tuple; the loss sum may differ in its last bit
+    (under fastmath the compiler may add the two tuples' losses first)."""
     head = ["def shaped_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,",
             "                    codes, grad, dropout, tuples):",
-            "    loss_c, weight_c, correct_c = 0.0, 0.0, 0"]
-    after_forward = [
-        "loss_c += weight * tuple_loss(act, A_OUT_LAST, OUT_LAST, Y, t, LOSS, OUTPUT)",
+            "    loss_c, weight_c, correct_c = 0.0, 0.0, 0",
+            "    p = lo",
+            "    while p < hi:",
+            "        t = order[p]",
+            "        if p + 1 < hi:",
+            "            u = order[p + 1]"]
+    lines = head + _forward_pair_lines(layers, " " * 12)
+    lines += _gradient_tuple_lines(layers, "t", "", " " * 12)
+    lines += _gradient_tuple_lines(layers, "u", "SECOND + ", " " * 12)
+    lines += ["            p += 2", "        else:"]
+    lines += _forward_lines(layers, " " * 12)
+    lines += _gradient_tuple_lines(layers, "t", "", " " * 12)
+    lines += ["            p += 1", "    return loss_c, weight_c, correct_c"]
+    return "\n".join(lines) + "\n"
+
+
+def _forward_pair_lines(layers, indent):
+    """The forward passes of X[t] (units at 0) and X[u] (units at SECOND), layer by layer."""
+    last = len(layers) - 1
+    lines = [f"{indent}for i in range(IN_0):", f"{indent}    act[i] = X[t, i]",
+             f"{indent}    act[SECOND + i] = X[u, i]"]
+    for l in range(last + 1):
+        units = "output_units" if l == last else "hidden_units"
+        for at in ("", "SECOND + "):
+            lines.append(f"{indent}sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, "
+                         f"{at}A_IN_{l}, {at}A_OUT_{l})")
+        for at in ("", "SECOND + "):
+            lines.append(f"{indent}{units}(act, {at}A_OUT_{l}, OUT_{l})")
+    return lines
+
+
+def _gradient_tuple_lines(layers, t, at, indent):
+    """After its forward pass, tuple `t`'s loss, count and weight, and its errors' gradient
+    into grad (its units at `at` in act and delta)."""
+    lines = [
+        f"weight = weight_of(weights, {t})",
+        f"loss_c += weight * tuple_loss(act, {at}A_OUT_LAST, OUT_LAST, Y, {t}, LOSS, OUTPUT)",
         "weight_c += weight",
-        "correct_c += is_correct(act, A_OUT_LAST, OUT_LAST, Y, t, OUTPUT)",
-        "if weight == 0.0:",
-        "    continue",
-        "error_of(act, delta, A_OUT_LAST, OUT_LAST, Y, t, codes, layout)",
-        "if weight != 1.0:  # the tuple's weight scales its errors",
-        "    for k in range(OUT_LAST):",
-        "        delta[A_OUT_LAST + k] *= params.dtype.type(weight)"]
-    return _pass_source(layers, head, "range(lo, hi)", after_forward,
-                        "step_{l}(params, grad, act, delta, {l}, {layer})",
-                        "loss_c, weight_c, correct_c")
+        f"correct_c += is_correct(act, {at}A_OUT_LAST, OUT_LAST, Y, {t}, OUTPUT)",
+        "if weight != 0.0:",
+        f"    error_of(act, delta, {at}A_OUT_LAST, OUT_LAST, Y, {t}, codes, layout)",
+        "    if weight != 1.0:  # the tuple's weight scales its errors",
+        "        for k in range(OUT_LAST):",
+        f"            delta[{at}A_OUT_LAST + k] *= params.dtype.type(weight)"]
+    for l in range(len(layers) - 1, -1, -1):
+        lines.append(f"    step_{l}(params, grad, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
+                     f"B_{l}, {at}A_IN_{l}, {at}A_OUT_{l})")
+        if l > 0:
+            lines.append(f"    hidden_derivative(delta, act, {at}A_IN_{l}, IN_{l})")
+    return [indent + line for line in lines]
 
 
 def shaped_forward_source(layers):
@@ -184,7 +228,9 @@ def shaped_pass(source_of, layers, codes):
             if source_of in _LAYER_STEPS:  # (the forward pass has no step)
                 scope[f"step_{l}"] = _LAYER_STEPS[source_of][kind]
         scope.update(OUT_LAST=scope[f"OUT_{len(layers) - 1}"],
-                     A_OUT_LAST=scope[f"A_OUT_{len(layers) - 1}"])
+                     A_OUT_LAST=scope[f"A_OUT_{len(layers) - 1}"],
+                     # shaped_gradient's second tuple: past the first one's output units
+                     SECOND=np.uint64(units + unit_offset(layers[-1][1])))
         exec(compile(source_of(layers), f"<fastbp {source_of.__name__} {layers}>", "exec"), scope)
         # the function a source defines is named after it: shaped_case for shaped_case_source
         _SHAPED[key] = scope[source_of.__name__.removesuffix("_source")]
