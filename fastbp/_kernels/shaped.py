@@ -26,7 +26,7 @@ from numba.extending import overload
 from . import _jit, fastmath, steps
 from ._jit import CodesType, ShapeType, _with_signature
 from ._setup import NOALIAS, OVERLOAD
-from .codes import LR, NARROW, STEP, unit_offset
+from .codes import LR, NARROW, STEP, ZERO, unit_offset
 
 
 def case_pass_of(params, layout, geo, act, delta, X, Y, weights, order, codes, opt, hyper,
@@ -106,67 +106,59 @@ def _pass_source(layers, head, loop, after_forward, step, result, ahead=""):
 
 def shaped_gradient_source(layers):
     """The source of the shaped tuples_gradient for a layer table (its constants are named in
-    it and defined by shaped_pass). Tuples go two at a time: both forward passes, layer by
-    layer, then the first one's loss and backward pass, then the second one's, the second
-    tuple's units at SECOND in act and delta (the passes' buffers are a block's workspace,
-    room for BLOCK tuples). A tuple's forward pass is a chain of dependent steps (each layer's
-    sums wait for the layer below, its activation for its sums); two independent chains side
-    by side keep the processor busy while each waits (XOR's epoch updating: 270-290 -> 190 ns
-    an epoch, scripts/loop_cost.py). The gradient is added up in the order of one tuple at a
-    time, the same bits as a pass tuple by tuple; the loss sum may differ in its last bit
-    (under fastmath the compiler may add the two tuples' losses first)."""
-    head = ["def shaped_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,",
-            "                    codes, grad, dropout, tuples):",
-            "    loss_c, weight_c, correct_c = 0.0, 0.0, 0",
-            "    p = lo",
-            "    while p < hi:",
-            "        t = order[p]",
-            "        if p + 1 < hi:",
-            "            u = order[p + 1]"]
-    lines = head + _forward_pair_lines(layers, " " * 12)
-    lines += _gradient_tuple_lines(layers, "t", "", " " * 12)
-    lines += _gradient_tuple_lines(layers, "u", "SECOND + ", " " * 12)
-    lines += ["            p += 2", "        else:"]
-    lines += _forward_lines(layers, " " * 12)
-    lines += _gradient_tuple_lines(layers, "t", "", " " * 12)
-    lines += ["            p += 1", "    return loss_c, weight_c, correct_c"]
-    return "\n".join(lines) + "\n"
-
-
-def _forward_pair_lines(layers, indent):
-    """The forward passes of X[t] (units at 0) and X[u] (units at SECOND), layer by layer."""
+    it and defined by shaped_pass). Tuples go two at a time, t and u (the last one of an odd
+    pass alone: u = t, computed twice, counted once): both forward passes, layer by layer,
+    then t's loss and backward pass, then u's; u's units at SECOND in act and delta (the
+    passes' buffers are a block's workspace, room for BLOCK tuples). A tuple's forward pass is
+    a chain of dependent steps (each layer's sums wait for the layer below, its activation for
+    its sums); two independent chains side by side keep the processor busy while each waits
+    (XOR's epoch updating: 270-290 -> 190 ns an epoch, scripts/loop_cost.py). Each step is
+    written once, in a loop over the two tuples' offsets: three copies of the steps compiled
+    3.7 times as long (the demo's XOR network: 0.8 -> 2.8 s). The gradient is added up in
+    the order of one tuple at a time, the same bits as a pass tuple by tuple; the loss sum may
+    differ in its last bit (under fastmath the compiler may add the two tuples' losses
+    first)."""
     last = len(layers) - 1
-    lines = [f"{indent}for i in range(IN_0):", f"{indent}    act[i] = X[t, i]",
-             f"{indent}    act[SECOND + i] = X[u, i]"]
+    lines = ["def shaped_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,",
+             "                    codes, grad, dropout, tuples):",
+             "    loss_c, weight_c, correct_c = 0.0, 0.0, 0",
+             "    both = (ZERO, SECOND)  # where t's and u's units start",
+             "    p = lo",
+             "    while p < hi:",
+             "        t = order[p]",
+             "        pair = p + 1 < hi",
+             "        u = order[p + 1] if pair else t",
+             "        for i in range(IN_0):",
+             "            act[i] = X[t, i]",
+             "            act[SECOND + i] = X[u, i]"]
     for l in range(last + 1):
         units = "output_units" if l == last else "hidden_units"
-        for at in ("", "SECOND + "):
-            lines.append(f"{indent}sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, "
-                         f"{at}A_IN_{l}, {at}A_OUT_{l})")
-        for at in ("", "SECOND + "):
-            lines.append(f"{indent}{units}(act, {at}A_OUT_{l}, OUT_{l})")
-    return lines
-
-
-def _gradient_tuple_lines(layers, t, at, indent):
-    """After its forward pass, tuple `t`'s loss, count and weight, and its errors' gradient
-    into grad (its units at `at` in act and delta)."""
-    lines = [
-        f"weight = weight_of(weights, {t})",
-        f"loss_c += weight * tuple_loss(act, {at}A_OUT_LAST, OUT_LAST, Y, {t}, LOSS, OUTPUT)",
-        "weight_c += weight",
-        f"correct_c += is_correct(act, {at}A_OUT_LAST, OUT_LAST, Y, {t}, OUTPUT)",
-        "if weight != 0.0:",
-        f"    error_of(act, delta, {at}A_OUT_LAST, OUT_LAST, Y, {t}, codes, layout)",
-        "    if weight != 1.0:  # the tuple's weight scales its errors",
-        "        for k in range(OUT_LAST):",
-        f"            delta[{at}A_OUT_LAST + k] *= params.dtype.type(weight)"]
-    for l in range(len(layers) - 1, -1, -1):
-        lines.append(f"    step_{l}(params, grad, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
-                     f"B_{l}, {at}A_IN_{l}, {at}A_OUT_{l})")
+        lines += ["        for at in both:",
+                  f"            sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, at + A_IN_{l}, "
+                  f"at + A_OUT_{l})",
+                  "        for at in both:",
+                  f"            {units}(act, at + A_OUT_{l}, OUT_{l})"]
+    lines += [
+        "        for k in range(2 if pair else 1):",
+        "            tk, at = (t, ZERO) if k == 0 else (u, SECOND)",
+        "            weight = weight_of(weights, tk)",
+        "            loss_c += weight * tuple_loss(act, at + A_OUT_LAST, OUT_LAST, Y, tk, LOSS, "
+        "OUTPUT)",
+        "            weight_c += weight",
+        "            correct_c += is_correct(act, at + A_OUT_LAST, OUT_LAST, Y, tk, OUTPUT)",
+        "            if weight == 0.0:",
+        "                continue",
+        "            error_of(act, delta, at + A_OUT_LAST, OUT_LAST, Y, tk, codes, layout)",
+        "            if weight != 1.0:  # the tuple's weight scales its errors",
+        "                for j in range(OUT_LAST):",
+        "                    delta[at + A_OUT_LAST + j] *= params.dtype.type(weight)"]
+    for l in range(last, -1, -1):
+        lines.append(f"            step_{l}(params, grad, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
+                     f"B_{l}, at + A_IN_{l}, at + A_OUT_{l})")
         if l > 0:
-            lines.append(f"    hidden_derivative(delta, act, {at}A_IN_{l}, IN_{l})")
-    return [indent + line for line in lines]
+            lines.append(f"            hidden_derivative(delta, act, at + A_IN_{l}, IN_{l})")
+    lines += ["        p += 2", "    return loss_c, weight_c, correct_c"]
+    return "\n".join(lines) + "\n"
 
 
 def shaped_forward_source(layers):
@@ -207,7 +199,7 @@ def shaped_pass(source_of, layers, codes):
     if key not in _SHAPED:
         # __name__: the module Numba names the code's environment after (without one, a
         # cached kernel could not rebuild it, should the code ever need Python objects)
-        scope = dict(__name__=__name__, LR=LR, STEP=STEP, OUTPUT=codes.output,
+        scope = dict(__name__=__name__, LR=LR, STEP=STEP, ZERO=ZERO, OUTPUT=codes.output,
                      LOSS=codes.loss, hidden_units=fastmath.UNITS[codes.hidden],
                      output_units=fastmath.UNITS[codes.output],
                      hidden_derivative=fastmath.DERIVATIVES[codes.hidden],
