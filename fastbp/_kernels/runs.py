@@ -168,8 +168,9 @@ def end_epoch(ctl, num, hist, e, n, finite, change):
     train()'s order of precedence, then scikit-learn's schedules that follow the loss.
     Returns (whether the run stops here, whether this epoch's weights become the best kept,
     whether the best kept come back), the weights' part left to close_epoch, into which it
-    is inlined; ctl[C_STATUS] says why it stops. `finite`: the epoch did not diverge (its weights, and under train()'s rule its
-    loss, all finite; see close_epoch); `change`: the largest weight change.
+    is inlined; ctl[C_STATUS] says why it stops. `finite`: the epoch did not diverge (its
+    weights, and under train()'s rule its loss, all finite; see close_epoch); `change`: the
+    largest weight change.
 
     A diverged epoch is not booked (C_EPOCH stays e - 1 and C_DIVERGED_AT says e; Python
     goes back to the last finite epoch), except under scikit-learn's early stopping with a
