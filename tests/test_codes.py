@@ -141,7 +141,8 @@ def test_shaped_pass_source_reads_as_the_steps():
         assert source.count("hidden_derivative(") == 1  # the hidden layer's only
         compile(source, "<shaped>", "exec")
     # the gradient pass: tuples two at a time, each step in a loop over their units' offsets
-    assert K.shaped_gradient_source(layers).count("at + A_IN_1") == 3  # sums, step, derivative
+    source = K.shaped_gradient_source(layers)
+    assert "both[k] + A_IN_1" in source and source.count("at + A_IN_1") == 2  # step, derivative
     source = K.shaped_forward_source(layers)  # predict's: the sums and activations alone
     assert source.count("sums_0(") == source.count("sums_1(") == 1
     assert "step_" not in source and "X[" not in source and "derivative" not in source
@@ -213,14 +214,17 @@ def test_drop_in_on_a_shaped_network_matches_scikit_learn(monkeypatch):
     np.testing.assert_allclose(est.loss_curve_, ref.loss_curve_, rtol=1e-10)
 
 
-@pytest.mark.parametrize("mode, n", [("case", 12), ("epoch", 12), ("epoch", 13)])
+@pytest.mark.parametrize("mode, n", [("case", 12), ("epoch", 12), ("epoch", 13),
+                                     ("minibatch", 13)])
 def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode, n):
     """A 2-3-2 softmax network (layers of 2 and 3 units: the column-by-column steps), log
     loss, sample weights with a 0: the shaped case pass and gradient pass give the generic
-    passes' numbers (the gradient pass goes two tuples at a time: 13 leaves one alone); with
-    momentum case updating keeps the generic pass."""
+    passes' numbers (the gradient pass goes two tuples at a time: 13 leaves one alone, and
+    batches of 4 of 13 one more; a weight 0 first and second of a pair); with momentum case
+    updating keeps the generic pass."""
     X, Y = data(2, 2, "softmax", "log_loss", n=n)
     weights = np.linspace(0.0, 2.0, n)
+    weights[5] = 0.0
     runs = []
     for generic in (True, False):
         if not generic:
@@ -228,9 +232,10 @@ def test_shaped_passes_with_softmax_and_weights(monkeypatch, mode, n):
         net = fastbp.Network([2, 3, 2], activation="tanh", output_activation="softmax",
                              loss="log_loss", random_state=0)
         history = fastbp.train(net, X, Y, mode=mode, epochs=5, learning_rate=0.2,
-                               sample_weight=weights, random_state=0)
+                               sample_weight=weights, random_state=0,
+                               batch_size=4 if mode == "minibatch" else None)
         runs.append((net.params.copy(), np.array(history.loss)))
-    kernel = K.run_case if mode == "case" else K.run_full_batch
+    kernel = dict(case=K.run_case, epoch=K.run_full_batch, minibatch=K.run_minibatch)[mode]
     shape = K.Shape(net.layout)._numba_type_
     assert any(shape in signature for signature in kernel.signatures)  # it ran
     np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-12, atol=1e-14)

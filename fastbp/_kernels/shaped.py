@@ -6,7 +6,8 @@ offsets compiled in as constants, so each layer is straight-line code.
   layer table) the shaped case updating pass (plain SGD), with `small` True the generic
   case_pass_small;
 - `tuples_gradient_of` (what gradient_pass calls for a short pass, tuple by tuple): with
-  `tuples` a Shape the shaped gradient pass, with `tuples` True the generic tuples_gradient.
+  `tuples` a Shape the shaped gradient pass (two tuples at a time, see
+  shaped_gradient_source), with `tuples` True the generic tuples_gradient.
 - `forward_of` (what predict calls tuple by tuple): with `tuples` a Shape the shaped forward
   pass, with `tuples` True the generic forward (passes.forward_plain). A first XOR program's
   predict compiled the generic forward, every kind of layer, in 0.9 s.
@@ -107,38 +108,41 @@ def _pass_source(layers, head, loop, after_forward, step, result, ahead=""):
 def shaped_gradient_source(layers):
     """The source of the shaped tuples_gradient for a layer table (its constants are named in
     it and defined by shaped_pass). Tuples go two at a time, t and u (the last one of an odd
-    pass alone: u = t, computed twice, counted once): both forward passes, layer by layer,
-    then t's loss and backward pass, then u's; u's units at SECOND in act and delta (the
-    passes' buffers are a block's workspace, room for BLOCK tuples). A tuple's forward pass is
+    pass alone): both forward passes, layer by layer, then t's loss and backward pass, then
+    u's; u's units at SECOND in act and delta (the passes' buffers are a block's workspace,
+    blocks.split_workspace: room for BLOCK tuples, of which this takes two). A tuple's forward pass is
     a chain of dependent steps (each layer's sums wait for the layer below, its activation for
     its sums); two independent chains side by side keep the processor busy while each waits
     (XOR's epoch updating: 270-290 -> 190 ns an epoch, scripts/loop_cost.py). Each step is
     written once, in a loop over the two tuples' offsets: three copies of the steps compiled
     3.7 times as long (the demo's XOR network: 0.8 -> 2.8 s; in a loop, 1.1 s). Gradient, loss
     and count are added up in the order of one tuple at a time, as the pass tuple by tuple
-    added them (the same bits, weights and loss history, on the networks tried)."""
+    added them: the gradient's sums go through memory, so the same bits; the loss sum is a
+    register the compiler may reassociate under fastmath (the same bits too, weights and
+    loss history, on the networks tried)."""
     last = len(layers) - 1
     lines = ["def shaped_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, hi,",
              "                    codes, grad, dropout, tuples):",
              "    loss_c, weight_c, correct_c = 0.0, 0.0, 0",
              "    both = (ZERO, SECOND)  # where t's and u's units start",
+             "    # (a tuple's units end at SECOND: 2 SECOND <= BLOCK units, see the docstring)",
              "    p = lo",
              "    while p < hi:",
              "        t = order[p]",
-             "        pair = p + 1 < hi",
-             "        u = order[p + 1] if pair else t",
+             "        lanes = 2 if p + 1 < hi else 1  # the tuples this turn: t, and u",
+             "        u = order[p + 1] if lanes == 2 else t",
              "        for i in range(IN_0):",
              "            act[i] = X[t, i]",
              "            act[SECOND + i] = X[u, i]"]
     for l in range(last + 1):
         units = "output_units" if l == last else "hidden_units"
-        lines += ["        for at in both:",
-                  f"            sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, at + A_IN_{l}, "
-                  f"at + A_OUT_{l})",
-                  "        for at in both:",
-                  f"            {units}(act, at + A_OUT_{l}, OUT_{l})"]
+        lines += ["        for k in range(lanes):",
+                  f"            sums_{l}(params, act, IN_{l}, OUT_{l}, W_{l}, B_{l}, both[k] + A_IN_{l}, "
+                  f"both[k] + A_OUT_{l})",
+                  "        for k in range(lanes):",
+                  f"            {units}(act, both[k] + A_OUT_{l}, OUT_{l})"]
     lines += [
-        "        for k in range(2 if pair else 1):",
+        "        for k in range(lanes):",
         "            tk, at = (t, ZERO) if k == 0 else (u, SECOND)",
         "            weight = weight_of(weights, tk)",
         "            loss_c += weight * tuple_loss(act, at + A_OUT_LAST, OUT_LAST, Y, tk, LOSS, "
