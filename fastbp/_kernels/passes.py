@@ -62,7 +62,7 @@ def turn_output(params, geo, act, t_off, stride, back):
 @njit(inline="always", **JIT)
 def forward_plain(params, layout, geo, act, codes):
     """forward without the turned output layer: forward_of's generic path (see shaped.py)."""
-    forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
+    forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO, ZERO)
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS)
@@ -79,16 +79,27 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0
+    n = order.shape[0]
+    lr = params.dtype.type(hyper[LR])
     plain = dropout is None and (general is None or (opt == SGD and hyper[MOMENTUM] == 0.0))
+    # As case_pass_small: plain SGD on a first layer of more than EIGHT units sums the next
+    # tuple's net inputs in its update (sgd_first_layer), one sweep over the layer's weights
+    # where the forward pass made a second (128-32-20: 4,096 weights, 32 KB in float64, the
+    # size of the core's L1 cache).
+    fuse = geo[0, G_OUT] > EIGHT and plain
+    w_off, d_off = geo[0, G_W], geo[0, G_A_OUT]
+    primed = False
     turned, t_off, stride = turned_output(geo, act, alpha, plain)
     if turned:
         turn_output(params, geo, act, t_off, stride, False)
-    for p in range(order.shape[0]):
+    for p in range(n):
         t = order[p]
         prefetch_tuple(X, Y, order, p)
         weight = weight_of(weights, t)
         loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout,
-                                      ONE if turned else ZERO, t_off, stride)
+                                      ONE if primed else ZERO, ONE if turned else ZERO, t_off,
+                                      stride)
+        primed = False
         loss_sum += loss
         n_correct += correct
         if weight == 0.0:
@@ -96,13 +107,17 @@ def case_pass(params, layout, geo, act, delta, X, Y, weights, order, codes, opt,
         if alpha != 0.0:
             penalty_sum += 0.5 * alpha * squared_weights(params, layout) / weight
         error_of(act, delta, out, n_out, Y, t, codes, layout)
+        decay = params.dtype.type(alpha / weight)
         if dropout is not None:
-            errors_and_update_dropout(params, layout, geo, state, act, delta,
-                                      params.dtype.type(alpha / weight), opt, hyper, t, codes)
+            errors_and_update_dropout(params, layout, geo, state, act, delta, decay, opt, hyper,
+                                      t, codes)
         else:
-            errors_and_update(params, layout, geo, state, act, delta,
-                              params.dtype.type(alpha / weight), opt, hyper, general, codes,
-                              turned, t_off, stride)
+            primed = fuse and p + 1 < n
+            errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general,
+                              codes, 1 if primed else 0, turned, t_off, stride)
+            if primed:
+                sgd_first_layer(params, w_off, geo[0, G_IN], geo[0, G_OUT], act, delta, d_off,
+                                decay, lr, X, order[p + 1], d_off)
     if turned:
         turn_output(params, geo, act, t_off, stride, True)
     return loss_sum, penalty_sum, n_correct
@@ -170,7 +185,7 @@ def tuples_gradient(params, layout, geo, act, delta, X, Y, weights, order, lo, h
     for p in range(lo, hi):
         t = order[p]
         weight = weight_of(weights, t)
-        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout, ZERO,
+        loss, correct = forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout, ZERO, ZERO,
                                       ZERO, ZERO)
         loss_c += weight * loss
         weight_c += weight
@@ -389,7 +404,7 @@ def evaluate_pass(params, layout, geo, X, Y, weights, codes, acts, sums):
             weight = weight_of(weights, t)
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
+            forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO, ZERO)
             loss_c += weight * loss_of(act, out, n_out, Y, t, codes, layout)
             weight_c += weight
             correct_c += correct_of(act, out, n_out, Y, t, codes, layout)

@@ -299,7 +299,7 @@ def validate(params, layout, geo, val, codes, ctl, hist, col):
         for t in range(n * c // n_chunks, n * (c + 1) // n_chunks):
             for i in range(geo[0, G_IN]):
                 act[i] = X[t, i]
-            forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO)
+            forward(params, layout, geo, act, codes, ZERO, ZERO, ZERO, ZERO)
             s[V_LOSS] += loss_of(act, out, n_out, Y, t, codes, layout)
             s[V_WEIGHT] += 1.0
             s[V_RIGHT] += correct_of(act, out, n_out, Y, t, codes, layout)

@@ -143,11 +143,12 @@ def column_sum(params, act, a_in, fan_in, w_off, stride, s):
 
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
-def forward(params, layout, geo, act, codes, turned, t_off, stride):
-    """forward_inline as a call (prediction, evaluation, the gradient passes: turned ZERO;
-    passes.case_pass). turned is a uint64 (0 or 1), not a bool: a literal False would be a
-    type of its own, and each caller's compile a signature of its own."""
-    forward_inline(params, layout, geo, act, codes, False, turned, t_off, stride)
+def forward(params, layout, geo, act, codes, primed, turned, t_off, stride):
+    """forward_inline as a call (prediction, evaluation, the gradient passes: primed and
+    turned ZERO; passes.case_pass). primed and turned are uint64s (0 or 1), not bools: a
+    literal False would be a type of its own, and each caller's compile a signature of its
+    own."""
+    forward_inline(params, layout, geo, act, codes, primed != ZERO, turned, t_off, stride)
 
 
 @njit(inline="always", **JIT)
@@ -620,12 +621,12 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
 
 @njit(**JIT, **NO_REFCOUNT, **NOALIAS, **INTERNAL)
 def errors_and_update(params, layout, geo, state, act, delta, decay, opt, hyper, general, codes,
-                      turned, t_off, stride):
+                      lowest, turned, t_off, stride):
     """errors_and_update_inline as a call: networks past SMALL_NETWORK keep their backward
     pass out of line (case_pass; all inlined into case_pass_small, a digits-sized network's
     case updating compiled twice as long: the demo's 23 -> 28 s)."""
     errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
-                             codes, 0, turned, t_off, stride)
+                             codes, lowest, turned, t_off, stride)
 
 
 @njit(**JIT, **INTERNAL)
@@ -779,16 +780,17 @@ def weight_of(weights, t):
 
 
 @njit(inline="always", **JIT)
-def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout, turned, t_off, stride):
+def forward_tuple(params, layout, geo, act, X, Y, t, codes, dropout, primed, turned, t_off,
+                  stride):
     """Forward pass for X[t]: returns (E, 1 if classified right) against Y[t]. dropout: None
     (no dropout: its code is pruned at compile time, see errors_and_update_inline) or True;
-    turned, t_off, stride: as forward's (without dropout)."""
+    primed, turned, t_off, stride: as forward's (without dropout)."""
     for i in range(geo[0, G_IN]):
         act[i] = X[t, i]
     if dropout is not None:
         forward_dropout(params, layout, geo, act, t, codes)
     else:
-        forward(params, layout, geo, act, codes, turned, t_off, stride)
+        forward(params, layout, geo, act, codes, primed, turned, t_off, stride)
     last = geo.shape[0] - 1
     out, n_out = geo[last, G_A_OUT], geo[last, G_OUT]
     return (loss_of(act, out, n_out, Y, t, codes, layout), correct_of(act, out, n_out, Y, t, codes, layout))
