@@ -286,7 +286,7 @@ def test_case_mode_two_and_four_unit_layers(sizes):
 
 @pytest.mark.parametrize("alpha", [0.0, 0.01])
 @pytest.mark.parametrize("sizes", [(9, 12, 6), (6, 20, 5), (9, 32, 3), (3, 16, 8, 7), (4, 7, 19),
-                                   (12, 40, 30, 7)])
+                                   (12, 40, 30, 7), (60, 20)])
 def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes, alpha):
     """Plain SGD's case updating with a first layer of more than eight units sums the next
     tuple's net inputs of that layer as its new weights come out (sgd_first_layer), and
@@ -294,10 +294,12 @@ def test_case_mode_next_tuple_summed_with_the_first_layers_update(sizes, alpha):
     (turned_sums, turned_update): the reference's numbers, with tuples of weight 0 (no
     update: the tuple after one is summed afresh) in a row and last, fan-ins that are not
     multiples of four, output layers of 3 to 19 units and layers whose room in the unit
-    buffers is padded (codes.UNIT_ALIGN); the last network, past K.SMALL_NETWORK, takes
-    case_pass (its output layer turned too, no first layer summed ahead)."""
+    buffers is padded (codes.UNIT_ALIGN); the last two networks, past K.SMALL_NETWORK,
+    take case_pass (its first layer summed ahead too; the first one's output layer turned,
+    the last one's only layer both first and output layer, not turned)."""
     net = fastbp.Network(list(sizes), activation="tanh", random_state=0)
-    assert K.turned_room(net.sizes) > 0
+    assert (K.turned_room(net.sizes) > 0) == (len(sizes) > 2)
+    assert (net.n_params > K.SMALL_NETWORK) == (sizes[0] > 9)
     rng = np.random.RandomState(7)
     X = rng.normal(size=(N, sizes[0]))
     Y = naive.targets_for("logistic", "squared_error", N, sizes[-1], rng)

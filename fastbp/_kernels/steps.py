@@ -407,7 +407,8 @@ def sgd_first_layer(params, start, n_rows, n_cols, act, d, d_off, decay, lr, X, 
     """sgd_outer on the first layer (inputs act[0:n_rows], no errors to send back) that also
     sums the next tuple's net inputs of the layer, X[t_next] times the new weights, into
     act[s_off:], in forward's order (biases, then rows four at a time, then the rest): the
-    next tuple's forward pass need not read the layer's weights again (case_pass_small).
+    next tuple's forward pass need not read the layer's weights again (case_pass_small,
+    case_pass).
     The same new weights as sgd_outer."""
     dt = params.dtype.type
     keep = dt(1) - lr * decay
@@ -583,8 +584,8 @@ def plain_layer_update(params, act, delta, l, fan_in, fan_out, w_off, b_off, a_i
 def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt, hyper, general,
                              codes, lowest, turned, t_off, stride):
     """Case updating, from the output layer (its weights turned in act[t_off:] if `turned`,
-    see passes.turned_output) down to layer `lowest` (0, or 1 when case_pass_small updates
-    the first layer itself): the errors of each layer's inputs,
+    see passes.turned_output) down to layer `lowest` (0, or 1 when case_pass_small or
+    case_pass updates the first layer itself, sgd_first_layer): the errors of each layer's inputs,
     delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
     O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
     Inlined into case_pass_small; errors_and_update is its called twin.
