@@ -80,16 +80,16 @@ def _forward_lines(layers, indent, load=True):
     return lines
 
 
-def _backward_lines(layers, step):
+def _backward_lines(layers, step, at="", indent=" " * 8):
     """The shaped passes' backward pass, output layer first: `step` (a format with {l} and
     {layer}, the layer's constants; step_{l} is the layer's own step function) per layer,
-    then f'(I) on the errors of its inputs."""
+    then f'(I) on the errors of its inputs; `at` (e.g. "at + ") offsets the tuple's units."""
     lines = []
     for l in range(len(layers) - 1, -1, -1):
-        layer = f"IN_{l}, OUT_{l}, W_{l}, B_{l}, A_IN_{l}, A_OUT_{l}"
-        lines.append(" " * 8 + step.format(l=l, layer=layer))
+        layer = f"IN_{l}, OUT_{l}, W_{l}, B_{l}, {at}A_IN_{l}, {at}A_OUT_{l}"
+        lines.append(indent + step.format(l=l, layer=layer))
         if l > 0:
-            lines.append(f"        hidden_derivative(delta, act, A_IN_{l}, IN_{l})")
+            lines.append(f"{indent}hidden_derivative(delta, act, {at}A_IN_{l}, IN_{l})")
     return lines
 
 
@@ -110,8 +110,8 @@ def shaped_gradient_source(layers):
     it and defined by shaped_pass). Tuples go two at a time, t and u (the last one of an odd
     pass alone): both forward passes, layer by layer, then t's loss and backward pass, then
     u's; u's units at SECOND in act and delta (the passes' buffers are a block's workspace,
-    blocks.split_workspace: room for BLOCK tuples, of which this takes two). A tuple's forward pass is
-    a chain of dependent steps (each layer's sums wait for the layer below, its activation for
+    blocks.split_workspace: room for BLOCK tuples, of which this takes two). A tuple's
+    forward pass is a chain of dependent steps (each layer's sums wait for the layer below, its activation for
     its sums); two independent chains side by side keep the processor busy while each waits
     (XOR's epoch updating: 270-290 -> 190 ns an epoch, scripts/loop_cost.py). Each step is
     written once, in a loop over the two tuples' offsets: three copies of the steps compiled
@@ -155,11 +155,8 @@ def shaped_gradient_source(layers):
         "            if weight != 1.0:  # the tuple's weight scales its errors",
         "                for j in range(OUT_LAST):",
         "                    delta[at + A_OUT_LAST + j] *= params.dtype.type(weight)"]
-    for l in range(last, -1, -1):
-        lines.append(f"            step_{l}(params, grad, act, delta, {l}, IN_{l}, OUT_{l}, W_{l}, "
-                     f"B_{l}, at + A_IN_{l}, at + A_OUT_{l})")
-        if l > 0:
-            lines.append(f"            hidden_derivative(delta, act, at + A_IN_{l}, IN_{l})")
+    lines += _backward_lines(layers, "step_{l}(params, grad, act, delta, {l}, {layer})",
+                             at="at + ", indent=" " * 12)
     lines += ["        p += 2", "    return loss_c, weight_c, correct_c"]
     return "\n".join(lines) + "\n"
 

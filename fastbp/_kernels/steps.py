@@ -585,9 +585,10 @@ def errors_and_update_inline(params, layout, geo, state, act, delta, decay, opt,
                              codes, lowest, turned, t_off, stride):
     """Case updating, from the output layer (its weights turned in act[t_off:] if `turned`,
     see passes.turned_output) down to layer `lowest` (0, or 1 when case_pass_small or
-    case_pass updates the first layer itself, sgd_first_layer): the errors of each layer's inputs,
-    delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move against
-    O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does both.
+    case_pass updates the first layer itself, sgd_first_layer): the errors of each layer's
+    inputs, delta_i = f'(I_i) sum_j w_ij delta_j with w_ij as it was, then its weights move
+    against O_i delta_j + decay w_ij and its biases against delta_j; one pass over a row does
+    both.
     Inlined into case_pass_small; errors_and_update is its called twin.
 
     general: None for plain SGD (no momentum), when the other optimizers' code is pruned at
