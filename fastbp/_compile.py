@@ -110,6 +110,18 @@ def compile_all(jobs=None, report=print, names=None):
         futures = {pool.submit(_run, name): name for name in names}
         for done in as_completed(futures):
             report(f"  {done.result():6.1f} s  {futures[done]}")
-    for name in names:  # everything loads from the cache now; a lost index entry compiles
-        _run(name)
+    # everything loads from the cache now; a lost index entry compiles. Through Numba's
+    # dispatchers (FASTBP_NATIVE=0), which read that index: the copies of the kernels that
+    # later processes run without Numba (fastbp/_kernels/_native.py) are whole files, each
+    # written by the worker that ran its kernel, and lose nothing.
+    before = os.environ.get("FASTBP_NATIVE")
+    os.environ["FASTBP_NATIVE"] = "0"
+    try:
+        for name in names:
+            _run(name)
+    finally:
+        if before is None:
+            del os.environ["FASTBP_NATIVE"]
+        else:
+            os.environ["FASTBP_NATIVE"] = before
     return time.perf_counter() - start

@@ -5,8 +5,9 @@ in batch normalisation) from each of them. A multi-threaded BLAS inside those th
 measured on 2 cores, epoch updating on `mid` took 10 s instead of 0.056 s per epoch.
 So while a kernel runs, BLAS runs single-threaded; the user's setting comes back after.
 """
+import sys
 import threading
-from contextlib import contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
 
 from ._validation import check_n_jobs
 
@@ -88,6 +89,29 @@ def compute_threads(n_jobs=None, parallel=True, blas=False):
         else:
             yield
         return
+    if "numba" in sys.modules:
+        with _numba_threads(n_jobs):
+            yield
+        return
+    # Numba not imported: the kernels inside may all run from the cache without it
+    # (fastbp._kernels._native), with no thread of Numba's to set. The setting waits until
+    # a kernel inside needs Numba (numba_started), and applies from then to the end.
+    from ._kernels import _native
+    if numba_started not in _native.BEFORE_NUMBA:
+        _native.BEFORE_NUMBA.append(numba_started)
+    frame = _Deferred(n_jobs)
+    frames = _deferred_frames()
+    frames.append(frame)
+    try:
+        yield
+    finally:
+        frames.remove(frame)
+        if frame.applied is not None:
+            frame.applied.close()
+
+
+@contextmanager
+def _numba_threads(n_jobs):
     import numba
     before = numba.get_num_threads()
     if n_jobs is not None:
@@ -99,3 +123,34 @@ def compute_threads(n_jobs=None, parallel=True, blas=False):
             yield
     finally:
         numba.set_num_threads(before)
+
+
+class _Deferred:
+    """A compute_threads(parallel=True) entered before Numba was imported."""
+
+    __slots__ = ("n_jobs", "applied")
+
+    def __init__(self, n_jobs):
+        self.n_jobs, self.applied = n_jobs, None
+
+
+_pending = threading.local()
+
+
+def _deferred_frames():
+    frames = getattr(_pending, "frames", None)
+    if frames is None:
+        frames = _pending.frames = []
+    return frames
+
+
+def numba_started():
+    """A kernel is about to run through Numba (fastbp._kernels._native.BEFORE_NUMBA): apply this
+    thread's compute_threads that waited for Numba, outermost first, as if applied on entry."""
+    frames = getattr(_pending, "frames", None)
+    if frames:
+        for frame in frames:
+            if frame.applied is None:
+                stack = ExitStack()
+                stack.enter_context(_numba_threads(frame.n_jobs))
+                frame.applied = stack

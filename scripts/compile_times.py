@@ -117,11 +117,13 @@ def process_seconds(source, cache):
 
 
 def sklearn_twin(source):
-    """The same program with scikit-learn's estimator in place of fastbp's (None if none)."""
+    """The same program with scikit-learn's estimator in place of fastbp's, and without
+    importing fastbp (None if it has no drop-in, or uses fastbp for anything else)."""
     for name in ("MLPClassifier", "MLPRegressor"):
         if f"fastbp.{name}(" in source:
-            return source.replace(f"fastbp.{name}(", f"sklearn.neural_network.{name}(").replace(
-                "import fastbp\n", "import fastbp\nimport sklearn.neural_network\n")
+            twin = source.replace(f"fastbp.{name}(", f"sklearn.neural_network.{name}(").replace(
+                "import fastbp\n", "import sklearn.neural_network\n")
+            return None if "fastbp" in twin else twin
     return None
 
 

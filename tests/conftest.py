@@ -38,13 +38,14 @@ def make_xy():
 
 @pytest.fixture
 def spy_kernels(monkeypatch):
-    """spy_kernels(*names) -> calls: the named kernels of fastbp._kernels (backprop) are
-    wrapped, for this test, so that each call appends the kernel's name to `calls`."""
-    from fastbp._kernels import backprop
+    """spy_kernels(*names) -> calls: the named kernels of fastbp._kernels, as the Python layer
+    calls them, are wrapped, for this test, so that each call appends the kernel's name to
+    `calls`."""
+    from fastbp import _kernels
     calls = []
 
     def spy(name):
-        kernel = getattr(backprop, name)
+        kernel = getattr(_kernels, name)
 
         def call(*args):
             calls.append(name)
@@ -53,7 +54,7 @@ def spy_kernels(monkeypatch):
 
     def install(*names):
         for name in names:
-            monkeypatch.setattr(backprop, name, spy(name))
+            monkeypatch.setattr(_kernels, name, spy(name))
         return calls
 
     return install

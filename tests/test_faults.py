@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp import _kernels as K  # the kernels as the Python layer calls them
 from fastbp import _threads
-from fastbp._kernels import backprop as K
 from fastbp.driver import SLICE_SECONDS
 from fastbp.train import InterruptedWarning
 
@@ -58,7 +58,7 @@ def _interrupt_after_kernel_call(monkeypatch, k):
     """Every run kernel raises KeyboardInterrupt right after its k-th call returns: Ctrl-C as
     it lands when a kernel finishes, before Python has looked at what it did."""
     calls = []
-    for name in dir(K):
+    for name in sorted(K.CALLED_FROM_PYTHON):
         if name.startswith("run_"):
             def wrapper(*args, _kernel=getattr(K, name)):  # noqa: B008  (bound per kernel)
                 _kernel(*args)

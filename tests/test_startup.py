@@ -26,6 +26,13 @@ def run_python(code, *args, **env):
     return out.stdout
 
 
+def numba_python(code, *args, **env):
+    """run_python with every kernel call served by Numba's dispatchers (FASTBP_NATIVE=0: no
+    copy of a kernel's machine code run without Numba, fastbp/_kernels/_native.py), for the
+    tests that read what Numba compiled or loaded."""
+    return run_python(code, *args, FASTBP_NATIVE="0", **env)
+
+
 def test_import_loads_neither_numba_nor_scikit_learn():
     loaded = json.loads(run_python(
         "import json, sys, fastbp\n"
@@ -38,7 +45,7 @@ def test_a_default_fit_compiles_no_feature_it_does_not_use():
     """XOR with train()'s defaults (plain SGD, track='pass', no dropout, no validation):
     the dropout passes, the other optimizers' updates, the evaluation pass and the parallel
     kernels are neither compiled nor loaded."""
-    used = json.loads(run_python(
+    used = json.loads(numba_python(
         "import json, fastbp\n"
         "from fastbp import _kernels as K\n"
         "X, y = fastbp.datasets.xor()\n"
@@ -58,7 +65,7 @@ def test_a_small_epoch_mode_fit_compiles_only_its_tuple_by_tuple_pass(tmp_path):
     """Epoch updating on XOR goes tuple by tuple (four tuples): with an empty cache it compiles
     that pass alone, not the block-at-a-time gradient (chunk_gradient, block_gradient) it does
     not run (Numba prunes only branches on an argument that is None: see Network._tuples)."""
-    used = json.loads(run_python(
+    used = json.loads(numba_python(
         "import json, fastbp\n"
         "from fastbp import _kernels as K\n"
         "X, y = fastbp.datasets.xor()\n"
@@ -131,7 +138,7 @@ def test_a_run_compiles_the_tuple_orders_it_uses(tmp_path):
     """A drop-in's run copies scikit-learn's shuffles, drawn in Python: its kernel compiles no
     generator of its own (hashed_order); train()'s run draws its orders with that generator.
     (A new cache: a kernel loaded from the cache compiles none of its callees.)"""
-    counts = json.loads(run_python(
+    counts = json.loads(numba_python(
         "import json, warnings, numpy as np, fastbp\n"
         "from fastbp import _kernels as K\n"
         "warnings.simplefilter('ignore')\n"
@@ -165,7 +172,7 @@ def test_passes_are_linked_into_the_run_kernels_as_compiled(tmp_path):
         "early=sorted(l.name for l in run._linking_libraries if not _linking._is_late(l)), "
         "own=_linking._is_late(own))))\n")
     for early in ("", "1"):
-        out = json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{early}"),
+        out = json.loads(numba_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{early}"),
                                     FASTBP_LINK_EARLY=early, FASTBP_GENERIC_KERNELS="1"))
         assert out["patched"] == (not early)
         assert out["late"] == ["generic_case_pass_small"] and out["own"]
@@ -214,7 +221,7 @@ def test_inlined_helpers_are_translated_once_and_left_unchanged(tmp_path):
         "         and t._inline.is_always_inline for d, _ in t._impl_cache.values() if d]\n"
         "print(json.dumps(dict(out=out, seen=seen, kept=len(_inlining._KEPT), alone=alone,\n"
         "    unchanged=all(text(ir) == before for ir, before in made.values()))))\n")
-    runs = {flag: json.loads(run_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{flag}"),
+    runs = {flag: json.loads(numba_python(program, FASTBP_CACHE_DIR=str(tmp_path / f"c{flag}"),
                                         FASTBP_INLINE_UNCACHED=flag))
             for flag in ("", "1")}
     kept, numba_way = runs[""], runs["1"]
@@ -260,7 +267,7 @@ def test_a_callee_is_emitted_only_when_python_calls_it(tmp_path):
         "print(json.dumps(out))\n")
 
     def run(step, cache, **env):
-        return json.loads(run_python(program, step, FASTBP_CACHE_DIR=str(tmp_path / cache), **env))
+        return json.loads(numba_python(program, step, FASTBP_CACHE_DIR=str(tmp_path / cache), **env))
 
     fit = run("fit", "c")
     assert fit["waits"] and fit["loaded"] == []  # compiled as a callee: not emitted

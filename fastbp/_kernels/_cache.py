@@ -41,14 +41,29 @@ def cache_dir():
     return base / "fastbp" / leaf
 
 
+# Switches that change the machine code the kernels compile to, not their sources: a cache
+# made with one setting is not used with another.
+CODE_SWITCHES = ("FASTBP_LINK_EARLY", "FASTBP_EMIT_ALL")
+
+
 @functools.cache
 def source_stamp():
-    """A hash of every .py file of fastbp/_kernels (names and contents)."""
+    """A hash of every .py file of fastbp/_kernels (names and contents) and of the
+    CODE_SWITCHES that are set."""
     digest = hashlib.sha256()
     for path in sorted(PACKAGE.glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
+    for name in CODE_SWITCHES:
+        if os.environ.get(name, "") not in ("", "0"):
+            digest.update(f"{name}=1".encode())
     return digest.hexdigest()
+
+
+@functools.cache
+def stamp_tag():
+    """The short form of source_stamp() that names the files of its kernels."""
+    return _stamp_tag(source_stamp())
 
 
 @functools.cache
@@ -125,6 +140,8 @@ def _make_saves_process_safe(cache_file_class):
         digest = hashlib.sha256(repr((self._source_stamp, key)).encode()).hexdigest()[:20]
         name = self._data_name_pattern.replace("{number:d}", f"{tag}-{digest}")
         self._save_data(name, data)
+        from . import _native
+        _native.remember_save(data)
         overloads = self._load_index()
         if overloads.get(key) != name:
             overloads[key] = name

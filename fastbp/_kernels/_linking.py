@@ -20,8 +20,8 @@ every other callee (Numba's helpers, fastbp's small helpers such as fast_logisti
 epoch bookkeeping) is linked in first, as Numba does, and may be inlined. A helper that a
 late pass and its caller both call as a function (not inlined) keeps the caller's copy.
 Where this Numba's CodeLibrary lacks a part this relies on, nothing changes;
-FASTBP_LINK_EARLY=1 turns it off (for comparisons: Numba's cache does not tell the two
-apart, so clear it, `fastbp compile --clear`, when switching).
+FASTBP_LINK_EARLY=1 turns it off (for comparisons; it is part of the cache's stamp,
+_cache.CODE_SWITCHES, so the two never share a cached kernel).
 """
 import os
 import threading
@@ -72,7 +72,7 @@ _PARTS = ("_optimize_final_module", "_finalize_final_module", "_get_module_for_l
 
 def install():
     """Replace Numba's CPUCodeLibrary.finalize (see the module), once per process."""
-    if os.environ.get("FASTBP_LINK_EARLY"):
+    if os.environ.get("FASTBP_LINK_EARLY", "") not in ("", "0"):
         return
     try:
         from numba.core import codegen
@@ -140,8 +140,7 @@ def install():
 # callers for it, so they keep that: the late passes get the pass that mattered, loop
 # strength reduction (_reduce_strength), and fastmath's small helpers (fast_exp,
 # fast_logistic, fast_tanh: cheap to emit, inlined into every tuple's code) are emitted as
-# before. FASTBP_EMIT_ALL=1 turns this off (for comparisons; the cache does not tell the two
-# apart: clear it when switching).
+# before. FASTBP_EMIT_ALL=1 turns this off (for comparisons; part of the cache's stamp too).
 
 class _Depth(threading.local):
     n = 0  # Dispatcher.compile calls under way in this thread
