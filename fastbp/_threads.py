@@ -90,20 +90,24 @@ def compute_threads(n_jobs=None, parallel=True, blas=False):
             yield
         return
     if "numba" in sys.modules:
+        numba_started()  # (settings of enclosing contexts that waited for Numba: first)
         with _numba_threads(n_jobs):
             yield
         return
     # Numba not imported: the kernels inside may all run from the cache without it
-    # (fastbp._kernels._native), with no thread of Numba's to set. The setting waits until
-    # a kernel inside needs Numba (numba_started), and applies from then to the end.
+    # (fastbp._kernels._native), with no thread of Numba's to set. That setting waits until
+    # a kernel inside needs Numba (numba_started), and applies from then to the end. BLAS is
+    # pinned at once: the serial kernels a copy runs call it too.
     from ._kernels import _native
-    if numba_started not in _native.BEFORE_NUMBA:
-        _native.BEFORE_NUMBA.append(numba_started)
+    with _lock:
+        if numba_started not in _native.BEFORE_NUMBA:
+            _native.BEFORE_NUMBA.append(numba_started)
     frame = _Deferred(n_jobs)
     frames = _deferred_frames()
     frames.append(frame)
     try:
-        yield
+        with single_threaded_blas():
+            yield
     finally:
         frames.remove(frame)
         if frame.applied is not None:

@@ -1,9 +1,9 @@
 """Kernels run from the cache without Numba (fastbp/_kernels/_native.py).
 
-A process whose kernels are all in the cache runs their machine code through llvmlite and
-never imports Numba; it must compute the same bits as Numba's dispatcher running the same
-kernels, and hand everything it cannot serve (new kinds of arguments, parallel kernels, a
-damaged or foreign copy) to Numba.
+A process whose kernels are all in the cache links copies of their machine code itself and
+imports neither Numba nor llvmlite; it must compute the same bits as Numba's dispatcher
+running the same kernels, and hand everything it cannot serve (new kinds of arguments,
+parallel kernels, a damaged or foreign copy) to Numba.
 """
 import json
 import os
@@ -171,20 +171,44 @@ def test_a_parallel_kernel_is_left_to_numba():
 
 
 def test_n_jobs_waits_for_numba_and_applies_once_it_starts():
-    """compute_threads entered before Numba is imported sets Numba's threads when a kernel
-    inside first needs Numba, and restores them at the end, as if set on entry."""
-    inside, after, default, pending = run_python(
+    """compute_threads entered before Numba is imported pins BLAS at once (the copies' serial
+    kernels call it), and sets Numba's threads when a kernel inside first needs Numba, or an
+    inner compute_threads starts after Numba was imported; both are restored at the end, as
+    if set on entry."""
+    out = run_python(
         "import json, sys\n"
+        "import scipy.linalg.cython_blas\n"
+        "from threadpoolctl import threadpool_info\n"
         "from fastbp import _threads\n"
         "from fastbp import _kernels as K\n"
+        "def blas():\n"
+        "    return sorted(i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas')\n"
+        "out = dict(blas_before=blas())\n"
         "with _threads.compute_threads(1):\n"
-        "    pending = 'numba' not in sys.modules\n"
+        "    out['pending'] = 'numba' not in sys.modules\n"
+        "    out['blas'] = blas()\n"
         "    K.run_case.dispatcher  # a kernel about to run through Numba\n"
         "    import numba\n"
-        "    inside = numba.get_num_threads()\n"
-        "print(json.dumps([inside, numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS,\n"
-        "                  pending]))")
-    assert pending and inside == 1 and after == default
+        "    out['inside'] = numba.get_num_threads()\n"
+        "out.update(after=numba.get_num_threads(), blas_after=blas(),\n"
+        "           default=numba.config.NUMBA_NUM_THREADS)\n"
+        "print(json.dumps(out))")
+    assert out["pending"] and out["inside"] == 1 and out["after"] == out["default"]
+    assert out["blas"] and set(out["blas"]) == {1} and out["blas_after"] == out["blas_before"]
+    nested = run_python(
+        "import json\n"
+        "from fastbp import _threads\n"
+        "with _threads.compute_threads(1):\n"
+        "    import numba  # imported another way than by a kernel\n"
+        "    with _threads.compute_threads(None):  # the outer setting applies first\n"
+        "        inside = numba.get_num_threads()\n"
+        "print(json.dumps([inside, numba.get_num_threads(), numba.config.NUMBA_NUM_THREADS]))")
+    assert nested[0] == 1 and nested[1] == nested[2]
+
+
+def test_the_math_functions_bind_as_numbas():
+    from numba.core.intrinsics import INTR_MATH
+    assert _native.MATH == INTR_MATH
 
 
 def test_a_kernel_is_the_dispatchers_stand_in():

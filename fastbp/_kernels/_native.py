@@ -138,7 +138,8 @@ def _host():
         for path in _extension_paths().values():
             st = os.stat(path)
             files.append([path, st.st_size, st.st_mtime_ns])
-        _HOST = [os.uname().machine, hashlib.sha256("\n".join(cpu).encode()).hexdigest(), files]
+        _HOST = [os.uname().machine, hashlib.sha256("\n".join(cpu).encode()).hexdigest(),
+                 files] if cpu else ["unknown CPU"]  # (matches no copy: none is made or run)
     return _HOST
 
 
@@ -246,10 +247,17 @@ def _record(name, text, data):
         return None
     if any(".numba.unresolved$" in s for s in defined | undefined):
         return None  # recursion Numba resolves at run time
+    host = _host()
+    if len(host) < 3:
+        return None
+    environments = sorted(name for name in defined if name.startswith("_ZN08NumbaEnv"))
+    if fndesc.env_name not in environments or any(
+            getattr(e, "consts", [None]) for e in _envs):
+        return None
     return dict(format=FORMAT, kernel=name, key=text, wrapper=wrapper,
-                environment=fndesc.env_name, qualname=fndesc.qualname,
+                environment=fndesc.env_name, environments=environments, qualname=fndesc.qualname,
                 sha256=hashlib.sha256(code).hexdigest(), undefined=sorted(undefined),
-                host=_host())
+                host=host)
 
 
 def _write(path, payload):
@@ -297,7 +305,7 @@ class _Unsupported(Exception):
 
 
 _SHF_WRITE, _SHF_ALLOC, _SHF_TLS = 0x1, 0x2, 0x400
-_SHT_PROGBITS, _SHT_SYMTAB, _SHT_RELA, _SHT_NOBITS = 1, 2, 4, 8
+_SHT_PROGBITS, _SHT_SYMTAB, _SHT_RELA, _SHT_NOBITS, _SHT_REL = 1, 2, 4, 8, 9
 _SHT_X86_64_UNWIND = 0x70000001
 _SHN_UNDEF, _SHN_ABS, _SHN_COMMON = 0, 0xFFF1, 0xFFF2
 _R_X86_64_NONE, _R_X86_64_64, _R_X86_64_PC64 = 0, 1, 24
@@ -354,6 +362,8 @@ def _layout(code):
 
     def put(region, size, align):
         align = max(align, 1)
+        if align > mmap.PAGESIZE or align & (align - 1):
+            raise _Unsupported(f"alignment {align}")
         start = -(-sizes[region] // align) * align
         sizes[region] = start + size
         return region, start
@@ -369,11 +379,15 @@ def _layout(code):
     commons = {at: put("w", size, value)[1] for at, _n, _i, shndx, value, size in symbols
                if shndx == _SHN_COMMON}
     for _name, kind, _f, _a, offset, size, _l, target, _al, entsize in sections:
+        if kind == _SHT_REL and target in place:
+            raise _Unsupported("REL relocations")
         if kind == _SHT_RELA and target in place:
             for at in range(offset, offset + size, entsize):
-                _r_offset, info, _addend = struct.unpack_from("<QQq", code, at)
+                r_offset, info, _addend = struct.unpack_from("<QQq", code, at)
                 if info & 0xFFFFFFFF not in (_R_X86_64_NONE, _R_X86_64_64, _R_X86_64_PC64):
                     raise _Unsupported(f"relocation type {info & 0xFFFFFFFF}")
+                if r_offset + 8 > sections[target][5] or info >> 32 >= len(symbols):
+                    raise _Unsupported("a relocation outside its section")
     return sections, symbols, place, commons, sizes
 
 
@@ -446,19 +460,41 @@ def _protect(address, size, prot):
 
 _lock = threading.RLock()
 _runtime = {}
+# The C math functions Numba binds to its own helper library's entries, not to whatever the
+# process finds first (numba.core.intrinsics.INTR_MATH, bound in numba.core.externals): the
+# same symbol version of libm, so the same bits (log(-1) is a NaN of another sign in glibc's
+# newer version). tests/test_native.py checks this list against Numba's.
+MATH = frozenset("""
+acos acosf acosh acoshf asin asinf asinh asinhf atan atan2 atan2f atanf atanh atanhf ceil ceilf
+cos cosf cosh coshf exp expf expm1 expm1f fabs fabsf floor floorf fmod fmodf log log10 log10f
+log1p log1pf logf pow powf round roundf sin sinf sinh sinhf sqrt sqrtf tan tanf tanh tanhf
+trunc truncf""".split())
+# Symbols Numba registers itself (its threading layer, hashing, SVML): never taken from
+# whatever else the process might export under those names.
+_NUMBA_ONLY = ("numba_", "NRT_", "_numba_", "__svml_", "get_num_threads", "set_num_threads",
+               "get_thread_id", "allocate_sched", "deallocate_sched", "do_scheduling",
+               "set_parallel_chunksize", "get_parallel_chunksize", "get_sched_size",
+               "parallel_for", "launch_threads", "synchronize", "ready", "add_task")
 
 
 def _extension(module, path):
-    """A Numba C extension module, loaded without running Numba's Python code (an import
-    of Numba later finds the same one)."""
-    if module in sys.modules:
-        return sys.modules[module]
-    loader = importlib.machinery.ExtensionFileLoader(module, path)
-    spec = importlib.util.spec_from_file_location(module, path, loader=loader)
-    loaded = importlib.util.module_from_spec(spec)
-    if sys.modules.get(module) is loaded:  # its init listed it under Numba's name: unlist,
-        del sys.modules[module]  # so that Numba's own import makes it a module of numba
-    return loaded
+    """A Numba C extension module, loaded without running Numba's Python code. (A later
+    import of Numba finds the same one: they initialise once per process, CPython keeping a
+    copy of the module's dict.) Under the import lock, so that an import of Numba in another
+    thread never sees the module listed and unlisted."""
+    import _imp
+    _imp.acquire_lock()
+    try:
+        if module in sys.modules:
+            return sys.modules[module]
+        loader = importlib.machinery.ExtensionFileLoader(module, path)
+        spec = importlib.util.spec_from_file_location(module, path, loader=loader)
+        loaded = importlib.util.module_from_spec(spec)
+        if sys.modules.get(module) is loaded:  # its init listed it under Numba's name: unlist,
+            del sys.modules[module]  # so that Numba's own import makes it a module of numba
+        return loaded
+    finally:
+        _imp.release_lock()
 
 
 def _symbols_here():
@@ -475,23 +511,28 @@ def _symbols_here():
             table = {"_Py_NoneStruct": id(None)}
             for helpers in (helperlib.c_helpers, dynfunc.c_helpers):
                 table.update(("numba_" + name, address) for name, address in helpers.items())
+            table.update((name, helperlib.c_helpers[name]) for name in MATH
+                         if name in helperlib.c_helpers)
             table.update((name if name.startswith("_") else "NRT_" + name, address)
                          for name, address in nrt.c_helpers.items())
             table.update((f"PyExc_{obj.__name__}", id(obj)) for obj in vars(builtins).values()
                          if isinstance(obj, type) and issubclass(obj, BaseException))
+            # as Numba's runtime does when it is imported, and when it starts
+            nrt.memsys_use_cpython_allocator()
             if os.environ.get("NUMBA_NRT_STATS", "0").strip() not in ("", "0"):
-                nrt.memsys_enable_stats()  # (as Numba's runtime does when it starts)
+                nrt.memsys_enable_stats()
             _runtime.update(table=table, process=ctypes.CDLL(None), dynfunc=dynfunc)
         return _runtime
 
 
 def _resolve(name):
-    """A symbol's address: Numba's helpers first, then the process (libm, libc, CPython)."""
+    """A symbol's address: Numba's helpers first, then the process (libc, CPython), except
+    for names only Numba provides (None: such a copy is left to Numba)."""
     runtime = _symbols_here()
     address = runtime["table"].get(name)
-    if address is None:
+    if address is None and not name.startswith(_NUMBA_ONLY):
         try:
-            address = ctypes.cast(getattr(runtime["process"], name), ctypes.c_void_p).value
+            address = ctypes.cast(runtime["process"][name], ctypes.c_void_p).value
         except AttributeError:
             return None
     return address
@@ -523,7 +564,7 @@ def _load(name, key):
         with _lock:
             if record["sha256"] in _LOADED:  # the same code for another key: linked once
                 return _LOADED[record["sha256"]]
-            if record.get("host") != _host():
+            if record.get("host") != _host() or len(record["host"]) < 3:
                 return None
             if any(_resolve(s) is None for s in record["undefined"]):
                 return None  # needs what Numba registers when it starts (its threads, say)
@@ -532,11 +573,19 @@ def _load(name, key):
             if not wrapper or not env_slot:
                 return None
             dynfunc = _symbols_here()["dynfunc"]
+            # the kernel's environment and those of the functions linked into it (as Numba's
+            # CompileResult._rebuild sets them), each a fresh one: none held constants
+            envs = []
+            for env_name in record["environments"]:
+                slot = defined.get(env_name)
+                if slot and env_name != record["environment"]:
+                    envs.append(dynfunc.Environment({}))
+                    ctypes.c_void_p.from_address(slot).value = id(envs[-1])
             env = dynfunc.Environment({})
             ctypes.c_void_p.from_address(env_slot).value = id(env)
             function = dynfunc.make_function(
                 _Module("fastbp._kernels"), name, f"compiled wrapper for {record['qualname']}",
-                wrapper, env, (env, memory))
+                wrapper, env, (env, envs, memory))
             _LOADED[record["sha256"]] = function
             return function
     except Exception:  # noqa: BLE001 - whatever went wrong, Numba serves the call
@@ -555,11 +604,12 @@ class Kernel:
     of arguments. Attributes other than calling (signatures, overloads, py_func...) are the
     dispatcher's."""
 
-    __slots__ = ("name", "_plans")
+    __slots__ = ("name", "_plans", "_offered")
 
     def __init__(self, name):
         self.name = name
         self._plans = {}  # key -> the copy's callable, or None: Numba's dispatcher
+        self._offered = set()  # keys whose machine code Numba ran here, copied (or tried)
 
     def __call__(self, *args, **kwargs):
         if kwargs:
@@ -567,13 +617,13 @@ class Kernel:
         key = key_of(args)
         plan = self._plans.get(key, _MISSING)
         if plan is _MISSING:
-            plan = self._plan(key)
+            plan = self._plans[key] = self._plan(key)
         if plan is not None:
             return plan(*args)
         dispatcher = self.dispatcher
         result = dispatcher(*args)
-        if key not in self._plans:
-            self._plans[key] = None
+        if key not in self._offered:
+            self._offered.add(key)
             if key is not _UNSUPPORTED:
                 offer(self.name, dispatcher, args, key)
         return result
@@ -581,10 +631,7 @@ class Kernel:
     def _plan(self, key):
         if key is _UNSUPPORTED or not enabled():
             return None
-        plan = _load(self.name, key)
-        if plan is not None:
-            self._plans[key] = plan
-        return plan
+        return _load(self.name, key)
 
     @property
     def dispatcher(self):
