@@ -304,7 +304,7 @@ class _Unsupported(Exception):
     """An object file this module does not link (Numba serves its kernel)."""
 
 
-_SHF_WRITE, _SHF_ALLOC, _SHF_TLS = 0x1, 0x2, 0x400
+_SHF_WRITE, _SHF_ALLOC, _SHF_EXECINSTR, _SHF_TLS = 0x1, 0x2, 0x4, 0x400
 _SHT_PROGBITS, _SHT_SYMTAB, _SHT_RELA, _SHT_NOBITS, _SHT_REL = 1, 2, 4, 8, 9
 _SHT_X86_64_UNWIND = 0x70000001
 _SHN_UNDEF, _SHN_ABS, _SHN_COMMON = 0, 0xFFF1, 0xFFF2
@@ -354,11 +354,13 @@ def elf_symbols(code):
 
 
 def _layout(code):
-    """Where each loaded section, and each COMMON symbol, goes: two regions, "x" (code and
-    read-only data, executable once linked) and "w" (writable data). Raises _Unsupported for
+    """Where each loaded section, and each COMMON symbol, goes: three regions of whole pages,
+    as LLVM's own JIT lays them out: "x" code (executable once linked), "r" read-only data
+    and "w" writable data. (Code placed after constants, off its page's start, ran the
+    same machine code 4% slower on 8-32-2 case updating.) Raises _Unsupported for
     what `link` does not handle: thread-local data, constructors, other relocations."""
     sections = _sections(code)
-    place, sizes = {}, {"x": 0, "w": 0}
+    place, sizes = {}, {"x": 0, "r": 0, "w": 0}
 
     def put(region, size, align):
         align = max(align, 1)
@@ -374,7 +376,8 @@ def _layout(code):
         if kind not in (_SHT_PROGBITS, _SHT_NOBITS) or flags & _SHF_TLS or name.startswith(
                 (".init_array", ".fini_array", ".preinit_array", ".ctors", ".dtors")):
             raise _Unsupported(f"section {name}")
-        place[i] = put("w" if flags & _SHF_WRITE else "x", size, align)
+        place[i] = put("w" if flags & _SHF_WRITE else "x" if flags & _SHF_EXECINSTR else "r",
+                       size, align)
     symbols = _symbols(code, sections)
     commons = {at: put("w", size, value)[1] for at, _n, _i, shndx, value, size in symbols
                if shndx == _SHN_COMMON}
@@ -398,12 +401,11 @@ def link(code, resolve):
     Returns ({global symbol: address}, the memory, to be kept alive as long as the code)."""
     sections, symbols, place, commons, sizes = _layout(code)
     page = mmap.PAGESIZE
-    size_x = -(-sizes["x"] // page) * page
-    size_w = -(-sizes["w"] // page) * page
-    memory = mmap.mmap(-1, max(size_x + size_w, page),
+    size_x, size_r, size_w = (-(-sizes[r] // page) * page for r in "xrw")
+    memory = mmap.mmap(-1, max(size_x + size_r + size_w, page),
                        prot=mmap.PROT_READ | mmap.PROT_WRITE)
     base = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-    region_at = {"x": 0, "w": size_x}  # offsets in `memory`
+    region_at = {"x": 0, "r": size_x, "w": size_x + size_r}  # offsets in `memory`
     for i, (region, start) in place.items():
         _n, kind, _f, _a, offset, size = sections[i][:6]
         if kind == _SHT_PROGBITS and size:
@@ -444,8 +446,10 @@ def link(code, resolve):
             if kind_r == _R_X86_64_PC64:
                 value -= base + where
             struct.pack_into("<Q", memory, where, value & _MASK64)
-    if size_x and _protect(base, size_x, mmap.PROT_READ | mmap.PROT_EXEC) != 0:
-        raise OSError(ctypes.get_errno(), "mprotect failed")
+    for start, size, prot in ((0, size_x, mmap.PROT_READ | mmap.PROT_EXEC),
+                              (size_x, size_r, mmap.PROT_READ)):
+        if size and _protect(base + start, size, prot) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect failed")
     return defined, memory
 
 
