@@ -5,6 +5,7 @@ in batch normalisation) from each of them. A multi-threaded BLAS inside those th
 measured on 2 cores, epoch updating on `mid` took 10 s instead of 0.056 s per epoch.
 So while a kernel runs, BLAS runs single-threaded; the user's setting comes back after.
 """
+import os
 import sys
 import threading
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -47,8 +48,33 @@ def _blas_pools():
     if _blas["controller"] is None:
         import scipy.linalg.cython_blas  # noqa: F401  the BLAS blocks.gemm and np.dot call into
         from threadpoolctl import ThreadpoolController
-        _blas["controller"] = ThreadpoolController().select(user_api="blas")
+        _blas["controller"] = _blas_of_mapped_files(ThreadpoolController) or \
+            ThreadpoolController().select(user_api="blas")
     return _blas["controller"]
+
+
+def _blas_of_mapped_files(controller_class):
+    """The BLAS libraries threadpoolctl would find, found among the files mapped into this
+    process whose names begin as those of a library it controls (its own rule, applied to the
+    file's name with symbolic links resolved, which is how /proc/self/maps lists it): 2-5 ms,
+    where threadpoolctl's scan of every loaded library (228 in a process with scikit-learn,
+    each path resolved) took 15-24 ms of every drop-in fit. None where this cannot be done
+    (no /proc, another threadpoolctl) or finds no BLAS: threadpoolctl's own scan then."""
+    try:
+        import threadpoolctl
+        prefixes = tuple(prefix for kind in threadpoolctl._ALL_CONTROLLERS
+                         for prefix in kind.filename_prefixes)
+        with open("/proc/self/maps") as maps:
+            paths = {fields[5] for fields in (line.split(None, 5) for line in maps)
+                     if len(fields) == 6 and fields[5].startswith("/")}
+        found = controller_class._from_controllers([])
+        for path in sorted(p.rstrip("\n") for p in paths):
+            if os.path.basename(path).startswith(prefixes):
+                found._make_controller_from_path(path)
+        found = found.select(user_api="blas")
+    except (OSError, AttributeError, TypeError, ValueError):
+        return None
+    return found if found.lib_controllers else None
 
 
 @contextmanager

@@ -316,3 +316,18 @@ def test_a_process_that_only_loads_kernels_runs_them(tmp_path):
                             for _ in range(3))
     assert first["compiled"] > 0 and second["compiled"] == third["compiled"] == 0
     assert third["out"] == second["out"] == first["out"]  # the same bits every time
+
+
+def test_the_blas_libraries_are_found_as_threadpoolctl_finds_them():
+    """fastbp pins BLAS to one thread around its kernels; it finds the BLAS libraries among
+    the files mapped into the process (fastbp._threads._blas_of_mapped_files), not by
+    threadpoolctl's slower scan of every library: the same libraries either way."""
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernels call)
+    from threadpoolctl import ThreadpoolController
+
+    from fastbp import _threads
+    quick = _threads._blas_of_mapped_files(ThreadpoolController)
+    full = ThreadpoolController().select(user_api="blas")
+    assert quick is not None and full.lib_controllers
+    assert sorted(c.filepath for c in quick.lib_controllers) == \
+        sorted(c.filepath for c in full.lib_controllers)
