@@ -250,7 +250,7 @@ def _record(name, text, data):
     host = _host()
     if len(host) < 3:
         return None
-    environments = sorted(name for name in defined if name.startswith("_ZN08NumbaEnv"))
+    environments = sorted(symbol for symbol in defined if symbol.startswith("_ZN08NumbaEnv"))
     if fndesc.env_name not in environments or any(
             getattr(e, "consts", [None]) for e in _envs):
         return None
