@@ -141,6 +141,26 @@ def compute_threads(n_jobs=None, parallel=True, blas=False):
             frame.applied.close()
 
 
+def planned_threads(n_jobs=None):
+    """How many Numba threads compute_threads(n_jobs) runs parallel kernels with, without
+    importing Numba where it is not imported yet: its count is then Numba's default,
+    NUMBA_NUM_THREADS or the CPUs this process may run on (numba.core.config)."""
+    n_jobs = check_n_jobs(n_jobs)
+    if "numba" in sys.modules:
+        import numba
+        with compute_threads(n_jobs):
+            return numba.get_num_threads()
+    try:
+        limit = int(os.environ["NUMBA_NUM_THREADS"])
+    except (KeyError, ValueError):
+        limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
+            os.cpu_count() or 1
+    limit = max(1, limit)
+    if n_jobs is None:
+        return limit
+    return min(n_jobs, limit) if n_jobs > 0 else max(1, limit + 1 + n_jobs)
+
+
 @contextmanager
 def _numba_threads(n_jobs):
     import numba

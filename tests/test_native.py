@@ -245,3 +245,20 @@ def test_the_cache_stamp_follows_the_code_switches():
               for env in ({}, {"FASTBP_LINK_EARLY": "1"}, {"FASTBP_EMIT_ALL": "1"},
                           {"FASTBP_LINK_EARLY": "0"})]
     assert len(set(stamps[:3])) == 3 and stamps[3] == stamps[0]
+
+
+def test_the_planned_thread_count_is_numbas():
+    """planned_threads (what `fastbp demo` prints) finds, without importing Numba, the count
+    Numba's threads take under compute_threads(n_jobs)."""
+    planned, numbas = run_python(
+        "import json\n"
+        "from fastbp import _threads\n"
+        "jobs = (None, 1, 2, -1, -2, 99)\n"
+        "planned = [_threads.planned_threads(n) for n in jobs]\n"
+        "import numba\n"
+        "numbas = []\n"
+        "for n in jobs:\n"
+        "    with _threads.compute_threads(n):\n"
+        "        numbas.append(numba.get_num_threads())\n"
+        "print(json.dumps([planned, numbas]))")
+    assert planned == numbas

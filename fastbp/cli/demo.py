@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from .. import datasets
-from .._threads import compute_threads
+from .._threads import planned_threads
 from .._version import __version__
 from ..network import Network
 from ._common import _percent, _result_line, _timed_train, _warm_up, _write_plot, check_plot_path
@@ -24,13 +24,13 @@ DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
 
 
 def run_demo(args):
-    import numba
     total = time.perf_counter()
     # checked before any training: a --plot given must be drawable; the default one is optional
     plot = check_plot_path(args.plot) if args.plot is not None else \
         check_plot_path(DEFAULT_PLOT, required=False)
-    with compute_threads(args.n_jobs):  # what train() will run with: -1 and too many are clipped there
-        threads = numba.get_num_threads()
+    # what train() will run with: -1 and too many are clipped there (found without importing
+    # Numba: the demo's kernels, once cached, run without it)
+    threads = planned_threads(args.n_jobs)
     print(f"fastbp {__version__} demo: seed {args.seed}, {threads} Numba thread(s)")
 
     # The seeds' XOR problem: 4 tuples, not linearly separable, so it needs the hidden layer.
