@@ -8,7 +8,7 @@ from ._jit import update_flat
 from ._setup import INTERNAL, JIT
 from .blocks import gather_rows, net_inputs
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import activate, smaller, times_derivative
+from .fastmath import activate, empty_array, smaller, times_derivative
 from .optimizers import apply_mean_update
 from .steps import geometry, is_correct, n_units, output_error, squared_weights, tuple_loss, weight_of
 
@@ -131,8 +131,8 @@ def bn_workspace(params, layout, b):
     geo = geometry(layout)
     units = n_units(geo)
     dt = params.dtype
-    return (np.empty(b * units, dtype=dt), np.empty(b * units, dtype=dt),
-            np.empty(b * units, dtype=dt), np.empty(units))
+    return (empty_array(b * units, dt), empty_array(b * units, dt),
+            empty_array(b * units, dt), empty_array(units, np.float64))
 
 
 @njit(**JIT, **INTERNAL)

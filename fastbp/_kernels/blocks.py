@@ -10,7 +10,7 @@ from numba.extending import intrinsic
 from ._jit import activate_block, correct_of, derivative_hidden, error_of, loss_of
 from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import larger
+from .fastmath import larger, zero_array
 from .steps import drop_out, dropping, undo_drop_out, weight_of
 
 
@@ -180,7 +180,7 @@ def new_workspaces(params, layout, n_chunks):
     for l in range(layout.shape[0]):
         units += layout[l, FAN_OUT]
         largest = larger(largest, layout[l, FAN_IN] * layout[l, FAN_OUT])
-    return np.zeros((n_chunks, 2 * BLOCK * units + largest), dtype=params.dtype)
+    return zero_array((n_chunks, 2 * BLOCK * units + largest), params.dtype)
 
 
 @njit(**JIT, **INTERNAL)

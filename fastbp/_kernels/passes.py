@@ -9,7 +9,7 @@ from ._jit import correct_of, error_of, loss_of, twin
 from ._setup import EXACT_JIT, INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .blocks import block_forward, block_gradient, new_workspaces, split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import smaller
+from .fastmath import empty_array, smaller, zero_array
 from .optimizers import apply_mean_update
 from .shaped import forward_of, tuples_gradient_of
 from .steps import (
@@ -326,7 +326,7 @@ def batch_gradient_serial(params, layout, X, Y, weights, order, start, stop, cod
     work = new_workspaces(params, layout, n_chunks)
     act1, delta1, _ = split_workspace(work[0], layout)
     return gradient_pass(params, layout, geometry(layout), X, Y, weights, order, start, stop,
-                         codes, rows, grad, work, np.zeros((n_chunks, 3)),
+                         codes, rows, grad, work, zero_array((n_chunks, 3), np.float64),
                          tuples, act1, delta1, dropout)
 
 
@@ -420,8 +420,8 @@ def evaluate_serial(params, layout, X, Y, weights, codes, n_chunks):
     one thread (`evaluate` is its parallel twin)."""
     geo = geometry(layout)
     return evaluate_pass(params, layout, geo, X, Y, weights, codes,
-                         np.zeros((n_chunks, n_units(geo)), dtype=params.dtype),
-                         np.empty((n_chunks, 3)))
+                         zero_array((n_chunks, n_units(geo)), params.dtype),
+                         empty_array((n_chunks, 3), np.float64))
 
 
 evaluate = twin(evaluate_serial, "evaluate", parallel=True, **JIT)
@@ -446,7 +446,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
     for c in prange(n_chunks):
         lo, hi = n * c // n_chunks, n * (c + 1) // n_chunks
         if tuples is not None:
-            act = np.zeros(units, dtype=params.dtype)  # (its padding too: see geometry)
+            act = zero_array(units, params.dtype)  # (its padding too: see geometry)
             for t in range(lo, hi):
                 for i in range(geo[0, G_IN]):
                     act[i] = X[t, i]
@@ -454,10 +454,10 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
                 for k in range(n_out):
                     result[t, k] = act[out + k]
         if blocks is not None:  # (pruned, not compiled, on the tuples path)
-            order = np.empty(hi - lo, dtype=np.int64)  # the chunk's tuples (np.arange compiled
+            order = empty_array(hi - lo, np.int64)  # the chunk's tuples (np.arange compiled
             for k in range(hi - lo):                   # three functions of its own: 0.16 s)
                 order[k] = lo + k                      # X[order[p0 - lo + r]] = X[p0 + r]
-            acts = np.empty(BLOCK * units, dtype=params.dtype)
+            acts = empty_array(BLOCK * units, params.dtype)
             for p0 in range(lo, hi, BLOCK):
                 b = smaller(BLOCK, hi - p0)
                 block_forward(params, layout, X, order, p0 - lo, b, acts, None, codes)

@@ -7,7 +7,7 @@ from numba import njit, prange
 from ._jit import twin, update_flat
 from ._setup import INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import activate, smaller, times_derivative
+from .fastmath import activate, empty_array, smaller, times_derivative, zero_array
 from .optimizers import begin_update
 from .passes import add_chunks
 from .steps import is_correct, output_error, tuple_loss, weight_of
@@ -128,9 +128,8 @@ def rnn_sequence(params, rl, X2, Y2, s, T, per_step, bptt, loss_code, gscale, gr
 def rnn_workspace(params, rl, T):
     nh, no = rl[R_HID], rl[R_OUT]
     dt = params.dtype
-    return (np.zeros((T + 1) * nh, dtype=dt), np.zeros((T + 1) * nh, dtype=dt),
-            np.empty(no, dtype=dt), np.empty(no, dtype=dt), np.empty(nh, dtype=dt),
-            np.empty(nh, dtype=dt))
+    return (zero_array((T + 1) * nh, dt), zero_array((T + 1) * nh, dt),
+            empty_array(no, dt), empty_array(no, dt), empty_array(nh, dt), empty_array(nh, dt))
 
 
 @njit(**JIT)
@@ -181,7 +180,7 @@ def rnn_case_epoch(params, rl, X2, Y2, weights, order, T, per_step, bptt, max_no
                    opt, hyper, state):
     """Case updating for sequences: per sequence in `order`, BPTT, one update (as case_epoch)."""
     H, DA, o, do, dh, dh_next = rnn_workspace(params, rl, T)
-    grad = np.empty(params.shape[0], dtype=params.dtype)
+    grad = empty_array(params.shape[0], params.dtype)
     alpha = hyper[ALPHA]
     loss_sum, penalty_sum, n_correct = 0.0, 0.0, 0.0
     for p in range(order.shape[0]):
@@ -208,9 +207,9 @@ def rnn_gradient(params, rl, X2, Y2, weights, order, start, stop, T, per_step, b
     fixed chunks added in a fixed order (the same bits on any number of threads). Returns
     (sum w E, sum w, sum of fractions classified right)."""
     n_chunks = rows.shape[0]
-    losses = np.zeros(n_chunks)
-    weight_sums = np.zeros(n_chunks)
-    corrects = np.zeros(n_chunks)
+    losses = zero_array(n_chunks, np.float64)
+    weight_sums = zero_array(n_chunks, np.float64)
+    corrects = zero_array(n_chunks, np.float64)
     n = stop - start
     for c in prange(n_chunks):
         lo = start + n * c // n_chunks
@@ -263,9 +262,9 @@ def rnn_evaluate_serial(params, rl, X2, Y2, weights, T, per_step, loss_code, n_c
     in n_chunks fixed chunks (on threads in the twin rnn_evaluate)."""
     n = X2.shape[0] // T
     no = np.uint64(rl[R_OUT])
-    losses = np.zeros(n_chunks)
-    weight_sums = np.zeros(n_chunks)
-    corrects = np.zeros(n_chunks)
+    losses = zero_array(n_chunks, np.float64)
+    weight_sums = zero_array(n_chunks, np.float64)
+    corrects = zero_array(n_chunks, np.float64)
     for c in prange(n_chunks):
         H, DA, o, do, dh, dh_next = rnn_workspace(params, rl, T)
         for s in range(n * c // n_chunks, n * (c + 1) // n_chunks):

@@ -10,7 +10,7 @@ from ._setup import INTERNAL, JIT, NO_REFCOUNT
 from .batch_norm import bn_batches, bn_evaluate
 from .blocks import split_workspace
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import monotonic_ns
+from .fastmath import empty_array, monotonic_ns
 from .optimizers import apply_mean_update
 from .passes import (
     case_pass,
@@ -599,7 +599,7 @@ def run_rnn(params, rl, X2, Y2, weights, shape, loss_code, batch_size, optim, ru
     ctl, num, hist, order, orders, prev, best = run
     T, per_step, bptt, max_norm = shape
     n = X2.shape[0] // T
-    empty = np.empty(0, dtype=weights.dtype)
+    empty = empty_array(0, weights.dtype)
     begin_slice(params, ctl, prev)
     clock = start = monotonic_ns()
     while ctl[C_EPOCH] < ctl[C_END]:
@@ -648,7 +648,7 @@ def run_batch_norm(params, layout, X, Y, weights, loss_code, batch_size, norm, o
     ctl, num, hist, order, orders, prev, best = run
     bn, stats, momentum, eps, bn_off, no_result = norm
     n = X.shape[0]
-    empty = np.empty(0, dtype=weights.dtype)
+    empty = empty_array(0, weights.dtype)
     begin_slice(params, ctl, prev)
     clock = start = monotonic_ns()
     while ctl[C_EPOCH] < ctl[C_END]:

@@ -9,7 +9,7 @@ from numba import njit
 from ._jit import activate_layer, correct_of, derivative_hidden, loss_of, update_outer
 from ._setup import INTERNAL, JIT, NO_REFCOUNT, NOALIAS
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
-from .fastmath import epsilon, prefetch, times_derivative
+from .fastmath import empty_array, epsilon, prefetch, times_derivative
 from .optimizers import begin_update
 
 
@@ -27,7 +27,7 @@ def geometry(layout):
     """The uint64 offset table of a layout (see G_IN ... G_A_OUT; each layer's units start
     at a multiple of UNIT_ALIGN, codes.unit_offset)."""
     n_layers = layout.shape[0]
-    geo = np.empty((n_layers, 6), dtype=np.uint64)
+    geo = empty_array((n_layers, 6), np.uint64)
     units = ZERO
     for l in range(n_layers):
         geo[l, G_IN] = layout[l, FAN_IN]
