@@ -6,15 +6,14 @@ few tuples of synthetic data, through the public API, so that exactly the kernel
 call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
 with its defaults in float32 and float64 (small and large networks for case updating, one
 and several chunks for the gradient passes),
-the demo's XOR network (whose narrow layers get passes compiled for its shape), and
-predict/evaluate (also of an X large enough for several threads). The configurations run in
+the demo's XOR network (whose narrow layers get passes compiled for its shape) and its
+digits network, and predict/evaluate (also of an X large enough for several threads). The configurations run in
 parallel processes, one per core; a second pass in this process loads every kernel back and
 compiles whatever a concurrent write to the cache index lost.
 """
 import os
 import time
 import warnings
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
@@ -59,6 +58,34 @@ def _classifier(n_classes):
     MLPClassifier(max_iter=2, random_state=0).fit(X, y).score(X, y)
 
 
+# The demo's digits network and training (`fastbp demo`), here below the command line so that
+# `fastbp compile` covers it and the demo's first run compiles it in a second process.
+DEMO_DIGITS_LR = 0.01
+
+
+def demo_digits_network(seed=0):
+    """The network `fastbp demo` trains on scikit-learn's digits (64 pixels, 10 classes)."""
+    from .network import Network
+    return Network([64, 64, 10], activation="relu", output_activation="softmax", loss="log_loss",
+                   dtype=np.float32, init="glorot", random_state=seed)
+
+
+def demo_digits_options(n_jobs, validation):
+    """train()'s options for it: case updating, with the test tuples as validation."""
+    return dict(mode="case", learning_rate=DEMO_DIGITS_LR, n_jobs=n_jobs, validation=validation)
+
+
+def demo_digits(n_jobs=1):
+    """One epoch of the demo's digits training on tuples of its shapes and dtypes: the kernels
+    the demo's digits run calls (tests/test_cli.py checks that it then compiles none)."""
+    from .datasets import one_hot
+    from .train import train
+    X, _ = _data(FEW, 64, 1, np.float32)
+    Y = one_hot(np.arange(FEW) % 10, 10, dtype=np.float32)
+    train(demo_digits_network(), X[:2], Y[:2], epochs=1, progress=False, max_misclassified=None,
+          **demo_digits_options(n_jobs, (X, Y)))
+
+
 def _regressor():
     from .estimators import MLPRegressor
     X, Y = _data(MANY, 8, 1, np.float64)
@@ -82,6 +109,7 @@ def configurations():
                 configs[f"train(mode='{mode}') {n} tuples, {name}"] = (_train, (mode, dtype, SMALL, n))
     for mode in ("case", "epoch"):  # the demo's XOR network (plain SGD): its own shape
         configs[f"train(mode='{mode}') Network({XOR}), float64"] = (_train, (mode, np.float64, XOR, FEW))
+    configs["fastbp demo's digits network, float32"] = (demo_digits, ())
     # the README's case updating with momentum (the generic small-network pass)
     configs[f"train(mode='case', momentum=0.9) Network({XOR}), float64"] = \
         (_train, ("case", np.float64, XOR, FEW, 0.9))
@@ -98,10 +126,28 @@ def _run(name):
     return time.perf_counter() - start
 
 
+def compile_aside(function, *args):
+    """On a first run (no kernel of these sources in the cache yet) of a machine with a second
+    core: a started process that runs function(*args), so compiling the kernels it calls into
+    the cache while this process compiles and runs others; else None. Numba compiles one
+    function at a time, on one core. The process is spawned (a fresh interpreter) and a
+    daemon: it ends with this one."""
+    from ._kernels._cache import holds_no_kernels
+    if (os.cpu_count() or 1) < 2 or os.environ.get("NUMBA_DISABLE_JIT", "0") != "0" \
+            or not holds_no_kernels():
+        return None
+    import multiprocessing
+    process = multiprocessing.get_context("spawn").Process(target=function, args=args,
+                                                            daemon=True)
+    process.start()
+    return process
+
+
 def compile_all(jobs=None, report=print, names=None):
     """Compile the kernels of the configurations `names` (default: all), `jobs` processes at
     once (default: one per core); returns the seconds it took."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
     names = list(configurations()) if names is None else list(names)
     jobs = jobs or os.cpu_count() or 1
     start = time.perf_counter()

@@ -61,6 +61,48 @@ def capture_saved(monkeypatch):
     return saved
 
 
+DIGITS_PART = """
+import argparse, json
+from numba.core import event
+compiled = []
+
+class Compiles(event.Listener):
+    def on_start(self, ev):
+        compiled.append(ev.data["dispatcher"].py_func.__name__)
+
+    def on_end(self, ev):
+        pass
+
+event.register("numba:compile", Compiles())
+from fastbp.cli import demo
+demo._digits(argparse.Namespace(seed=0, n_jobs=1, quick=True, progress=False))
+print(json.dumps(compiled))
+"""
+
+
+def test_the_demo_compiles_its_digits_kernels_aside(tmp_path, monkeypatch):
+    """A first demo (no kernel of these sources cached) compiles the digits network's kernels
+    in a second process (_compile.compile_aside): what that process runs (demo_digits, also a
+    `fastbp compile` configuration) compiles every kernel the demo's digits part then calls,
+    which compiles none; and a cache that holds kernels is no first run."""
+    from fastbp._kernels import _cache
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(cache))
+    assert _cache.holds_no_kernels()
+    env = dict(os.environ, FASTBP_NATIVE="0",
+               PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
+    subprocess.run([sys.executable, "-c", "from fastbp._compile import demo_digits; demo_digits(1)"],
+                   env=env, check=True, timeout=900)
+    assert not _cache.holds_no_kernels()
+    from fastbp._compile import compile_aside
+    assert compile_aside(print, "a first run would print this") is None
+    done = subprocess.run([sys.executable, "-c", DIGITS_PART], capture_output=True, text=True,
+                          env=env, timeout=900)
+    assert done.returncode == 0, done.stderr
+    assert "test accuracy" in done.stdout
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+
+
 def test_demo_runs_as_a_module(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])))
     done = subprocess.run([sys.executable, "-m", "fastbp", "demo", "--quick", "--no-progress"],

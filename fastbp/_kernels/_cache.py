@@ -66,6 +66,15 @@ def stamp_tag():
     return _stamp_tag(source_stamp())
 
 
+def holds_no_kernels():
+    """Whether the cache folder can be written and holds no kernel of these sources yet: the
+    first run in a new environment, or after an edit of the kernels."""
+    folder, tag = cache_dir(), stamp_tag()
+    if not _writable(str(folder)):
+        return False
+    return not any(tag in name for name in os.listdir(folder))
+
+
 @functools.cache
 def _writable(path):
     """Whether the cache folder can be made and written: checked once per process, not once

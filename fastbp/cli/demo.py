@@ -4,6 +4,7 @@ import time
 import numpy as np
 
 from .. import datasets
+from .._compile import DEMO_DIGITS_LR, compile_aside, demo_digits, demo_digits_network, demo_digits_options
 from .._threads import planned_threads
 from .._version import __version__
 from ..network import Network
@@ -20,7 +21,7 @@ XOR_RUNS = (
 )
 XOR_EPOCHS = 2000
 DEFAULT_PLOT = "fastbp-demo.png"
-DIGITS_LR, DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 0.01, 20, 3
+DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 20, 3
 
 
 def run_demo(args):
@@ -32,7 +33,18 @@ def run_demo(args):
     # Numba: the demo's kernels, once cached, run without it)
     threads = planned_threads(args.n_jobs)
     print(f"fastbp {__version__} demo: seed {args.seed}, {threads} Numba thread(s)")
+    # A first run compiles the digits network's kernels (most of its compiling) in a second
+    # process, on the second core, while this one compiles and trains XOR's.
+    aside = compile_aside(demo_digits, args.n_jobs)
+    _xor(args)
+    history = _digits(args, aside)
+    _write_plot(plot, history, "digits, case updating: training and test (validation) curves")
+    print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
+    return 0
 
+
+def _xor(args):
+    """XOR in the textbook's two forms (XOR_RUNS)."""
     # The seeds' XOR problem: 4 tuples, not linearly separable, so it needs the hidden layer.
     X, y = datasets.xor()
     Y = y.reshape(-1, 1).astype(np.float64)
@@ -49,7 +61,11 @@ def run_demo(args):
         print(f"xor {mode:<6} " + _result_line(history, seconds, _percent(history.accuracy[-1])))
         print(f"           outputs for (0,0) (0,1) (1,0) (1,1): {outputs}  (targets 0 1 1 0)")
 
-    # scikit-learn's bundled 8x8 digits: 1797 images, 10 classes.
+
+def _digits(args, aside=None):
+    """scikit-learn's bundled 8x8 digits (1797 images, 10 classes) with test tuples as
+    validation; its History. aside: the process compiling its kernels (compile_aside), or
+    None."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
     digits = load_digits()
@@ -60,20 +76,19 @@ def run_demo(args):
     Y_train = datasets.one_hot(y_train, 10, dtype=np.float32)
     Y_test = datasets.one_hot(y_test, 10, dtype=np.float32)
     epochs = DIGITS_QUICK_EPOCHS if args.quick else DIGITS_EPOCHS
-    net = Network([64, 64, 10], activation="relu", output_activation="softmax", loss="log_loss",
-                  dtype=np.float32, init="glorot", random_state=args.seed)
+    net = demo_digits_network(args.seed)
     # validation in the warm-up too: the same kernel as the timed run, compiled once
-    options = dict(mode="case", learning_rate=DIGITS_LR, n_jobs=args.n_jobs,
-                   validation=(X_test, Y_test))
-    jit = _warm_up(net, X_train, Y_train, **options)
+    options = demo_digits_options(args.n_jobs, (X_test, Y_test))
+    waited = time.perf_counter()
+    if aside is not None:  # its kernels are in the cache once it is done
+        aside.join()
+    jit = time.perf_counter() - waited + _warm_up(net, X_train, Y_train, **options)
     print(f"\ndigits (scikit-learn's 8x8 images, 10 classes), {len(X_train)} train / {len(X_test)} "
-          f"test tuples, standardized; case updating, learning rate {DIGITS_LR}, {epochs} epochs: "
+          f"test tuples, standardized; case updating, learning rate {DEMO_DIGITS_LR}, {epochs} epochs: "
           f"{net!r} (kernels ready in {jit:.2f} s)", flush=True)
     history, seconds = _timed_train(net, X_train, Y_train, epochs=epochs, progress=args.progress,
                                     **options)
     test_accuracy = history.val_accuracy[-1]  # the validation pass after the last epoch
     print("digits     " + _result_line(history, seconds, _percent(history.accuracy[-1]),
                                        _percent(test_accuracy)))
-    _write_plot(plot, history, "digits, case updating: training and test (validation) curves")
-    print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
-    return 0
+    return history
