@@ -12,6 +12,7 @@ parallel processes, one per core; a second pass in this process loads every kern
 compiles whatever a concurrent write to the cache index lost.
 """
 import os
+import sys
 import time
 import warnings
 
@@ -128,19 +129,19 @@ def _run(name):
 
 def compile_aside(function, *args):
     """On a first run (no kernel of these sources in the cache yet) of a machine with a second
-    core: a started process that runs function(*args), so compiling the kernels it calls into
-    the cache while this process compiles and runs others; else None. Numba compiles one
-    function at a time, on one core. The process is spawned (a fresh interpreter) and a
-    daemon: it ends with this one."""
+    core: a started process that calls function(*args) (a function of this package, literal
+    arguments), so compiling the kernels it calls into the cache while this process compiles
+    and runs others; else None. Numba compiles one function at a time, on one core.
+
+    A new interpreter runs `python -c` (subprocess.Popen, its output discarded, errors shown):
+    unlike multiprocessing's spawn, it never imports the caller's main module again."""
     from ._kernels._cache import holds_no_kernels
-    if (os.cpu_count() or 1) < 2 or os.environ.get("NUMBA_DISABLE_JIT", "0") != "0" \
-            or not holds_no_kernels():
+    if (os.cpu_count() or 1) < 2 or not sys.executable \
+            or os.environ.get("NUMBA_DISABLE_JIT", "0") != "0" or not holds_no_kernels():
         return None
-    import multiprocessing
-    process = multiprocessing.get_context("spawn").Process(target=function, args=args,
-                                                            daemon=True)
-    process.start()
-    return process
+    import subprocess
+    call = f"from {function.__module__} import {function.__name__} as f; f(*{args!r})"
+    return subprocess.Popen([sys.executable, "-c", call], stdout=subprocess.DEVNULL)
 
 
 def compile_all(jobs=None, report=print, names=None):

@@ -36,8 +36,12 @@ def run_demo(args):
     # A first run compiles the digits network's kernels (most of its compiling) in a second
     # process, on the second core, while this one compiles and trains XOR's.
     aside = compile_aside(demo_digits, args.n_jobs)
-    _xor(args)
-    history = _digits(args, aside)
+    try:
+        _xor(args)
+        history = _digits(args, aside)
+    finally:
+        if aside is not None:
+            aside.kill()  # (done by then, but not if XOR stopped the demo)
     _write_plot(plot, history, "digits, case updating: training and test (validation) curves")
     print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
     return 0
@@ -81,7 +85,7 @@ def _digits(args, aside=None):
     options = demo_digits_options(args.n_jobs, (X_test, Y_test))
     waited = time.perf_counter()
     if aside is not None:  # its kernels are in the cache once it is done
-        aside.join()
+        aside.wait()
     jit = time.perf_counter() - waited + _warm_up(net, X_train, Y_train, **options)
     print(f"\ndigits (scikit-learn's 8x8 images, 10 classes), {len(X_train)} train / {len(X_test)} "
           f"test tuples, standardized; case updating, learning rate {DEMO_DIGITS_LR}, {epochs} epochs: "
