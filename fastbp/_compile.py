@@ -128,20 +128,47 @@ def _run(name):
 
 
 def compile_aside(function, *args):
-    """On a first run (no kernel of these sources in the cache yet) of a machine with a second
-    core: a started process that calls function(*args) (a function of this package, literal
-    arguments), so compiling the kernels it calls into the cache while this process compiles
-    and runs others; else None. Numba compiles one function at a time, on one core.
+    """On a first run (no kernel of these sources in the cache yet) with a second core to
+    compile on: a started process that calls function(*args) (a function of this package,
+    literal arguments), so compiling the kernels it calls into the cache while this process
+    compiles and runs others; else None. Numba compiles one function at a time, on one core.
+    FASTBP_COMPILE_ASIDE=0 turns it off (scripts/compile_times.py's per-function tables).
 
-    A new interpreter runs `python -c` (subprocess.Popen, its output discarded, errors shown):
-    unlike multiprocessing's spawn, it never imports the caller's main module again."""
+    A new interpreter runs `python -c` with this interpreter's flags and this fastbp first on
+    its path (subprocess.Popen): unlike multiprocessing's spawn, it never imports the caller's
+    main module again. It has a session of its own (Ctrl-C reaches only this process, which
+    ends it), no input, and its output is discarded: if it fails, the caller compiles the
+    kernels itself, as without it."""
     from ._kernels._cache import holds_no_kernels
-    if (os.cpu_count() or 1) < 2 or not sys.executable \
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2 or not sys.executable or getattr(sys, "frozen", False) \
+            or os.environ.get("FASTBP_COMPILE_ASIDE", "") == "0" \
             or os.environ.get("NUMBA_DISABLE_JIT", "0") != "0" or not holds_no_kernels():
         return None
     import subprocess
-    call = f"from {function.__module__} import {function.__name__} as f; f(*{args!r})"
-    return subprocess.Popen([sys.executable, "-c", call], stdout=subprocess.DEVNULL)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    call = (f"import sys; sys.path.insert(0, {here!r}); "
+            f"from {function.__module__} import {function.__name__} as f; f(*{args!r})")
+    flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
+    return subprocess.Popen([sys.executable, *flags, "-c", call], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=os.name == "posix")
+
+
+def end_aside(process, timeout):
+    """Wait up to `timeout` seconds for a process of compile_aside (or None) to end, then end
+    it; whether it ended by itself, successfully."""
+    if process is None:
+        return False
+    import subprocess
+    try:
+        return process.wait(timeout) == 0
+    except subprocess.TimeoutExpired:
+        return False
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 def compile_all(jobs=None, report=print, names=None):

@@ -67,10 +67,14 @@ def child(source, out_path):
 
 def measure(source, warm):
     """(events, wall seconds of the program, seconds of the whole process) for source in a
-    new process with an empty (or, warm, pre-filled) Numba cache of its own."""
+    new process with an empty (or, warm, pre-filled) Numba cache of its own, compiling
+    everything itself (FASTBP_COMPILE_ASIDE=0: `fastbp demo` compiles the digits network's
+    kernels in a second process otherwise, whose compiles this one would not see)."""
     cache = tempfile.mkdtemp(prefix="fastbp-compile-times-")
     try:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        # every compile in this process: none in a second one (the demo's compile_aside)
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache, FASTBP_COMPILE_ASIDE="0")
+        env.pop("FASTBP_CACHE_DIR", None)
         out = pathlib.Path(cache) / "events.json"
         command = [sys.executable, __file__, "--child", str(out)]
         runs = 2 if warm else 1

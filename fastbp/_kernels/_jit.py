@@ -97,6 +97,36 @@ def min_max_typing(typingctx, a, b, compare):
     return result(a, b), codegen
 
 
+def new_array_typing(shape, dtype, zeroed):
+    """An intrinsic's (signature, codegen) for a new C-contiguous array of `shape` (an integer
+    or a tuple of integers) and `dtype` (a dtype, as params.dtype, or a number class, as
+    np.uint64); zeroed: filled with zero bytes. None for other types."""
+    if isinstance(dtype, types.DType):
+        item = dtype.dtype
+    elif isinstance(dtype, types.NumberClass):
+        item = dtype.instance_type
+    else:
+        return None
+    if isinstance(shape, types.Integer):
+        ndim = 1
+    elif isinstance(shape, types.BaseTuple) and all(isinstance(t, types.Integer)
+                                                   for t in shape.types):
+        ndim = len(shape.types)
+    else:
+        return None
+    array_t = types.Array(item, ndim, "C")
+
+    def codegen(context, builder, signature, args):
+        from numba.core import cgutils
+        from numba.np.arrayobj import _empty_nd_impl, _parse_shape
+        shapes = _parse_shape(context, builder, signature.args[0], args[0])
+        ary = _empty_nd_impl(context, builder, array_t, shapes)
+        if zeroed:
+            cgutils.memset(builder, ary.data, builder.mul(ary.itemsize, ary.nitems), 0)
+        return ary._getvalue()
+    return array_t(shape, dtype), codegen
+
+
 # -- codes compiled in -------------------------------------------------------------------------
 # A kernel used to read a layer's activation and the loss from integer codes at run time, so it
 # compiled every activation and loss at every place it applies one (9 activations x every

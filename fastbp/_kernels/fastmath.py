@@ -11,7 +11,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ._jit import min_max_typing
+from ._jit import min_max_typing, new_array_typing
 from ._setup import EXACT_JIT, INTERNAL, JIT
 from .codes import *  # noqa: F401,F403  (compiled in as constants)
 
@@ -46,52 +46,23 @@ def epsilon(typingctx, ary):
     return types.float64(ary), codegen
 
 
-
 # -- new arrays without a function of their own ---------------------------------------------------
 # np.empty and np.zeros are @overloads too: each signature compiled a function of its own, and
 # np.zeros two more (0.3 s of the XOR program's first run: geometry's table and predict's
 # buffers). These allocate in their caller with the code np.empty's implementation runs
-# (Numba's arrayobj._empty_nd_impl: NRT memory, the same checks), np.zeros' memset after it.
-
-def _new_array(shape, dtype, zeroed):
-    """An intrinsic's (signature, codegen) for a new C-contiguous array of `shape` (an integer
-    or a tuple of integers) and `dtype` (a dtype, as params.dtype, or a number class, as
-    np.uint64); zeroed: filled with zero bytes. None for other types."""
-    if isinstance(dtype, types.DType):
-        item = dtype.dtype
-    elif isinstance(dtype, types.NumberClass):
-        item = dtype.instance_type
-    else:
-        return None
-    if isinstance(shape, types.Integer):
-        ndim = 1
-    elif isinstance(shape, types.BaseTuple) and all(isinstance(t, types.Integer)
-                                                   for t in shape.types):
-        ndim = len(shape.types)
-    else:
-        return None
-    array_t = types.Array(item, ndim, "C")
-
-    def codegen(context, builder, signature, args):
-        from numba.np.arrayobj import _empty_nd_impl, _parse_shape
-        shapes = _parse_shape(context, builder, signature.args[0], args[0])
-        ary = _empty_nd_impl(context, builder, array_t, shapes)
-        if zeroed:
-            cgutils.memset(builder, ary.data, builder.mul(ary.itemsize, ary.nitems), 0)
-        return ary._getvalue()
-    return array_t(shape, dtype), codegen
-
+# (Numba's arrayobj._empty_nd_impl: NRT memory, the same checks), np.zeros' memset after it
+# (where a parallel twin's np.zeros was a parallel loop of its own: the same zeros).
 
 @intrinsic
 def empty_array(typingctx, shape, dtype):
     """np.empty(shape, dtype=dtype), compiled into the caller."""
-    return _new_array(shape, dtype, zeroed=False)
+    return new_array_typing(shape, dtype, zeroed=False)
 
 
 @intrinsic
 def zero_array(typingctx, shape, dtype):
     """np.zeros(shape, dtype=dtype), compiled into the caller."""
-    return _new_array(shape, dtype, zeroed=True)
+    return new_array_typing(shape, dtype, zeroed=True)
 
 
 # -- exp and tanh without libm ----------------------------------------------------------------------

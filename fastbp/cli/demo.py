@@ -4,7 +4,7 @@ import time
 import numpy as np
 
 from .. import datasets
-from .._compile import DEMO_DIGITS_LR, compile_aside, demo_digits, demo_digits_network, demo_digits_options
+from .._compile import DEMO_DIGITS_LR, compile_aside, demo_digits, demo_digits_network, demo_digits_options, end_aside
 from .._threads import planned_threads
 from .._version import __version__
 from ..network import Network
@@ -22,6 +22,7 @@ XOR_RUNS = (
 XOR_EPOCHS = 2000
 DEFAULT_PLOT = "fastbp-demo.png"
 DIGITS_EPOCHS, DIGITS_QUICK_EPOCHS = 20, 3
+ASIDE_TIMEOUT = 600  # seconds to wait for the digits kernels compiled aside (~10 s here)
 
 
 def run_demo(args):
@@ -40,8 +41,7 @@ def run_demo(args):
         _xor(args)
         history = _digits(args, aside)
     finally:
-        if aside is not None:
-            aside.kill()  # (done by then, but not if XOR stopped the demo)
+        end_aside(aside, timeout=0)  # (done by then, but not if XOR stopped the demo)
     _write_plot(plot, history, "digits, case updating: training and test (validation) curves")
     print(f"\ndemo done in {time.perf_counter() - total:.1f} s")
     return 0
@@ -84,8 +84,7 @@ def _digits(args, aside=None):
     # validation in the warm-up too: the same kernel as the timed run, compiled once
     options = demo_digits_options(args.n_jobs, (X_test, Y_test))
     waited = time.perf_counter()
-    if aside is not None:  # its kernels are in the cache once it is done
-        aside.wait()
+    end_aside(aside, ASIDE_TIMEOUT)  # its kernels are in the cache once it is done
     jit = time.perf_counter() - waited + _warm_up(net, X_train, Y_train, **options)
     print(f"\ndigits (scikit-learn's 8x8 images, 10 classes), {len(X_train)} train / {len(X_test)} "
           f"test tuples, standardized; case updating, learning rate {DEMO_DIGITS_LR}, {epochs} epochs: "
