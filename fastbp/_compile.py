@@ -5,11 +5,11 @@ cache folder (fastbp._kernels._cache). This module runs each common configuratio
 few tuples of synthetic data, through the public API, so that exactly the kernels a user's
 call will need get compiled: the drop-ins with scikit-learn's defaults, train()'s three modes
 with its defaults in float32 and float64 (small and large networks for case updating, one
-and several chunks for the gradient passes),
-the demo's XOR network (whose narrow layers get passes compiled for its shape) and its
-digits network, and predict/evaluate (also of an X large enough for several threads). The configurations run in
-parallel processes, one per core; a second pass in this process loads every kernel back and
-compiles whatever a concurrent write to the cache index lost.
+and several chunks for the gradient passes), the demo's XOR network (whose narrow layers get
+passes compiled for its shape) and its digits network, and predict/evaluate (also of an X
+large enough for several threads). The configurations run in parallel processes, one per
+core; a second pass in this process loads every kernel back and compiles whatever a
+concurrent write to the cache index lost.
 """
 import os
 import sys

@@ -454,7 +454,7 @@ def predict_serial(params, layout, X, result, n_chunks, codes, tuples, blocks):
                 for k in range(n_out):
                     result[t, k] = act[out + k]
         if blocks is not None:  # (pruned, not compiled, on the tuples path)
-            order = empty_array(hi - lo, np.int64)  # the chunk's tuples (np.arange compiled
+            order = empty_array(hi - lo, np.int64)     # the chunk's tuples (np.arange compiled
             for k in range(hi - lo):                   # three functions of its own: 0.16 s)
                 order[k] = lo + k                      # X[order[p0 - lo + r]] = X[p0 + r]
             acts = empty_array(BLOCK * units, params.dtype)
