@@ -59,6 +59,19 @@ def _classifier(n_classes):
     MLPClassifier(max_iter=2, random_state=0).fit(X, y).score(X, y)
 
 
+def warm_up(net, X, Y, **options):
+    """Compile (or load from Numba's disk cache) the kernels a training will call: one epoch
+    over two tuples on a copy of net. Returns the seconds it took, so the timed training that
+    follows measures training only (the command line's warm-up, and demo_digits')."""
+    from .train import train
+    start = time.perf_counter()
+    options = dict(options, epochs=1, progress=False, max_misclassified=None)
+    if options.get("batch_size"):
+        options["batch_size"] = min(options["batch_size"], 2)
+    train(net.copy(), X[:2], Y[:2], **options)
+    return time.perf_counter() - start
+
+
 # The demo's digits network and training (`fastbp demo`), here below the command line so that
 # `fastbp compile` covers it and the demo's first run compiles it in a second process.
 DEMO_DIGITS_LR = 0.01
@@ -77,14 +90,12 @@ def demo_digits_options(n_jobs, validation):
 
 
 def demo_digits(n_jobs=1):
-    """One epoch of the demo's digits training on tuples of its shapes and dtypes: the kernels
-    the demo's digits run calls (tests/test_cli.py checks that it then compiles none)."""
+    """The demo's digits warm-up (warm_up) on tuples of its shapes and dtypes: the kernels the
+    demo's digits run calls (tests/test_cli.py checks that it then compiles none)."""
     from .datasets import one_hot
-    from .train import train
     X, _ = _data(FEW, 64, 1, np.float32)
     Y = one_hot(np.arange(FEW) % 10, 10, dtype=np.float32)
-    train(demo_digits_network(), X[:2], Y[:2], epochs=1, progress=False, max_misclassified=None,
-          **demo_digits_options(n_jobs, (X, Y)))
+    warm_up(demo_digits_network(), X, Y, **demo_digits_options(n_jobs, (X, Y)))
 
 
 def _regressor():
@@ -140,8 +151,8 @@ def compile_aside(function, *args):
     ends it), no input, and its output is discarded: if it fails, the caller compiles the
     kernels itself, as without it."""
     from ._kernels._cache import holds_no_kernels
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2 or not sys.executable or getattr(sys, "frozen", False) \
+    from ._threads import usable_cores
+    if usable_cores() < 2 or not sys.executable or getattr(sys, "frozen", False) \
             or os.environ.get("FASTBP_COMPILE_ASIDE", "") == "0" \
             or os.environ.get("NUMBA_DISABLE_JIT", "0") != "0" or not holds_no_kernels():
         return None

@@ -141,6 +141,14 @@ def compute_threads(n_jobs=None, parallel=True, blas=False):
             frame.applied.close()
 
 
+def usable_cores():
+    """The CPUs this process may run on (its affinity where the platform tells it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def planned_threads(n_jobs=None):
     """How many Numba threads compute_threads(n_jobs) runs parallel kernels with, without
     importing Numba where it is not imported yet: its count is then Numba's default,
@@ -153,8 +161,7 @@ def planned_threads(n_jobs=None):
     try:
         limit = int(os.environ["NUMBA_NUM_THREADS"])
     except (KeyError, ValueError):
-        limit = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else \
-            os.cpu_count() or 1
+        limit = usable_cores()
     limit = max(1, limit)
     if n_jobs is None:
         return limit

@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._threads import usable_cores
 from ._validation import check_bool, check_choice, check_float, check_int
 
 RUNS_FILE, SUMMARY_FILE = "runs.jsonl", "summary.csv"
@@ -357,13 +358,6 @@ def append_record(f, record):
 
 
 # -- where runs run --------------------------------------------------------------------------------
-def usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _ignore_sigint():
     """Worker processes ignore Ctrl-C (the terminal sends it to the whole process group): an
     interrupt landing in Numba's compiler is printed as an ignored exception, and a run cut

@@ -4,6 +4,7 @@ import time
 import warnings
 from pathlib import Path
 
+from .._compile import warm_up as _warm_up  # noqa: F401  (the commands' warm-up)
 from ..train import InterruptedWarning, train
 
 # -- defaults, one place ----------------------------------------------------------------------
@@ -33,18 +34,6 @@ def _result_line(history, seconds, train_metric, test_metric=None, name="accurac
     parts += [f"epochs {history.n_epochs} ({history.stopped_by})", f"{seconds:.2f} s",
               f"{history.tuples_per_second:,.0f} tuples/s"]
     return "  ".join(parts)
-
-
-def _warm_up(net, X, Y, **options):
-    """Compile (or load from Numba's disk cache) the kernels a training will call: one epoch
-    over two tuples on a copy of net. Returns the seconds it took, so the timed training that
-    follows measures training only."""
-    start = time.perf_counter()
-    options = dict(options, epochs=1, progress=False, max_misclassified=None)
-    if options.get("batch_size"):
-        options["batch_size"] = min(options["batch_size"], 2)
-    train(net.copy(), X[:2], Y[:2], **options)
-    return time.perf_counter() - start
 
 
 def check_plot_path(path, required=True):
